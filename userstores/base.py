@@ -1,0 +1,137 @@
+"""The user store interface: what every backend (SQL, LDAP, ...) offers the pipeline.
+
+A store holds the users and groups of one domain. It speaks canonical
+resources (``gateway.model``) and resolved filters (``gateway.model.query``),
+never a wire format. Names inside a store carry no domain prefix; the
+pipeline adds and strips it. Every method raises only ``gateway.errors``
+classes: library errors are wrapped at this boundary.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+from gateway.model.query import AttrRef, Node
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    read_only: bool = False
+    groups: bool = True
+    password_check: bool = True
+    filter_pushdown: bool = True
+    sorting: bool = True
+    bulk_load: bool = False
+
+
+@dataclass
+class Record:
+    """One stored user or group as the store returns it."""
+
+    id: str
+    data: dict  # canonical attributes (userName/displayName included; no id/meta/groups)
+    version: int
+    created: str  # RFC 3339 UTC
+    last_modified: str
+    groups: list[dict] | None = None  # users: [{"value", "display"}] of direct groups
+    members: list[dict] | None = None  # groups: [{"value", "type", "display"}]
+
+
+@dataclass(frozen=True)
+class Query:
+    filter: Node | None = None
+    sort: AttrRef | None = None
+    descending: bool = False
+    offset: int = 0  # 0-based
+    limit: int = 100
+    with_total: bool = True
+    # load memberships with each record (users: groups; groups: members)
+    with_relations: bool = True
+
+
+@dataclass
+class Page:
+    records: list[Record] = field(default_factory=list)
+    total: int = 0
+
+
+class UNCHANGED:  # noqa: N801 - sentinel
+    """Marker: leave the password as it is."""
+
+
+class UserStore(abc.ABC):
+    """One domain's users and groups."""
+
+    domain: str
+    capabilities: Capabilities
+
+    # lifecycle ------------------------------------------------------------
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect, create or migrate the schema."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def check(self) -> str:
+        """Connect and report what was found (for ``gateway config check``)."""
+
+    # users ----------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_user(self, data: dict, password_hash: str | None) -> Record: ...
+
+    @abc.abstractmethod
+    async def get_user(self, user_id: str, *, with_groups: bool = True) -> Record | None: ...
+
+    @abc.abstractmethod
+    async def get_user_by_name(self, user_name: str, *, with_groups: bool = True
+                               ) -> Record | None: ...
+
+    @abc.abstractmethod
+    async def replace_user(self, user_id: str, data: dict, *, expected_version: int | None,
+                           password_hash: str | None | type[UNCHANGED] = UNCHANGED) -> Record:
+        """Replace the attributes; raise NotFound, VersionMismatch or Conflict."""
+
+    @abc.abstractmethod
+    async def delete_user(self, user_id: str, *, expected_version: int | None) -> None: ...
+
+    @abc.abstractmethod
+    async def search_users(self, query: Query) -> Page: ...
+
+    @abc.abstractmethod
+    async def get_password_hash(self, user_name: str) -> tuple[Record, str | None] | None:
+        """The user (with groups) and its password hash, by case-insensitive name."""
+
+    # groups ---------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_group(self, data: dict, members: list[dict]) -> Record: ...
+
+    @abc.abstractmethod
+    async def get_group(self, group_id: str, *, with_members: bool = True) -> Record | None: ...
+
+    @abc.abstractmethod
+    async def get_group_by_name(self, name: str, *, with_members: bool = True
+                                ) -> Record | None: ...
+
+    @abc.abstractmethod
+    async def replace_group(self, group_id: str, data: dict, *, expected_version: int | None,
+                            members: list[dict] | None = None) -> Record:
+        """Replace attributes and, unless ``members`` is None, the whole member list."""
+
+    @abc.abstractmethod
+    async def change_members(self, group_id: str, *, expected_version: int | None,
+                             add: list[dict] = (), remove: list[str] = (),
+                             remove_all: bool = False, data: dict | None = None) -> Record:
+        """Add/remove members (and optionally replace attributes) in one transaction."""
+
+    @abc.abstractmethod
+    async def delete_group(self, group_id: str, *, expected_version: int | None) -> None: ...
+
+    @abc.abstractmethod
+    async def search_groups(self, query: Query) -> Page: ...
+
+    @abc.abstractmethod
+    async def resolve_members(self, ids: list[str]) -> dict[str, str]:
+        """Which of these ids are users or groups of this store: {id: "User"|"Group"}."""

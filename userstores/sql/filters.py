@@ -1,0 +1,295 @@
+"""Resolved SCIM filters into SQLAlchemy expressions with bound parameters.
+
+Attributes held in columns compare on the column; every other attribute is a
+semi-join (``seq IN (SELECT entity FROM *_values WHERE attr = ... AND value
+...)``) that the (attr, sub, value) index answers. ``sw`` becomes an index
+range; ``co``/``ew`` use LIKE with escaped patterns (SQLite runs with
+``case_sensitive_like`` so caseExact holds there too). Values are always
+bound parameters: no text of a filter ever becomes SQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, false, literal, not_, or_, select, true
+from sqlalchemy.sql.elements import ColumnElement
+
+from gateway.errors import InvalidFilter
+from gateway.model.query import (
+    And,
+    AttrRef,
+    Compare,
+    Node,
+    Not,
+    Or,
+    Present,
+    ValueFilter,
+)
+from gateway.model.schema import DECIMAL, INTEGER
+
+from . import tables as t
+from .indexing import INDEX_LENGTH, index_value
+
+_ESCAPE = "\\"
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _successor(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix``."""
+    while prefix:
+        code = ord(prefix[-1]) + 1
+        if code == 0xD800:
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return prefix[:-1] + chr(code)
+        prefix = prefix[:-1]
+    return None
+
+
+def compare_text(col, op: str, value: str) -> ColumnElement:
+    """Compare a text column whose content is already in comparison form."""
+    if op == "eq":
+        return col == value
+    if op == "ne":
+        return or_(col.is_(None), col != value)
+    if op == "sw":
+        upper = _successor(value)
+        if upper is None:
+            return col.like(_like_escape(value) + "%", escape=_ESCAPE)
+        return and_(col >= value, col < upper)
+    if op == "co":
+        return col.like("%" + _like_escape(value) + "%", escape=_ESCAPE)
+    if op == "ew":
+        return col.like("%" + _like_escape(value), escape=_ESCAPE)
+    return {"gt": col > value, "ge": col >= value, "lt": col < value, "le": col <= value}[op]
+
+
+def _operand(ref: AttrRef, op: str, value):
+    """The filter value in the form the store compares (lower-cased unless caseExact)."""
+    if op in ("co", "sw", "ew"):
+        return value if ref.leaf.case_exact else value.lower()
+    stored, _num = index_value(ref.leaf, value)
+    return stored
+
+
+class FilterCompiler:
+    def __init__(self, kind: str):
+        self.kind = kind
+        if kind == "User":
+            self.main, self.values = t.users, t.user_values
+            self.name_col = t.users.c.user_name_ci
+        else:
+            self.main, self.values = t.groups, t.group_values
+            self.name_col = t.groups.c.display_name_ci
+
+    # entry ------------------------------------------------------------------
+    def compile(self, node: Node) -> ColumnElement:
+        if isinstance(node, And):
+            return and_(*(self.compile(n) for n in node.terms))
+        if isinstance(node, Or):
+            return or_(*(self.compile(n) for n in node.terms))
+        if isinstance(node, Not):
+            return not_(self.compile(node.expr))
+        if isinstance(node, Present | Compare):
+            column = self._column(node.ref)
+            if column is not None:
+                return self._on_column(node, *column)
+            special = self._relation(node)
+            if special is not None:
+                return special
+            return self._on_values(node)
+        if isinstance(node, ValueFilter):
+            return self._value_filter(node)
+        raise InvalidFilter("Unsupported filter expression")
+
+    # columns ------------------------------------------------------------------
+    def _column(self, ref: AttrRef):
+        """(column, kind) for attributes held in a column of the main table."""
+        m = self.main.c
+        key, sub = ref.key, ref.sub.name if ref.sub else None
+        if ref.is_common:
+            if key == "id":
+                return m.id, "exact"
+            if key == "externalId":
+                return m.external_id, "exact"
+            if key == "meta":
+                if sub == "created":
+                    return m.created, "exact"
+                if sub == "lastModified":
+                    return m.last_modified, "exact"
+                if sub == "resourceType":
+                    return None, "resourceType"
+                raise InvalidFilter(f"'meta.{sub}' cannot be filtered on")
+        if self.kind == "User" and key == "userName":
+            return self.name_col, "ci"
+        if self.kind == "Group" and key == "displayName":
+            return self.name_col, "ci"
+        if self.kind == "User" and key == "password":
+            raise InvalidFilter("'password' cannot be filtered on")
+        return None
+
+    def _on_column(self, node, col, kind) -> ColumnElement:
+        if kind == "resourceType":
+            if isinstance(node, Present):
+                return true()
+            hit = isinstance(node.value, str) and node.value.lower() == self.kind.lower()
+            if node.op == "eq":
+                return true() if hit else false()
+            if node.op == "ne":
+                return false() if hit else true()
+            return true() if _py_text(node.op, self.kind.lower(), node.value.lower()) else false()
+        if isinstance(node, Present):
+            return and_(col.is_not(None), col != "")
+        value = node.value
+        if kind == "ci":
+            value = value.lower()
+        elif isinstance(value, str) and node.op not in ("co", "sw", "ew"):
+            value = _operand(node.ref, node.op, value)
+        return compare_text(col, node.op, value)
+
+    # the values tables ----------------------------------------------------------
+    def _cond(self, v, node: Compare | Present, attr_match=True) -> ColumnElement:
+        ref = node.ref
+        conds = []
+        if attr_match:
+            conds.append(v.c.attr == ref.key)
+        if ref.sub is not None:
+            conds.append(v.c.sub == ref.sub.name)
+        elif not ref.attr.is_complex:
+            conds.append(v.c.sub == "")
+        if isinstance(node, Present):
+            conds.append(or_(v.c.value.is_(None), v.c.value != ""))
+            return and_(*conds)
+        op = node.op
+        if ref.leaf.type in (INTEGER, DECIMAL):
+            num = float(node.value)
+            op_eq = "eq" if op == "ne" else op
+            conds.append({"eq": v.c.num == num, "gt": v.c.num > num, "ge": v.c.num >= num,
+                          "lt": v.c.num < num, "le": v.c.num <= num}[op_eq])
+            return and_(*conds)
+        value = _operand(ref, op, node.value)
+        if value is None:
+            return false()
+        if op in ("eq", "ne"):
+            conds.append(v.c.value == value[:INDEX_LENGTH])
+        else:
+            conds.append(compare_text(v.c.value, op, value))
+        return and_(*conds)
+
+    def _on_values(self, node: Compare | Present) -> ColumnElement:
+        v = self.values.alias("v")
+        sub = select(v.c.entity).where(self._cond(v, node))
+        if isinstance(node, Compare) and node.op == "ne":
+            return self.main.c.seq.not_in(sub)
+        return self.main.c.seq.in_(sub)
+
+    def _value_filter(self, node: ValueFilter) -> ColumnElement:
+        """``attr[expr]``: some value (item) of the attribute satisfies every part of expr."""
+        if self._relation_attr(node.ref) is not None:
+            raise InvalidFilter(f"Value filters on '{node.ref.attr.name}' are not supported")
+        anchor = self.values.alias("a")
+        expr = node.expr
+        terms = list(expr.terms) if isinstance(expr, And) else [expr]
+        lead = next((x for x in terms if isinstance(x, Compare) and x.op != "ne"), None)
+        conds = [anchor.c.attr == node.ref.key]
+        rest = terms
+        if lead is not None:
+            conds.append(self._cond(anchor, lead, attr_match=False))
+            rest = [x for x in terms if x is not lead]
+        for term in rest:
+            conds.append(self._item_expr(term, anchor))
+        return self.main.c.seq.in_(select(anchor.c.entity).where(and_(*conds)))
+
+    def _item_expr(self, node: Node, anchor) -> ColumnElement:
+        if isinstance(node, And):
+            return and_(*(self._item_expr(n, anchor) for n in node.terms))
+        if isinstance(node, Or):
+            return or_(*(self._item_expr(n, anchor) for n in node.terms))
+        if isinstance(node, Not):
+            return not_(self._item_expr(node.expr, anchor))
+        negate = isinstance(node, Compare) and node.op == "ne"
+        b = self.values.alias()
+        exists = (
+            select(literal(1))
+            .where(b.c.entity == anchor.c.entity, b.c.attr == anchor.c.attr,
+                   b.c.item == anchor.c.item, self._cond(b, node, attr_match=False))
+            .exists()
+        )
+        return not_(exists) if negate else exists
+
+    # memberships ------------------------------------------------------------------
+    def _relation_attr(self, ref: AttrRef) -> str | None:
+        if ref.is_common:
+            return None
+        if self.kind == "User" and ref.key == "groups":
+            return "groups"
+        if self.kind == "Group" and ref.key == "members":
+            return "members"
+        return None
+
+    def _relation(self, node: Compare | Present) -> ColumnElement | None:
+        which = self._relation_attr(node.ref)
+        if which is None:
+            return None
+        m = t.memberships
+        sub = node.ref.sub.name if node.ref.sub else "value"
+        negate = isinstance(node, Compare) and node.op == "ne"
+        cmp_node = Compare(node.ref, "eq", node.value) if negate else node
+        if which == "groups":
+            g = t.groups
+            q = select(m.c.member_id).select_from(m.join(g, g.c.seq == m.c.group_seq))
+            if isinstance(node, Compare):
+                if sub == "value":
+                    q = q.where(compare_text(g.c.id, cmp_node.op, node.value))
+                elif sub == "display":
+                    q = q.where(compare_text(g.c.display_name_ci, cmp_node.op, node.value.lower()))
+                elif sub == "type":
+                    q = q if str(node.value).lower() == "direct" else q.where(false())
+                else:
+                    raise InvalidFilter(f"'groups.{sub}' cannot be filtered on")
+            col = self.main.c.id
+        else:
+            q = select(m.c.group_seq)
+            if isinstance(node, Compare):
+                if sub == "value":
+                    q = q.where(compare_text(m.c.member_id, cmp_node.op, node.value))
+                elif sub == "type":
+                    q = q.where(compare_text(m.c.member_type, cmp_node.op,
+                                             str(node.value).capitalize()))
+                elif sub == "display":
+                    u, g2 = t.users, t.groups.alias("g2")
+                    value = node.value.lower()
+                    q = q.where(or_(
+                        m.c.member_id.in_(select(u.c.id).where(
+                            compare_text(u.c.user_name_ci, cmp_node.op, value))),
+                        m.c.member_id.in_(select(g2.c.id).where(
+                            compare_text(g2.c.display_name_ci, cmp_node.op, value))),
+                    ))
+                else:
+                    raise InvalidFilter(f"'members.{sub}' cannot be filtered on")
+            col = self.main.c.seq
+        return col.not_in(q) if negate else col.in_(q)
+
+    # sorting --------------------------------------------------------------------------
+    def sort_key(self, ref: AttrRef):
+        column = self._column(ref)
+        if column is not None and column[0] is not None:
+            return column[0]
+        if self._relation_attr(ref) is not None:
+            raise InvalidFilter(f"Cannot sort by '{ref.dotted}'")
+        v = self.values.alias("s")
+        conds = [v.c.entity == self.main.c.seq, v.c.attr == ref.key]
+        if ref.sub is not None:
+            conds.append(v.c.sub == ref.sub.name)
+        col = v.c.num if ref.leaf.type in (INTEGER, DECIMAL) else v.c.value
+        return select(col).where(*conds).order_by(col).limit(1).scalar_subquery()
+
+
+def _py_text(op: str, actual: str, expected: str) -> bool:
+    return {
+        "co": expected in actual, "sw": actual.startswith(expected),
+        "ew": actual.endswith(expected), "gt": actual > expected, "ge": actual >= expected,
+        "lt": actual < expected, "le": actual <= expected,
+    }.get(op, False)
