@@ -75,6 +75,10 @@ class UserStore(abc.ABC):
     async def close(self) -> None: ...
 
     @abc.abstractmethod
+    async def ping(self) -> None:
+        """Cheapest round trip to the backend (health checks); raises StoreUnavailable."""
+
+    @abc.abstractmethod
     async def check(self) -> str:
         """Connect and report what was found (for ``gateway config check``)."""
 
@@ -99,6 +103,9 @@ class UserStore(abc.ABC):
 
     @abc.abstractmethod
     async def search_users(self, query: Query) -> Page: ...
+
+    @abc.abstractmethod
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None: ...
 
     @abc.abstractmethod
     async def get_password_hash(self, user_name: str) -> tuple[Record, str | None] | None:

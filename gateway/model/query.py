@@ -256,7 +256,8 @@ class _Resolver:
         if ref.leaf.is_complex:
             value_sub = ref.leaf.sub("value")
             if value_sub is None or ref.sub is not None:
-                raise self.error(f"'{node.attr_path}' is complex; compare one of its sub-attributes")
+                raise self.error(
+                    f"'{node.attr_path}' is complex; compare one of its sub-attributes")
             ref = AttrRef(ref.schema, ref.attr, value_sub)
         leaf = ref.leaf
         if node.value is None:

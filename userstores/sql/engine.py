@@ -70,7 +70,8 @@ def make_engines(url: str, pool_size: int = 8) -> tuple[AsyncEngine, AsyncEngine
             import asyncpg  # noqa: F401
         except ImportError as exc:
             raise ConfigError(
-                "PostgreSQL needs the 'postgres' extra: pip install 'provisioning-gateway[postgres]'"
+                "PostgreSQL needs the 'postgres' extra: "
+                "pip install 'provisioning-gateway[postgres]'"
             ) from exc
         engine = create_async_engine(
             parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True

@@ -77,6 +77,10 @@ class SQLUserStore(UserStore):
             if engine is not None:
                 await engine.dispose()
 
+    async def ping(self) -> None:
+        async with self._read() as conn:
+            await conn.execute(text("SELECT 1"))
+
     async def check(self) -> str:
         async with self._guard(), self._read() as conn:
             users = (await conn.execute(select(func.count()).select_from(t.users))).scalar_one()

@@ -1,0 +1,88 @@
+"""The application factory: one aiohttp app, a sub-app per inbound protocol."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+
+import orjson
+from aiohttp import web
+
+from userstores.registry import Stores
+
+from .auth.authenticator import Authenticator
+from .config import Config
+from .keys import AUTH, CONFIG, PIPELINE, STORES
+from .passwords import Passwords
+from .pipeline import Pipeline
+from .scim.app import create_scim_app
+
+log = logging.getLogger("gateway")
+
+ADMIN_USER_ENV = "GATEWAY_ADMIN_USER"
+ADMIN_PASSWORD_ENV = "GATEWAY_ADMIN_PASSWORD"  # noqa: S105 - a variable name
+
+
+async def bootstrap_admin(pipeline: Pipeline, environ=os.environ) -> str | None:
+    """Ensure the administrator exists; returns a generated password (to print once)."""
+    user = environ.get(ADMIN_USER_ENV) or None
+    password = environ.get(ADMIN_PASSWORD_ENV) or None
+    if bool(user) != bool(password):
+        log.warning("set both %s and %s to choose the administrator; creating 'admin'",
+                    ADMIN_USER_ENV, ADMIN_PASSWORD_ENV)
+        user = password = None
+    return await pipeline.ensure_admin(user, password)
+
+
+async def health(request: web.Request) -> web.Response:
+    """For load balancers: 200 when every user store answers, 503 otherwise."""
+    stores = request.app[STORES]
+    status, report = 200, {}
+    for store in stores.all:
+        try:
+            await store.ping()
+            report[store.domain] = "up"
+        except Exception as exc:  # noqa: BLE001 - any failure means "down"
+            report[store.domain] = f"down: {getattr(exc, 'detail', type(exc).__name__)}"
+            status = 503
+    body = {"status": "up" if status == 200 else "down", "stores": report}
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def create_app(config: Config, *, bootstrap: bool = True) -> web.Application:
+    """The gateway as an aiohttp application (stores opened on startup)."""
+    app = web.Application(client_max_size=config.max_body_bytes)
+    app[CONFIG] = config
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        passwords = Passwords(config.passwords)
+        stores = Stores.from_config(config)
+        await stores.open()
+        pipeline = Pipeline(config, stores, passwords)
+        app[STORES] = stores
+        app[PIPELINE] = pipeline
+        app[AUTH] = Authenticator(config, pipeline, passwords)
+        if bootstrap:
+            generated = await bootstrap_admin(pipeline)
+            if generated:
+                print_once_admin(generated)
+        try:
+            yield
+        finally:
+            await stores.close()
+            passwords.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/health", health)
+    app.add_subapp("/scim2", create_scim_app())
+    return app
+
+
+def print_once_admin(password: str) -> None:
+    # printed, not logged: it must not end up in log files kept for long
+    print("=" * 64, flush=True)
+    print("Created the administrator 'admin' with the password:", flush=True)
+    print(f"    {password}", flush=True)
+    print("It is shown only now. Change it, or set GATEWAY_ADMIN_USER/_PASSWORD.", flush=True)
+    print("=" * 64, flush=True)

@@ -1,0 +1,157 @@
+"""Authentication for every API: HTTP Basic (API clients, store users) and bearer JWTs.
+
+- Basic with a configured API client's name and secret: the client's permissions.
+- Basic with a store user's name (``alice`` or ``SECONDARY/alice``) and password:
+  the permissions of the roles (groups) the user belongs to, per ``[roles]``.
+- Bearer JWT signed by a configured issuer (asymmetric algorithms only; issuer,
+  audience, expiry and not-before checked with a leeway): the permissions its
+  scopes map to.
+
+A successful check is remembered for ``[auth] cache_seconds`` under a keyed
+hash of the credentials (never the credentials themselves), so that a client
+sending the same header does not pay an argon2 verification per request. The
+cache is per process; a password change made by this process drops its
+entries at once, one made elsewhere takes effect within the cache lifetime.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import time
+
+import orjson
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from ..config import Config, IssuerConfig
+from ..errors import Unauthorized
+from ..operations import CheckPassword
+from ..passwords import Passwords
+from .principal import SYSTEM, Principal
+
+MAX_CACHE = 10_000
+
+
+class Authenticator:
+    def __init__(self, config: Config, pipeline, passwords: Passwords):
+        self.config = config
+        self.pipeline = pipeline
+        self.passwords = passwords
+        self._clients = {c.name: c for c in config.clients}
+        self._issuers: dict[str, tuple[IssuerConfig, KeySet]] = {}
+        for issuer in config.issuers:
+            self._issuers[issuer.issuer] = (issuer, KeySet.import_key_set(issuer.jwks))
+        self._cache: dict[bytes, tuple[float, Principal]] = {}
+        self._key = os.urandom(32)
+
+    # cache -----------------------------------------------------------------------
+    def _cache_key(self, header: str) -> bytes:
+        return hmac.new(self._key, header.encode(), hashlib.sha256).digest()
+
+    def _cached(self, key: bytes) -> Principal | None:
+        hit = self._cache.get(key)
+        if hit is None:
+            return None
+        if hit[0] < time.monotonic():
+            self._cache.pop(key, None)
+            return None
+        return hit[1]
+
+    def _remember(self, key: bytes, principal: Principal, ttl: float | None = None) -> None:
+        ttl = self.config.auth_cache_seconds if ttl is None else ttl
+        if ttl <= 0:
+            return
+        if len(self._cache) >= MAX_CACHE:
+            now = time.monotonic()
+            self._cache = {k: v for k, v in self._cache.items() if v[0] >= now}
+            if len(self._cache) >= MAX_CACHE:
+                self._cache.clear()
+        self._cache[key] = (time.monotonic() + ttl, principal)
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop cached logins of a user (after its password or roles changed here)."""
+        self._cache = {k: v for k, v in self._cache.items() if v[1].user_id != user_id}
+
+    # entry -------------------------------------------------------------------------
+    async def authenticate(self, header: str | None) -> Principal:
+        if not header:
+            raise Unauthorized("Authentication required (HTTP Basic or Bearer)")
+        scheme, _, credentials = header.strip().partition(" ")
+        credentials = credentials.strip()
+        scheme = scheme.lower()
+        if scheme not in ("basic", "bearer") or not credentials:
+            raise Unauthorized("Unsupported authorization scheme (use Basic or Bearer)")
+        key = self._cache_key(header.strip())
+        principal = self._cached(key)
+        if principal is not None:
+            return principal
+        if scheme == "basic":
+            principal = await self._basic(credentials)
+            self._remember(key, principal)
+        else:
+            principal, expires = self._bearer(credentials)
+            self._remember(key, principal, min(self.config.auth_cache_seconds,
+                                               expires - time.time()))
+        return principal
+
+    async def _basic(self, credentials: str) -> Principal:
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise Unauthorized("Malformed Basic credentials") from None
+        name, sep, secret = decoded.partition(":")
+        if not sep or not name:
+            raise Unauthorized("Malformed Basic credentials")
+        client = self._clients.get(name)
+        if client is not None:
+            if client.secret is not None:
+                ok = hmac.compare_digest(client.secret.encode(), secret.encode())
+            else:
+                ok = await self.passwords.verify(client.secret_hash, secret)
+            if not ok:
+                raise Unauthorized("Invalid credentials")
+            return Principal(f"client:{name}", "client", frozenset(client.permissions))
+        entity = await self.pipeline.execute(SYSTEM, CheckPassword(name, secret))
+        if entity is None:
+            raise Unauthorized("Invalid credentials")
+        perms = self.pipeline.permissions_of(entity)
+        return Principal(name, "user", perms, user_id=entity.id)
+
+    def _bearer(self, token: str) -> tuple[Principal, float]:
+        parts = token.split(".")
+        try:
+            if len(parts) != 3:
+                raise ValueError("not a JWS compact token")
+            payload = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+            iss = payload.get("iss") if isinstance(payload, dict) else None
+        except (ValueError, TypeError, binascii.Error):
+            raise Unauthorized("Malformed bearer token") from None
+        found = self._issuers.get(iss) if isinstance(iss, str) else None
+        if found is None:
+            raise Unauthorized("The token's issuer is not trusted")
+        issuer, keys = found
+        try:
+            verified = jwt.decode(token, keys, algorithms=list(issuer.algorithms))
+            registry = jwt.JWTClaimsRegistry(
+                leeway=issuer.leeway_seconds,
+                iss={"essential": True, "value": issuer.issuer},
+                aud={"essential": True, "value": issuer.audience},
+                exp={"essential": True},
+            )
+            registry.validate(verified.claims)
+        except (JoseError, ValueError, TypeError) as exc:
+            raise Unauthorized(f"Invalid bearer token: {exc}") from None
+        claims = verified.claims
+        scopes = claims.get("scope", claims.get("scp", ""))
+        if isinstance(scopes, str):
+            scopes = scopes.split()
+        perms: set[str] = set()
+        for scope in scopes if isinstance(scopes, list) else []:
+            perms.update(issuer.scope_permissions.get(scope, ()))
+        subject = str(claims.get(issuer.subject_claim, "?"))
+        return Principal(f"token:{subject}", "token", frozenset(perms)), float(claims["exp"])

@@ -1,0 +1,282 @@
+"""The configuration: one TOML file, every setting overridable from the environment.
+
+``docs/configuration.md`` documents every key; ``gateway.example.toml`` shows
+them all. An environment variable ``GATEWAY__<SECTION>__<KEY>`` (double
+underscores between levels, case-insensitive) overrides ``[section] key``,
+for example ``GATEWAY__SERVER__PORT=9000`` or
+``GATEWAY__USERSTORES__PRIMARY__URL=postgresql://...``; the value is read as
+a TOML value when it parses as one (numbers, booleans, arrays), else as text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_PORT = 8280
+DEFAULT_DB = "gateway.db"
+ENV_PREFIX = "GATEWAY__"
+
+PERMISSIONS = tuple(
+    f"{kind}:{action}"
+    for kind in ("users", "groups")
+    for action in ("list", "view", "create", "update", "delete")
+)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    domain: str
+    url: str
+    type: str = "sql"
+    read_only: bool = False
+    pool_size: int = 8
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    name: str
+    permissions: tuple[str, ...]
+    secret: str | None = None
+    secret_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuerConfig:
+    issuer: str
+    audience: str
+    jwks: dict
+    algorithms: tuple[str, ...] = ("RS256", "ES256", "PS256", "EdDSA")
+    scope_permissions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    subject_claim: str = "sub"
+    leeway_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class PasswordConfig:
+    time_cost: int = 2
+    memory_cost_kib: int = 19456
+    parallelism: int = 1
+    min_length: int = 1
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    workers: int = 1
+    base_url: str | None = None
+    max_body_bytes: int = 1_048_576
+    max_results: int = 1000
+    default_count: int = 100
+    auth_cache_seconds: float = 30.0
+    passwords: PasswordConfig = field(default_factory=PasswordConfig)
+    stores: dict[str, StoreConfig] = field(default_factory=dict)
+    clients: tuple[ClientConfig, ...] = ()
+    issuers: tuple[IssuerConfig, ...] = ()
+    roles: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"admin": ("*",)})
+    source: str = "(defaults)"
+
+    @property
+    def primary(self) -> StoreConfig:
+        return self.stores["PRIMARY"]
+
+
+def _env_overrides(raw: dict, environ: dict[str, str]) -> None:
+    for key, text in environ.items():
+        if not key.upper().startswith(ENV_PREFIX):
+            continue
+        parts = [p.lower() for p in key[len(ENV_PREFIX):].split("__") if p]
+        if not parts:
+            continue
+        node = raw
+        for part in parts[:-1]:
+            # user store domains are upper-case by convention; match any case
+            match = next((k for k in node if k.lower() == part), part)
+            node = node.setdefault(match, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key}: {part!r} is not a section")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        last = next((k for k in node if k.lower() == parts[-1]), parts[-1])
+        node[last] = value
+
+
+def _section(raw: dict, name: str) -> dict:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def _get(sec: dict, where: str, key: str, kind, default):
+    value = sec.get(key, default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if value is not None and not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise ConfigError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _unknown(sec: dict, where: str, known: set[str]) -> None:
+    extra = set(sec) - known
+    if extra:
+        raise ConfigError(f"[{where}]: unknown setting(s) {', '.join(sorted(extra))}")
+
+
+def _perms(value, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise ConfigError(f"{where}: permissions must be a list of strings")
+    for p in value:
+        if p not in ("*", "users:*", "groups:*") and p not in PERMISSIONS:
+            raise ConfigError(f"{where}: unknown permission {p!r} "
+                              f"(use *, users:*, groups:* or one of {', '.join(PERMISSIONS)})")
+    return tuple(value)
+
+
+def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> Config:
+    environ = dict(os.environ if environ is None else environ)
+    raw: dict = {}
+    source = "(defaults)"
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"configuration file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        source = str(path)
+    _env_overrides(raw, environ)
+    _unknown(raw, "top level", {"server", "limits", "passwords", "auth", "userstores",
+                                "clients", "issuers", "roles"})
+
+    server = _section(raw, "server")
+    _unknown(server, "server", {"host", "port", "workers", "base_url"})
+    limits = _section(raw, "limits")
+    _unknown(limits, "limits", {"max_body_bytes", "max_results", "default_count"})
+    pw = _section(raw, "passwords")
+    _unknown(pw, "passwords", {"time_cost", "memory_cost_kib", "parallelism", "min_length"})
+    auth = _section(raw, "auth")
+    _unknown(auth, "auth", {"cache_seconds"})
+
+    passwords = PasswordConfig(
+        time_cost=_get(pw, "passwords", "time_cost", int, 2),
+        memory_cost_kib=_get(pw, "passwords", "memory_cost_kib", int, 19456),
+        parallelism=_get(pw, "passwords", "parallelism", int, 1),
+        min_length=_get(pw, "passwords", "min_length", int, 1),
+    )
+    if passwords.time_cost < 1 or passwords.memory_cost_kib < 8 or passwords.parallelism < 1:
+        raise ConfigError("passwords: time_cost >= 1, memory_cost_kib >= 8, parallelism >= 1")
+
+    stores: dict[str, StoreConfig] = {}
+    for domain, sec in _section(raw, "userstores").items():
+        if not isinstance(sec, dict):
+            raise ConfigError(f"[userstores.{domain}] must be a table")
+        where = f"userstores.{domain}"
+        _unknown(sec, where, {"type", "url", "read_only", "pool_size"})
+        name = domain.upper()
+        if not name.replace("_", "").replace("-", "").isalnum() or "/" in name:
+            raise ConfigError(f"[{where}]: a domain name is letters, digits, - and _")
+        if name == "INTERNAL":
+            raise ConfigError(f"[{where}]: INTERNAL is reserved for internal roles")
+        kind = _get(sec, where, "type", str, "sql")
+        if kind != "sql":
+            raise ConfigError(f"[{where}]: unknown store type {kind!r} (supported: sql)")
+        url = _get(sec, where, "url", str, None)
+        if not url:
+            raise ConfigError(f"[{where}]: 'url' is required")
+        stores[name] = StoreConfig(name, url, kind, _get(sec, where, "read_only", bool, False),
+                                   _get(sec, where, "pool_size", int, 8))
+    if "PRIMARY" not in stores:
+        stores = {"PRIMARY": StoreConfig("PRIMARY", f"sqlite+aiosqlite:///{DEFAULT_DB}"),
+                  **stores}
+    stores = {"PRIMARY": stores["PRIMARY"], **{k: v for k, v in stores.items() if k != "PRIMARY"}}
+
+    clients = []
+    raw_clients = raw.get("clients", [])
+    if not isinstance(raw_clients, list):
+        raise ConfigError("[[clients]] must be an array of tables")
+    for i, sec in enumerate(raw_clients):
+        where = f"clients[{i}]"
+        _unknown(sec, where, {"name", "secret", "secret_hash", "permissions"})
+        name = _get(sec, where, "name", str, None)
+        if not name:
+            raise ConfigError(f"{where}: 'name' is required")
+        secret, secret_hash = sec.get("secret"), sec.get("secret_hash")
+        if bool(secret) == bool(secret_hash):
+            raise ConfigError(f"{where} ({name}): give exactly one of 'secret' or 'secret_hash'")
+        if secret_hash and not str(secret_hash).startswith("$argon2"):
+            raise ConfigError(f"{where} ({name}): secret_hash must be an argon2 hash "
+                              "(make one with: gateway hash-password)")
+        clients.append(ClientConfig(name, _perms(sec.get("permissions", []), where),
+                                    secret, secret_hash))
+
+    issuers = []
+    raw_issuers = raw.get("issuers", [])
+    if not isinstance(raw_issuers, list):
+        raise ConfigError("[[issuers]] must be an array of tables")
+    base = Path(path).parent if path else Path.cwd()
+    for i, sec in enumerate(raw_issuers):
+        where = f"issuers[{i}]"
+        _unknown(sec, where, {"issuer", "audience", "jwks", "jwks_file", "algorithms",
+                              "scope_permissions", "subject_claim", "leeway_seconds"})
+        issuer = _get(sec, where, "issuer", str, None)
+        audience = _get(sec, where, "audience", str, None)
+        if not issuer or not audience:
+            raise ConfigError(f"{where}: 'issuer' and 'audience' are required")
+        jwks = sec.get("jwks")
+        if isinstance(jwks, str):
+            jwks = json.loads(jwks)
+        if sec.get("jwks_file"):
+            try:
+                jwks = json.loads((base / sec["jwks_file"]).read_text())
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"{where}: cannot read jwks_file: {exc}") from exc
+        if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+            raise ConfigError(f"{where}: a JWKS document ('jwks' or 'jwks_file') is required")
+        algs = tuple(sec.get("algorithms", IssuerConfig.algorithms))
+        bad = [a for a in algs if a.lower() == "none" or a.startswith("HS")]
+        if bad:
+            raise ConfigError(f"{where}: algorithms {bad} are not allowed (asymmetric only)")
+        scopes = {k: _perms(v, f"{where}.scope_permissions.{k}")
+                  for k, v in _section(sec, "scope_permissions").items()}
+        issuers.append(IssuerConfig(issuer, audience, jwks, algs, scopes,
+                                    _get(sec, where, "subject_claim", str, "sub"),
+                                    _get(sec, where, "leeway_seconds", int, 60)))
+
+    roles = {"admin": ("*",)}
+    for role, perms in _section(raw, "roles").items():
+        roles[role] = _perms(perms, f"roles.{role}")
+
+    cfg = Config(
+        host=_get(server, "server", "host", str, "127.0.0.1"),
+        port=_get(server, "server", "port", int, DEFAULT_PORT),
+        workers=_get(server, "server", "workers", int, 1),
+        base_url=_get(server, "server", "base_url", str, None),
+        max_body_bytes=_get(limits, "limits", "max_body_bytes", int, 1_048_576),
+        max_results=_get(limits, "limits", "max_results", int, 1000),
+        default_count=_get(limits, "limits", "default_count", int, 100),
+        auth_cache_seconds=_get(auth, "auth", "cache_seconds", float, 30.0),
+        passwords=passwords,
+        stores=stores,
+        clients=tuple(clients),
+        issuers=tuple(issuers),
+        roles=roles,
+        source=source,
+    )
+    if not 0 < cfg.port < 65536:
+        raise ConfigError(f"server.port: {cfg.port} is not a TCP port")
+    if cfg.workers < 1:
+        raise ConfigError("server.workers must be at least 1")
+    if not 0 < cfg.default_count <= cfg.max_results:
+        raise ConfigError("limits: 0 < default_count <= max_results")
+    if cfg.max_body_bytes < 1024:
+        raise ConfigError("limits.max_body_bytes must be at least 1024")
+    return cfg

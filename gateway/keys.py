@@ -1,0 +1,19 @@
+"""Typed keys for the state the aiohttp applications share."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from userstores.registry import Stores
+
+    from .auth.authenticator import Authenticator
+    from .config import Config
+    from .pipeline import Pipeline
+
+CONFIG: web.AppKey[Config] = web.AppKey("config")
+STORES: web.AppKey[Stores] = web.AppKey("stores")
+PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
+AUTH: web.AppKey[Authenticator] = web.AppKey("authenticator")

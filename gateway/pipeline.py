@@ -1,0 +1,411 @@
+"""The provisioning pipeline: the one entry point every protocol adapter calls.
+
+``execute(caller, operation)`` authorizes the caller, resolves the user store
+domain, validates against the canonical schema, runs the operation on the
+store, and returns canonical results (``Entity``/``Results``). Adapters never
+touch a store.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import secrets
+
+from userstores.base import UNCHANGED, Query, UserStore
+from userstores.registry import PRIMARY, Stores
+
+from . import operations as ops
+from .auth.principal import SYSTEM, Principal
+from .config import Config
+from .errors import (
+    ConcurrentUpdate,
+    Forbidden,
+    GatewayError,
+    InvalidValue,
+    Mutability,
+    NotFound,
+    Unauthorized,
+    VersionMismatch,
+)
+from .model.match import values_of
+from .model.patch import apply_patch
+from .model.query import And, Compare, Node, parse_filter, resolve_sort
+from .model.schema import GROUP, USER, ResourceType
+from .model.validate import canonical, check_immutable
+from .passwords import Passwords
+
+log = logging.getLogger("gateway.pipeline")
+
+PATCH_RETRIES = 8
+ADMIN_ROLE = "admin"
+
+
+class Pipeline:
+    def __init__(self, config: Config, stores: Stores, passwords: Passwords):
+        self.config = config
+        self.stores = stores
+        self.passwords = passwords
+        self._handlers = {
+            ops.CreateUser: self._create_user,
+            ops.GetUser: self._get_user,
+            ops.GetUserByName: self._get_user_by_name,
+            ops.ReplaceUser: self._replace_user,
+            ops.PatchUser: self._patch_user,
+            ops.DeleteUser: self._delete_user,
+            ops.SearchUsers: self._search,
+            ops.CheckPassword: self._check_password,
+            ops.ChangePassword: self._change_password,
+            ops.CreateGroup: self._create_group,
+            ops.GetGroup: self._get_group,
+            ops.GetGroupByName: self._get_group_by_name,
+            ops.ReplaceGroup: self._replace_group,
+            ops.PatchGroup: self._patch_group,
+            ops.ChangeMembers: self._change_members,
+            ops.DeleteGroup: self._delete_group,
+            ops.SearchGroups: self._search,
+        }
+
+    async def execute(self, caller: Principal, op: ops.Operation):
+        if caller is None:
+            raise Unauthorized()
+        caller.require(op.permission)
+        return await self._handlers[type(op)](op)
+
+    # helpers ----------------------------------------------------------------------------
+    def _writable(self, store: UserStore) -> UserStore:
+        if store.capabilities.read_only:
+            from .errors import ReadOnlyStore
+
+            raise ReadOnlyStore(f"The user store {store.domain} is read-only")
+        return store
+
+    def _split_name(self, data: dict, key: str) -> UserStore:
+        """Strip the domain from a canonical representation's name; return its store."""
+        store, bare = self.stores.split(data[key])
+        data[key] = bare
+        return store
+
+    async def _find(self, kind: str, entity_id: str, relations: bool = True) -> ops.Entity:
+        for store in self.stores.all:
+            if kind == ops.USER:
+                rec = await store.get_user(entity_id, with_groups=relations)
+            else:
+                rec = await store.get_group(entity_id, with_members=relations)
+            if rec is not None:
+                return ops.Entity(kind, store.domain, rec)
+        raise NotFound(f"{kind} {entity_id} not found")
+
+    async def _hash(self, password: str | None) -> str | None:
+        return None if password is None else await self.passwords.hash(password)
+
+    # users --------------------------------------------------------------------------------
+    async def _create_user(self, op: ops.CreateUser) -> ops.Entity:
+        data, password = canonical(USER, op.representation)
+        store = self._writable(self._split_name(data, "userName"))
+        rec = await store.create_user(data, await self._hash(password))
+        return ops.Entity(ops.USER, store.domain, rec)
+
+    async def _get_user(self, op: ops.GetUser) -> ops.Entity:
+        return await self._find(ops.USER, op.id, op.with_groups)
+
+    async def _get_user_by_name(self, op: ops.GetUserByName) -> ops.Entity:
+        store, bare = self.stores.split(op.user_name)
+        rec = await store.get_user_by_name(bare, with_groups=op.with_groups)
+        if rec is None:
+            raise NotFound(f"User '{op.user_name}' not found")
+        return ops.Entity(ops.USER, store.domain, rec)
+
+    async def _replace_user(self, op: ops.ReplaceUser) -> ops.Entity:
+        current = await self._find(ops.USER, op.id, relations=False)
+        data, password = canonical(USER, op.representation)
+        store = self._split_name(data, "userName")
+        if store.domain != current.domain:
+            raise Mutability("A user cannot move to another user store domain")
+        check_immutable(USER, current.record.data, data)
+        pw = UNCHANGED if password is None else await self._hash(password)
+        rec = await self._writable(store).replace_user(
+            op.id, data, expected_version=op.if_match, password_hash=pw)
+        return ops.Entity(ops.USER, store.domain, rec)
+
+    async def _patch_user(self, op: ops.PatchUser) -> ops.Entity:
+        for _ in range(PATCH_RETRIES):
+            current = await self._find(ops.USER, op.id)
+            rec = current.record
+            if op.if_match is not None and rec.version != op.if_match:
+                raise VersionMismatch(f"User {op.id} has changed (version {rec.version})")
+            before = dict(rec.data)
+            before["userName"] = self.stores.qualify(current.domain, rec.data["userName"])
+            result = apply_patch(USER, before, op.operations)
+            data = result.resource
+            store = self._split_name(data, "userName")
+            if store.domain != current.domain:
+                raise Mutability("A user cannot move to another user store domain")
+            if data == rec.data and result.password is None:
+                return current
+            check_immutable(USER, rec.data, data)
+            pw = UNCHANGED if result.password is None else await self._hash(result.password)
+            try:
+                new = await self._writable(store).replace_user(
+                    op.id, data, expected_version=rec.version, password_hash=pw)
+            except VersionMismatch:
+                if op.if_match is not None:
+                    raise
+                continue  # somebody else changed it meanwhile: patch the new version
+            return ops.Entity(ops.USER, store.domain, new)
+        raise ConcurrentUpdate()
+
+    async def _delete_user(self, op: ops.DeleteUser) -> None:
+        current = await self._find(ops.USER, op.id, relations=False)
+        store = self._writable(self.stores.get(current.domain))
+        await store.delete_user(op.id, expected_version=op.if_match)
+
+    async def _check_password(self, op: ops.CheckPassword) -> ops.Entity | None:
+        """The user when the password is right, else None (same cost either way)."""
+        try:
+            store, bare = self.stores.split(op.user_name)
+        except InvalidValue:
+            await self.passwords.verify(None, op.password)
+            return None
+        found = await store.get_password_hash(bare)
+        rec, stored = found if found else (None, None)
+        if not await self.passwords.verify(stored, op.password) or rec is None:
+            return None
+        if self.passwords.needs_rehash(stored) and not store.capabilities.read_only:
+            try:
+                await store.set_password_hash(rec.id, await self.passwords.hash(op.password))
+            except Exception:  # noqa: BLE001 - a failed upgrade must not fail the login
+                log.warning("could not upgrade the password hash of %s", rec.id)
+        return ops.Entity(ops.USER, store.domain, rec)
+
+    async def _change_password(self, op: ops.ChangePassword) -> ops.Entity:
+        store, bare = self.stores.split(op.user_name)
+        if op.old_password is not None:
+            ok = await self._check_password(ops.CheckPassword(op.user_name, op.old_password))
+            if ok is None:
+                raise Forbidden("The current password is wrong")
+        rec = await store.get_user_by_name(bare, with_groups=False)
+        if rec is None:
+            raise NotFound(f"User '{op.user_name}' not found")
+        await self._writable(store).set_password_hash(rec.id, await self.passwords.hash(
+            op.new_password))
+        return ops.Entity(ops.USER, store.domain, rec)
+
+    # groups --------------------------------------------------------------------------------
+    @staticmethod
+    def _pop_members(data: dict) -> list[dict]:
+        return [{"value": m["value"], **({"type": m["type"]} if "type" in m else {})}
+                for m in data.pop("members", None) or [] if m.get("value")]
+
+    async def _create_group(self, op: ops.CreateGroup) -> ops.Entity:
+        data, _ = canonical(GROUP, op.representation)
+        members = self._pop_members(data)
+        store = self._writable(self._split_name(data, "displayName"))
+        rec = await store.create_group(data, members)
+        return ops.Entity(ops.GROUP, store.domain, rec)
+
+    async def _get_group(self, op: ops.GetGroup) -> ops.Entity:
+        return await self._find(ops.GROUP, op.id, op.with_members)
+
+    async def _get_group_by_name(self, op: ops.GetGroupByName) -> ops.Entity:
+        store, bare = self.stores.split(op.name)
+        rec = await store.get_group_by_name(bare, with_members=op.with_members)
+        if rec is None:
+            raise NotFound(f"Group '{op.name}' not found")
+        return ops.Entity(ops.GROUP, store.domain, rec)
+
+    async def _replace_group(self, op: ops.ReplaceGroup) -> ops.Entity:
+        current = await self._find(ops.GROUP, op.id, relations=False)
+        data, _ = canonical(GROUP, op.representation)
+        members = self._pop_members(data)
+        store = self._split_name(data, "displayName")
+        if store.domain != current.domain:
+            raise Mutability("A group cannot move to another user store domain")
+        rec = await self._writable(store).replace_group(
+            op.id, data, expected_version=op.if_match, members=members)
+        return ops.Entity(ops.GROUP, store.domain, rec)
+
+    async def _patch_group(self, op: ops.PatchGroup) -> ops.Entity:
+        for _ in range(PATCH_RETRIES):
+            current = await self._find(ops.GROUP, op.id, relations=False)
+            rec = current.record
+            if op.if_match is not None and rec.version != op.if_match:
+                raise VersionMismatch(f"Group {op.id} has changed (version {rec.version})")
+            before = dict(rec.data)
+            before["displayName"] = self.stores.qualify(current.domain, rec.data["displayName"])
+            result = apply_patch(GROUP, before, op.operations)
+            data = result.resource
+            store = self._split_name(data, "displayName")
+            if store.domain != current.domain:
+                raise Mutability("A group cannot move to another user store domain")
+            changes = result.members
+            if data == rec.data and not changes:
+                return await self._find(ops.GROUP, op.id)
+            add = changes.replace if changes.replace is not None else changes.add
+            try:
+                new = await self._writable(store).change_members(
+                    op.id, expected_version=rec.version,
+                    add=add, remove=changes.remove,
+                    remove_all=changes.remove_all or changes.replace is not None,
+                    data=None if data == rec.data else data)
+            except VersionMismatch:
+                if op.if_match is not None:
+                    raise
+                continue
+            return ops.Entity(ops.GROUP, store.domain, new)
+        raise ConcurrentUpdate()
+
+    async def _change_members(self, op: ops.ChangeMembers) -> ops.Entity:
+        current = await self._find(ops.GROUP, op.group_id, relations=False)
+        store = self._writable(self.stores.get(current.domain))
+        rec = await store.change_members(
+            op.group_id, expected_version=None,
+            add=[{"value": i} for i in op.add], remove=list(op.remove))
+        return ops.Entity(ops.GROUP, store.domain, rec)
+
+    async def _delete_group(self, op: ops.DeleteGroup) -> None:
+        current = await self._find(ops.GROUP, op.id, relations=False)
+        store = self._writable(self.stores.get(current.domain))
+        await store.delete_group(op.id, expected_version=op.if_match)
+
+    # search ----------------------------------------------------------------------------------
+    def _domain_filter(self, rtype: ResourceType, node: Node | None
+                       ) -> tuple[Node | None, str | None]:
+        """``userName eq "SECONDARY/alice"``: restrict to that store and drop the prefix."""
+        name_attr = "userName" if rtype is USER else "displayName"
+
+        def rewrite(n: Node):
+            if (isinstance(n, Compare) and n.ref.sub is None and n.ref.schema is rtype.schema
+                    and n.ref.attr.name == name_attr and n.op in ("eq", "sw")
+                    and isinstance(n.value, str) and "/" in n.value):
+                domain, bare = n.value.split("/", 1)
+                store = self.stores.get(domain)
+                return Compare(n.ref, n.op, bare), store.domain
+            return n, None
+
+        if node is None:
+            return None, None
+        if isinstance(node, And):
+            terms, domains = [], set()
+            for term in node.terms:
+                new, domain = rewrite(term)
+                terms.append(new)
+                if domain:
+                    domains.add(domain)
+            if len(domains) > 1:
+                return node, "\0none"
+            return And(tuple(terms)), (domains.pop() if domains else None)
+        return rewrite(node)
+
+    async def _search(self, op: ops.Search) -> ops.Results:
+        rtype = USER if op.kind == ops.USER else GROUP
+        node = parse_filter(rtype, op.filter) if op.filter else None
+        node, filter_domain = self._domain_filter(rtype, node)
+        sort = resolve_sort(rtype, op.sort_by) if op.sort_by else None
+        count = self.config.default_count if op.count is None else op.count
+        count = max(0, min(count, self.config.max_results))
+        start = max(1, op.start_index)
+        stores = self.stores.all
+        if op.domain:
+            stores = [self.stores.get(op.domain)]
+        if filter_domain == "\0none":
+            return ops.Results([], 0, start)
+        if filter_domain:
+            stores = [s for s in stores if s.domain == filter_domain]
+
+        def query(offset: int, limit: int, total: bool = True) -> Query:
+            return Query(node, sort, op.descending, offset, limit, total, op.with_relations)
+
+        async def run(store: UserStore, q: Query):
+            if rtype is USER:
+                return await store.search_users(q)
+            return await store.search_groups(q)
+
+        if len(stores) == 1:
+            page = await run(stores[0], query(start - 1, count))
+            return ops.Results([ops.Entity(op.kind, stores[0].domain, r) for r in page.records],
+                               page.total, start)
+        if sort is None:
+            # stores one after the other, in configuration order
+            entities, total, skip, want = [], 0, start - 1, count
+            for store in stores:
+                page = await run(store, query(skip, want) if want else query(0, 0))
+                total += page.total
+                entities += [ops.Entity(op.kind, store.domain, r) for r in page.records]
+                want -= len(page.records)
+                skip = max(0, skip - page.total)
+            return ops.Results(entities, total, start)
+        # sorted across stores: each store's first start+count, merged
+        pages = []
+        for store in stores:
+            page = await run(store, query(0, start - 1 + count))
+            pages.append((store, page))
+
+        def key(entity: ops.Entity):
+            vals = values_of(entity.record.data, sort) if not sort.is_common else []
+            v = vals[0] if vals else ""
+            return (str(v).lower(), entity.id)
+
+        streams = [[ops.Entity(op.kind, s.domain, r) for r in p.records] for s, p in pages]
+        merged = list(heapq.merge(*streams, key=key, reverse=op.descending))
+        return ops.Results(merged[start - 1:start - 1 + count], sum(p.total for _, p in pages),
+                           start)
+
+    async def bulk_create_users(self, caller: Principal, domain: str,
+                                representations: list[dict]) -> int:
+        """Create many users in one store transaction (initial loads)."""
+        caller.require("users:create")
+        store = self._writable(self.stores.get(domain))
+        items = []
+        for i, rep in enumerate(representations):
+            try:
+                data, password = canonical(USER, rep)
+            except GatewayError as exc:
+                raise type(exc)(f"user #{i + 1} of the batch: {exc.detail}") from None
+            target, bare = self.stores.split(data["userName"])
+            if target is not store:
+                raise InvalidValue(f"user '{data['userName']}' is not in the domain {domain}")
+            data["userName"] = bare
+            items.append((data, await self._hash(password)))
+        if not hasattr(store, "bulk_insert_users"):
+            for data, pw in items:
+                await store.create_user(data, pw)
+            return len(items)
+        return await store.bulk_insert_users(items)
+
+    # bootstrap -----------------------------------------------------------------------------------
+    async def ensure_admin(self, user_name: str | None, password: str | None) -> str | None:
+        """Make sure an administrator exists; returns a generated password to print, if any."""
+        generated = None
+        name = user_name or "admin"
+        store, bare = self.stores.split(name)
+        rec = await store.get_user_by_name(bare, with_groups=True)
+        if rec is None:
+            if password is None:
+                password = generated = secrets.token_urlsafe(18)
+            entity = await self.execute(SYSTEM, ops.CreateUser({"userName": name,
+                                                                "password": password}))
+            rec = entity.record
+        elif password is not None:
+            found = await store.get_password_hash(bare)
+            if found is None or not await self.passwords.verify(found[1], password):
+                await store.set_password_hash(rec.id, await self.passwords.hash(password))
+        role = await store.get_group_by_name(ADMIN_ROLE, with_members=False)
+        if role is None:
+            try:
+                await store.create_group({"displayName": ADMIN_ROLE}, [{"value": rec.id}])
+            except Exception:  # noqa: BLE001 - another worker created it first
+                role = await store.get_group_by_name(ADMIN_ROLE, with_members=False)
+        if role is not None:
+            await store.change_members(role.id, expected_version=None, add=[{"value": rec.id}])
+        return generated
+
+    def permissions_of(self, entity: ops.Entity) -> frozenset[str]:
+        from .auth.principal import role_permissions
+
+        names = []
+        for g in entity.record.groups or []:
+            names.append(self.stores.qualify(entity.domain, g["display"]))
+            if entity.domain == PRIMARY:
+                names.append(f"{PRIMARY}/{g['display']}")
+        return role_permissions(self.config.roles, names)

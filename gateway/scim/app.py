@@ -1,0 +1,95 @@
+"""The SCIM 2.0 sub-application mounted at ``/scim2``."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from ..errors import (
+    GatewayError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from ..keys import AUTH, CONFIG
+from . import discovery
+from .http import ERROR, respond
+from .resources import GROUPS, PRINCIPAL, USERS, base_url
+
+log = logging.getLogger("gateway.scim")
+
+# discovery endpoints are readable without credentials (they describe, they hold no data)
+PUBLIC = ("/ServiceProviderConfig", "/ResourceTypes", "/Schemas")
+
+
+def error_body(exc: GatewayError) -> dict:
+    body = {"schemas": [ERROR], "status": str(exc.status), "detail": exc.detail}
+    if exc.scim_type:
+        body["scimType"] = exc.scim_type
+    return body
+
+
+def error_response(exc: GatewayError) -> web.Response:
+    response = respond(error_body(exc), exc.status)
+    if isinstance(exc, Unauthorized):
+        response.headers["WWW-Authenticate"] = 'Basic realm="gateway", Bearer realm="gateway"'
+    return response
+
+
+@web.middleware
+async def scim_errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        if exc.status >= 500:
+            log.error("%s %s failed: %s", request.method, request.path, exc.detail,
+                      exc_info=exc.__cause__)
+        return error_response(exc)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(PayloadTooLarge("The request body is too large"))
+    except web.HTTPNotFound:
+        return error_response(NotFound(f"No such endpoint: {request.path}"))
+    except web.HTTPMethodNotAllowed:
+        return error_response(MethodNotAllowed(f"{request.method} is not allowed here"))
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(GatewayError("Internal error"))
+
+
+@web.middleware
+async def scim_auth(request: web.Request, handler):
+    rel = request.path[len("/scim2"):] if request.path.startswith("/scim2") else request.path
+    if request.method == "GET" and rel.startswith(PUBLIC):
+        return await handler(request)
+    request[PRINCIPAL] = await request.config_dict[AUTH].authenticate(
+        request.headers.get("Authorization"))
+    return await handler(request)
+
+
+async def _spc(request: web.Request) -> web.Response:
+    return respond(discovery.service_provider_config(request.config_dict[CONFIG],
+                                                     base_url(request)))
+
+
+async def _resource_types(request: web.Request) -> web.Response:
+    return respond(discovery.resource_types(base_url(request), request.match_info.get("name")))
+
+
+async def _schemas(request: web.Request) -> web.Response:
+    return respond(discovery.schemas(base_url(request), request.match_info.get("urn")))
+
+
+def create_scim_app() -> web.Application:
+    app = web.Application(middlewares=[scim_errors, scim_auth])
+    app.add_routes(USERS.routes() + GROUPS.routes() + [
+        web.get("/ServiceProviderConfig", _spc),
+        web.get("/ResourceTypes", _resource_types),
+        web.get("/ResourceTypes/{name}", _resource_types),
+        web.get("/Schemas", _schemas),
+        web.get("/Schemas/{urn}", _schemas),
+    ])
+    return app

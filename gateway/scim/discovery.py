@@ -1,0 +1,54 @@
+"""SCIM 2.0 discovery (RFC 7644 §4): what this server really supports, nothing more."""
+
+from __future__ import annotations
+
+from ..config import Config
+from ..errors import NotFound
+from ..model.schema import ALL_SCHEMAS, RESOURCE_TYPES
+
+SPC = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
+
+
+def service_provider_config(config: Config, base: str) -> dict:
+    return {
+        "schemas": [SPC],
+        "documentationUri": "https://github.com/provisioning-gateway/docs/scim.md",
+        "patch": {"supported": True},
+        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": True, "maxResults": config.max_results},
+        "changePassword": {"supported": True},
+        "sort": {"supported": True},
+        "etag": {"supported": True},
+        "authenticationSchemes": [
+            {"type": "httpbasic", "name": "HTTP Basic",
+             "description": "API client or user store credentials", "primary": True},
+            {"type": "oauthbearertoken", "name": "OAuth Bearer Token",
+             "description": "JWT from a configured issuer; scopes map to permissions"},
+        ],
+        "meta": {"resourceType": "ServiceProviderConfig",
+                 "location": f"{base}/ServiceProviderConfig"},
+    }
+
+
+def _list(resources: list[dict]) -> dict:
+    return {"schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": len(resources), "startIndex": 1,
+            "itemsPerPage": len(resources), "Resources": resources}
+
+
+def resource_types(base: str, name: str | None = None) -> dict:
+    if name is None:
+        return _list([r.to_scim(base) for r in RESOURCE_TYPES])
+    for r in RESOURCE_TYPES:
+        if r.name == name:
+            return r.to_scim(base)
+    raise NotFound(f"No resource type {name!r}")
+
+
+def schemas(base: str, urn: str | None = None) -> dict:
+    if urn is None:
+        return _list([s.to_scim(base) for s in ALL_SCHEMAS])
+    for s in ALL_SCHEMAS:
+        if s.id.lower() == urn.lower():
+            return s.to_scim(base)
+    raise NotFound(f"No schema {urn!r}")

@@ -1,0 +1,62 @@
+"""SCIM over HTTP: reading bodies, writing ``application/scim+json``, ETags."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from ..errors import InvalidSyntax, PayloadTooLarge, UnsupportedMediaType, VersionMismatch
+
+SCIM_JSON = "application/scim+json"
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+
+
+def respond(body: dict | None, status: int = 200, *, etag: int | None = None,
+            location: str | None = None) -> web.Response:
+    headers = {}
+    if etag is not None:
+        headers["ETag"] = f'W/"{etag}"'
+    if location is not None:
+        headers["Location"] = location
+    if body is None:
+        return web.Response(status=status, headers=headers)
+    return web.Response(body=orjson.dumps(body), status=status, content_type=SCIM_JSON,
+                        headers=headers)
+
+
+async def read_json(request: web.Request, limit: int) -> dict:
+    ctype = request.content_type
+    if request.headers.get("Content-Type") and "json" not in ctype and ctype != "text/plain":
+        raise UnsupportedMediaType(f"Send {SCIM_JSON} or application/json, not {ctype}")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes") from None
+    if not raw.strip():
+        raise InvalidSyntax("The request has no body")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidSyntax(f"The body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidSyntax("The body must be a JSON object")
+    return body
+
+
+def version_of(header: str | None) -> int | None:
+    """The version an If-Match/If-None-Match header names; None for '*' or no header."""
+    if header is None:
+        return None
+    text = header.strip()
+    if text == "*":
+        return None
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip().strip('"')
+    try:
+        return int(text)
+    except ValueError:
+        raise VersionMismatch(f"The resource does not have the version {header}") from None

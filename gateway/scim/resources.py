@@ -1,0 +1,165 @@
+"""SCIM 2.0 /Users and /Groups handlers: wire in, canonical operation, wire out."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import operations as ops
+from ..errors import InvalidValue, VersionMismatch
+from ..keys import CONFIG, PIPELINE
+from ..model.schema import GROUP, USER, ResourceType
+from .http import LIST_RESPONSE, SEARCH_REQUEST, read_json, respond, version_of
+from .patch import parse_patch
+from .render import Projection, project, projection, resource_json
+
+PRINCIPAL = "scim.principal"
+
+
+def base_url(request: web.Request) -> str:
+    configured = request.config_dict[CONFIG].base_url
+    if configured:
+        return configured.rstrip("/") + "/scim2"
+    return f"{request.scheme}://{request.host}/scim2"
+
+
+def _int(value: str | int | None, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise InvalidValue(f"'{name}' must be an integer, not {value!r}") from None
+
+
+class ResourceHandlers:
+    """The handlers of one resource type (User or Group)."""
+
+    def __init__(self, rtype: ResourceType):
+        self.rtype = rtype
+        self.is_user = rtype is USER
+        self.relation = "groups" if self.is_user else "members"
+
+    def routes(self) -> list[web.RouteDef]:
+        ep = self.rtype.endpoint
+        return [
+            web.get(ep, self.list), web.post(ep, self.create),
+            web.post(f"{ep}/.search", self.search),
+            web.get(ep + "/{id}", self.get), web.put(ep + "/{id}", self.replace),
+            web.patch(ep + "/{id}", self.patch), web.delete(ep + "/{id}", self.delete),
+        ]
+
+    # helpers -------------------------------------------------------------------------
+    async def _run(self, request: web.Request, op: ops.Operation):
+        return await request.config_dict[PIPELINE].execute(request[PRINCIPAL], op)
+
+    def _render(self, request: web.Request, entity: ops.Entity, proj: Projection) -> dict:
+        return project(resource_json(entity, self.rtype, base_url(request)), self.rtype, proj)
+
+    def _single(self, request: web.Request, entity: ops.Entity, proj: Projection,
+                status: int = 200) -> web.Response:
+        body = self._render(request, entity, proj)
+        location = body.get("meta", {}).get("location") if status == 201 else None
+        return respond(body, status, etag=entity.version, location=location)
+
+    def _projection(self, params) -> Projection:
+        return projection(self.rtype, params.get("attributes"), params.get("excludedAttributes"))
+
+    # handlers ------------------------------------------------------------------------------
+    async def create(self, request: web.Request) -> web.Response:
+        body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
+        op = ops.CreateUser(body) if self.is_user else ops.CreateGroup(body)
+        entity = await self._run(request, op)
+        return self._single(request, entity, self._projection(request.query), 201)
+
+    async def get(self, request: web.Request) -> web.Response:
+        proj = self._projection(request.query)
+        rid = request.match_info["id"]
+        load = proj.wants(self.relation)
+        op = ops.GetUser(rid, load) if self.is_user else ops.GetGroup(rid, load)
+        entity = await self._run(request, op)
+        none_match = request.headers.get("If-None-Match")
+        if none_match is not None:
+            try:
+                matched = version_of(none_match) in (None, entity.version)
+            except VersionMismatch:  # an unparseable tag matches nothing
+                matched = False
+            if matched:
+                return respond(None, 304, etag=entity.version)
+        return self._single(request, entity, proj)
+
+    async def replace(self, request: web.Request) -> web.Response:
+        body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
+        if_match = version_of(request.headers.get("If-Match"))
+        rid = request.match_info["id"]
+        op = (ops.ReplaceUser(rid, body, if_match) if self.is_user
+              else ops.ReplaceGroup(rid, body, if_match))
+        entity = await self._run(request, op)
+        return self._single(request, entity, self._projection(request.query))
+
+    async def patch(self, request: web.Request) -> web.Response:
+        body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
+        operations = parse_patch(body)
+        if_match = version_of(request.headers.get("If-Match"))
+        rid = request.match_info["id"]
+        op = (ops.PatchUser(rid, operations, if_match) if self.is_user
+              else ops.PatchGroup(rid, operations, if_match))
+        entity = await self._run(request, op)
+        return self._single(request, entity, self._projection(request.query))
+
+    async def delete(self, request: web.Request) -> web.Response:
+        if_match = version_of(request.headers.get("If-Match"))
+        rid = request.match_info["id"]
+        op = ops.DeleteUser(rid, if_match) if self.is_user else ops.DeleteGroup(rid, if_match)
+        await self._run(request, op)
+        return web.Response(status=204)
+
+    async def list(self, request: web.Request) -> web.Response:
+        return await self._search(request, request.query)
+
+    async def search(self, request: web.Request) -> web.Response:
+        body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
+        schemas = body.get("schemas")
+        if schemas is not None and (not isinstance(schemas, list) or SEARCH_REQUEST not in schemas):
+            raise InvalidValue(f"A search body has the schema {SEARCH_REQUEST}")
+        params = {}
+        for key, value in body.items():
+            if key in ("attributes", "excludedAttributes") and isinstance(value, list):
+                value = ",".join(str(v) for v in value)
+            params[key] = value
+        return await self._search(request, params)
+
+    async def _search(self, request: web.Request, params) -> web.Response:
+        proj = self._projection(params)
+        filt = params.get("filter")
+        if filt is not None and not isinstance(filt, str):
+            raise InvalidValue("'filter' must be a string")
+        order = params.get("sortOrder", params.get("sortOder"))  # WSO2 clients misspell it
+        if order is not None and str(order).lower() not in ("ascending", "descending"):
+            raise InvalidValue("'sortOrder' is 'ascending' or 'descending'")
+        sort_by = params.get("sortBy")
+        if sort_by is not None and not isinstance(sort_by, str):
+            raise InvalidValue("'sortBy' must be a string")
+        domain = params.get("domain")
+        start = _int(params.get("startIndex"), "startIndex") or 1
+        count = _int(params.get("count"), "count")
+        if count is not None and count < 0:
+            count = 0
+        cls = ops.SearchUsers if self.is_user else ops.SearchGroups
+        op = cls(filter=filt or None, sort_by=sort_by or None,
+                 descending=str(order).lower() == "descending", start_index=max(1, start),
+                 count=count, domain=domain or None, with_relations=proj.wants(self.relation))
+        results: ops.Results = await self._run(request, op)
+        resources = [self._render(request, e, proj) for e in results.entities]
+        return respond({
+            "schemas": [LIST_RESPONSE],
+            "totalResults": results.total,
+            "startIndex": results.start_index,
+            "itemsPerPage": len(resources),
+            "Resources": resources,
+        })
+
+
+USERS = ResourceHandlers(USER)
+GROUPS = ResourceHandlers(GROUP)

@@ -1,0 +1,67 @@
+"""User stores by domain: PRIMARY first, then the others in configuration order."""
+
+from __future__ import annotations
+
+from gateway.config import Config, StoreConfig
+from gateway.errors import ConfigError, InvalidValue
+
+from .base import UserStore
+
+PRIMARY = "PRIMARY"
+SEPARATOR = "/"
+
+
+def build_store(cfg: StoreConfig) -> UserStore:
+    if cfg.type == "sql":
+        from .sql.store import SQLUserStore
+
+        return SQLUserStore(cfg.domain, cfg.url, read_only=cfg.read_only, pool_size=cfg.pool_size)
+    raise ConfigError(f"unknown user store type {cfg.type!r}")
+
+
+class Stores:
+    def __init__(self, stores: list[UserStore]):
+        self._by_domain = {s.domain.upper(): s for s in stores}
+        self.all = stores
+
+    @classmethod
+    def from_config(cls, config: Config) -> Stores:
+        return cls([build_store(s) for s in config.stores.values()])
+
+    @property
+    def primary(self) -> UserStore:
+        return self._by_domain[PRIMARY]
+
+    def get(self, domain: str) -> UserStore:
+        store = self._by_domain.get(domain.upper())
+        if store is None:
+            raise InvalidValue(f"Unknown user store domain '{domain}'")
+        return store
+
+    def split(self, name: str) -> tuple[UserStore, str]:
+        """``SECONDARY/alice`` -> (SECONDARY store, "alice"); no domain means PRIMARY."""
+        if SEPARATOR in name:
+            domain, bare = name.split(SEPARATOR, 1)
+            if not bare:
+                raise InvalidValue(f"'{name}' has a domain but no name")
+            return self.get(domain), bare
+        return self.primary, name
+
+    @staticmethod
+    def qualify(domain: str, name: str) -> str:
+        return name if domain.upper() == PRIMARY else f"{domain}{SEPARATOR}{name}"
+
+    async def open(self) -> None:
+        opened = []
+        try:
+            for store in self.all:
+                await store.open()
+                opened.append(store)
+        except BaseException:
+            for store in opened:
+                await store.close()
+            raise
+
+    async def close(self) -> None:
+        for store in self.all:
+            await store.close()
