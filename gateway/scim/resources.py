@@ -12,7 +12,9 @@ from .http import LIST_RESPONSE, SEARCH_REQUEST, read_json, respond, version_of
 from .patch import parse_patch
 from .render import Projection, project, projection, resource_json
 
-PRINCIPAL = "scim.principal"
+# the authenticated caller of a request
+PRINCIPAL = (web.RequestKey("principal", object) if hasattr(web, "RequestKey")
+             else "gateway.principal")
 
 
 def base_url(request: web.Request) -> str:
