@@ -1,0 +1,83 @@
+"""The outbound connector interface (implementations come with outbound provisioning).
+
+A connector pushes one committed change of a user or group to one downstream
+system. The dispatcher (not the connector) owns retries, ordering and the
+remote-id mapping; a connector only says what happened, and whether a
+failure is worth retrying. Building a request and reading a response are kept
+apart from the transport (an aiohttp session, a zeep client), which is
+injected, so connectors can be tested against real local peers.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from enum import StrEnum
+
+from gateway.errors import GatewayError
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    PASSWORD = "password"  # noqa: S105 - an action name
+
+
+class EntityKind(StrEnum):
+    USER = "User"
+    GROUP = "Group"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One committed change, as the outbox records it."""
+
+    kind: EntityKind
+    action: Action
+    entity_id: str  # local id
+    domain: str
+    resource: dict | None  # canonical representation after the change (None for delete)
+    name: str  # userName / displayName, for lookups when no remote id is known
+    password: str | None = None  # only when password provisioning is on for the connector
+
+
+@dataclass(frozen=True)
+class Delivered:
+    remote_id: str | None  # the id the target knows the entity by (None after a delete)
+
+
+class DeliveryError(GatewayError):
+    """A delivery failed; ``retryable`` says whether trying again may succeed."""
+
+    status = 502
+
+    def __init__(self, detail: str, *, retryable: bool):
+        super().__init__(detail)
+        self.retryable = retryable
+
+
+class Connector(abc.ABC):
+    """One downstream system."""
+
+    name: str
+
+    @abc.abstractmethod
+    async def deliver(self, change: Change, remote_id: str | None) -> Delivered:
+        """Apply a change at the target; raise DeliveryError on failure.
+
+        ``remote_id`` is the mapped id at this target, or None when none is known
+        (the connector then looks the entity up by name before creating, so that
+        a retried create does not duplicate it).
+        """
+
+    @abc.abstractmethod
+    async def lookup(self, kind: EntityKind, name: str) -> str | None:
+        """The remote id of an entity by userName/displayName, or None."""
+
+    @abc.abstractmethod
+    async def health(self) -> str:
+        """A short status of the target; raise DeliveryError when it is unreachable."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release transports."""
