@@ -41,10 +41,10 @@ async def import_users(cfg: Config, path: str, domain: str, batch: int) -> tuple
     total = 0
     try:
         pipeline = Pipeline(cfg, stores, passwords)
-        chunk: list[dict] = []
+        chunk: list[tuple[str, dict]] = []
         for number, line in _lines(path):
             try:
-                chunk.append(orjson.loads(line))
+                chunk.append((f"line {number}", orjson.loads(line)))
             except orjson.JSONDecodeError as exc:
                 raise InvalidSyntax(f"line {number}: not JSON: {exc}") from None
             if len(chunk) >= batch:

@@ -352,19 +352,22 @@ class Pipeline:
                            start)
 
     async def bulk_create_users(self, caller: Principal, domain: str,
-                                representations: list[dict]) -> int:
-        """Create many users in one store transaction (initial loads)."""
+                                representations: list[tuple[str, dict]]) -> int:
+        """Create many users in one store transaction (initial loads).
+
+        Each representation comes with a label (e.g. its line number) for error messages.
+        """
         caller.require("users:create")
         store = self._writable(self.stores.get(domain))
         items = []
-        for i, rep in enumerate(representations):
+        for label, rep in representations:
             try:
                 data, password = canonical(USER, rep)
+                target, bare = self.stores.split(data["userName"])
             except GatewayError as exc:
-                raise type(exc)(f"user #{i + 1} of the batch: {exc.detail}") from None
-            target, bare = self.stores.split(data["userName"])
+                raise type(exc)(f"{label}: {exc.detail}") from None
             if target is not store:
-                raise InvalidValue(f"user '{data['userName']}' is not in the domain {domain}")
+                raise InvalidValue(f"{label}: '{data['userName']}' is not in the domain {domain}")
             data["userName"] = bare
             items.append((data, await self._hash(password)))
         if not hasattr(store, "bulk_insert_users"):
