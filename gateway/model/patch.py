@@ -252,8 +252,10 @@ def _filtered(holder: dict, pref: PathRef, kind: str, value, path: str) -> None:
             if sub.required:
                 raise Mutability(f"'{path}' is required")
             for i in hits:
-                items[i].pop(sub.name, None)
-            kept = [item for item in items if item]
+                items[i] = {k: v for k, v in items[i].items() if k != sub.name}
+            # a value left without its "value" (e.g. only {"type": "home"}) means nothing
+            has_value = attr.sub("value") is not None
+            kept = [item for item in items if item and (not has_value or "value" in item)]
         if kept:
             holder[attr.name] = kept
         else:
