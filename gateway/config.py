@@ -205,6 +205,8 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         raise ConfigError("[[clients]] must be an array of tables")
     for i, sec in enumerate(raw_clients):
         where = f"clients[{i}]"
+        if not isinstance(sec, dict):
+            raise ConfigError(f"{where} must be a table")
         _unknown(sec, where, {"name", "secret", "secret_hash", "permissions"})
         name = _get(sec, where, "name", str, None)
         if not name:
@@ -225,6 +227,8 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
     base = Path(path).parent if path else Path.cwd()
     for i, sec in enumerate(raw_issuers):
         where = f"issuers[{i}]"
+        if not isinstance(sec, dict):
+            raise ConfigError(f"{where} must be a table")
         _unknown(sec, where, {"issuer", "audience", "jwks", "jwks_file", "algorithms",
                               "scope_permissions", "subject_claim", "leeway_seconds"})
         issuer = _get(sec, where, "issuer", str, None)
@@ -233,7 +237,10 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
             raise ConfigError(f"{where}: 'issuer' and 'audience' are required")
         jwks = sec.get("jwks")
         if isinstance(jwks, str):
-            jwks = json.loads(jwks)
+            try:
+                jwks = json.loads(jwks)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: jwks is not valid JSON: {exc}") from exc
         if sec.get("jwks_file"):
             try:
                 jwks = json.loads((base / sec["jwks_file"]).read_text())
@@ -262,7 +269,8 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         base_url=_get(server, "server", "base_url", str, None),
         max_body_bytes=_get(limits, "limits", "max_body_bytes", int, 1_048_576),
         max_results=_get(limits, "limits", "max_results", int, 1000),
-        default_count=_get(limits, "limits", "default_count", int, 100),
+        default_count=_get(limits, "limits", "default_count", int,
+                           min(100, _get(limits, "limits", "max_results", int, 1000))),
         auth_cache_seconds=_get(auth, "auth", "cache_seconds", float, 30.0),
         passwords=passwords,
         stores=stores,

@@ -46,6 +46,9 @@ class Pipeline:
         self.config = config
         self.stores = stores
         self.passwords = passwords
+        # called with a user id when its credentials changed, with None when memberships
+        # (roles) changed: lets the authenticator forget what it remembered
+        self.credential_listeners: list = []
         self._handlers = {
             ops.CreateUser: self._create_user,
             ops.GetUser: self._get_user,
@@ -73,6 +76,10 @@ class Pipeline:
         return await self._handlers[type(op)](op)
 
     # helpers ----------------------------------------------------------------------------
+    def _credentials_changed(self, user_id: str | None) -> None:
+        for listener in self.credential_listeners:
+            listener(user_id)
+
     def _writable(self, store: UserStore) -> UserStore:
         if store.capabilities.read_only:
             from .errors import ReadOnlyStore
@@ -126,6 +133,8 @@ class Pipeline:
         pw = UNCHANGED if password is None else await self._hash(password)
         rec = await self._writable(store).replace_user(
             op.id, data, expected_version=op.if_match, password_hash=pw)
+        if password is not None:
+            self._credentials_changed(op.id)
         return ops.Entity(ops.USER, store.domain, rec)
 
     async def _patch_user(self, op: ops.PatchUser) -> ops.Entity:
@@ -152,6 +161,8 @@ class Pipeline:
                 if op.if_match is not None:
                     raise
                 continue  # somebody else changed it meanwhile: patch the new version
+            if result.password is not None:
+                self._credentials_changed(op.id)
             return ops.Entity(ops.USER, store.domain, new)
         raise ConcurrentUpdate()
 
@@ -159,6 +170,7 @@ class Pipeline:
         current = await self._find(ops.USER, op.id, relations=False)
         store = self._writable(self.stores.get(current.domain))
         await store.delete_user(op.id, expected_version=op.if_match)
+        self._credentials_changed(op.id)
 
     async def _check_password(self, op: ops.CheckPassword) -> ops.Entity | None:
         """The user when the password is right, else None (same cost either way)."""
@@ -189,6 +201,7 @@ class Pipeline:
             raise NotFound(f"User '{op.user_name}' not found")
         await self._writable(store).set_password_hash(rec.id, await self.passwords.hash(
             op.new_password))
+        self._credentials_changed(rec.id)
         return ops.Entity(ops.USER, store.domain, rec)
 
     # groups --------------------------------------------------------------------------------
@@ -223,6 +236,7 @@ class Pipeline:
             raise Mutability("A group cannot move to another user store domain")
         rec = await self._writable(store).replace_group(
             op.id, data, expected_version=op.if_match, members=members)
+        self._credentials_changed(None)
         return ops.Entity(ops.GROUP, store.domain, rec)
 
     async def _patch_group(self, op: ops.PatchGroup) -> ops.Entity:
@@ -252,6 +266,7 @@ class Pipeline:
                 if op.if_match is not None:
                     raise
                 continue
+            self._credentials_changed(None)
             return ops.Entity(ops.GROUP, store.domain, new)
         raise ConcurrentUpdate()
 
@@ -261,12 +276,14 @@ class Pipeline:
         rec = await store.change_members(
             op.group_id, expected_version=None,
             add=[{"value": i} for i in op.add], remove=list(op.remove))
+        self._credentials_changed(None)
         return ops.Entity(ops.GROUP, store.domain, rec)
 
     async def _delete_group(self, op: ops.DeleteGroup) -> None:
         current = await self._find(ops.GROUP, op.id, relations=False)
         store = self._writable(self.stores.get(current.domain))
         await store.delete_group(op.id, expected_version=op.if_match)
+        self._credentials_changed(None)
 
     # search ----------------------------------------------------------------------------------
     def _domain_filter(self, rtype: ResourceType, node: Node | None

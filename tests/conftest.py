@@ -51,12 +51,19 @@ def _pg_dsn(url: str, database: str | None = None) -> str:
 
 
 class PostgresDatabases:
-    """Fresh PostgreSQL databases for this session, emptied between tests."""
+    """PostgreSQL databases of this session: created once, emptied and reused by later tests."""
 
     def __init__(self):
         self.created: list[str] = []
+        self.free: list[str] = []
+
+    @staticmethod
+    def url(name: str) -> str:
+        return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
 
     async def create(self) -> str:
+        if self.free:
+            return self.url(self.free.pop())
         name = f"gwtest_{uuid.uuid4().hex[:12]}"
         conn = await asyncpg.connect(_pg_dsn(PG_URL))
         try:
@@ -64,7 +71,20 @@ class PostgresDatabases:
         finally:
             await conn.close()
         self.created.append(name)
-        return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        return self.url(name)
+
+    async def release(self, url: str) -> None:
+        """Empty a database (the test's engines are closed by now) and keep it for reuse."""
+        name = make_url(url).database
+        conn = await asyncpg.connect(_pg_dsn(PG_URL, name))
+        try:
+            await conn.execute("SET lock_timeout = '5s'")
+            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        except asyncpg.PostgresError:
+            return  # something still holds it: leave it to the final drop
+        finally:
+            await conn.close()
+        self.free.append(name)
 
     async def drop_all(self) -> None:
         conn = await asyncpg.connect(_pg_dsn(PG_URL))
@@ -95,13 +115,14 @@ async def store_url(backend, tmp_path, pg_databases):
 
     async def make(label: str = "primary") -> str:
         if backend == "sqlite":
-            url = f"sqlite+aiosqlite:///{tmp_path / (label + '.db')}"
-        else:
-            url = await pg_databases.create()
+            return f"sqlite+aiosqlite:///{tmp_path / (label + '.db')}"
+        url = await pg_databases.create()
         made.append(url)
         return url
 
-    return make
+    yield make
+    for url in made:
+        await pg_databases.release(url)
 
 
 @pytest.fixture

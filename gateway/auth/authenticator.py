@@ -10,8 +10,9 @@
 A successful check is remembered for ``[auth] cache_seconds`` under a keyed
 hash of the credentials (never the credentials themselves), so that a client
 sending the same header does not pay an argon2 verification per request. The
-cache is per process; a password change made by this process drops its
-entries at once, one made elsewhere takes effect within the cache lifetime.
+cache is per process; a password, membership or deletion change made by this
+process drops the entries concerned at once, one made by another process
+takes effect within the cache lifetime.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Authenticator:
             self._issuers[issuer.issuer] = (issuer, KeySet.import_key_set(issuer.jwks))
         self._cache: dict[bytes, tuple[float, Principal]] = {}
         self._key = os.urandom(32)
+        pipeline.credential_listeners.append(self.forget)
 
     # cache -----------------------------------------------------------------------
     def _cache_key(self, header: str) -> bytes:
@@ -73,9 +75,11 @@ class Authenticator:
                 self._cache.clear()
         self._cache[key] = (time.monotonic() + ttl, principal)
 
-    def forget_user(self, user_id: str) -> None:
-        """Drop cached logins of a user (after its password or roles changed here)."""
-        self._cache = {k: v for k, v in self._cache.items() if v[1].user_id != user_id}
+    def forget(self, user_id: str | None) -> None:
+        """Drop cached logins of a user (its password changed, it was deleted), or of
+        every store user (memberships, hence roles, changed)."""
+        self._cache = {k: v for k, v in self._cache.items()
+                       if v[1].kind != "user" or (user_id is not None and v[1].user_id != user_id)}
 
     # entry -------------------------------------------------------------------------
     async def authenticate(self, header: str | None) -> Principal:

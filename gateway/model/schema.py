@@ -110,12 +110,15 @@ class Schema:
         return f"{self.alias}:{attr.name}" if self.alias else attr.name
 
     def to_scim(self, location: str) -> dict:
+        # core schemas also describe the attributes every resource has (id, externalId,
+        # meta), as WSO2 does, so that clients learn id is returned always
+        common = [] if self.alias else [a.to_scim() for a in (ID, EXTERNAL_ID, META)]
         return {
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
             "id": self.id,
             "name": self.name,
             "description": self.description,
-            "attributes": [a.to_scim() for a in self.attributes],
+            "attributes": common + [a.to_scim() for a in self.attributes],
             "meta": {"resourceType": "Schema", "location": f"{location}/Schemas/{self.id}"},
         }
 
@@ -153,7 +156,11 @@ META = Attribute(
         Attribute("version", case_exact=True, mutability=READ_ONLY),
     ),
 )
-COMMON = (ID, EXTERNAL_ID, META)
+SCHEMAS = Attribute(
+    "schemas", REFERENCE, multi_valued=True, case_exact=True, mutability=READ_ONLY,
+    returned=ALWAYS, reference_types=("uri",),
+)
+COMMON = (ID, EXTERNAL_ID, META, SCHEMAS)
 
 USER_SCHEMA = Schema(
     CORE_USER,

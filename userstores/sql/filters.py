@@ -10,7 +10,7 @@ bound parameters: no text of a filter ever becomes SQL.
 
 from __future__ import annotations
 
-from sqlalchemy import and_, false, literal, not_, or_, select, true
+from sqlalchemy import and_, case, false, func, literal, not_, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.errors import InvalidFilter
@@ -24,7 +24,7 @@ from gateway.model.query import (
     Present,
     ValueFilter,
 )
-from gateway.model.schema import DECIMAL, INTEGER
+from gateway.model.schema import DECIMAL, GROUP, INTEGER, USER
 
 from . import tables as t
 from .indexing import INDEX_LENGTH, index_value
@@ -122,6 +122,8 @@ class FilterCompiler:
                 if sub == "resourceType":
                     return None, "resourceType"
                 raise InvalidFilter(f"'meta.{sub}' cannot be filtered on")
+            if key == "schemas":
+                return None, "schemas"
         if self.kind == "User" and key == "userName":
             return self.name_col, "ci"
         if self.kind == "Group" and key == "displayName":
@@ -130,7 +132,29 @@ class FilterCompiler:
             raise InvalidFilter("'password' cannot be filtered on")
         return None
 
+    def _schemas(self, node) -> ColumnElement:
+        """``schemas eq "<urn>"``: the core schema always, an extension when it has values."""
+        if isinstance(node, Present):
+            return true()
+        if node.op not in ("eq", "ne") or not isinstance(node.value, str):
+            raise InvalidFilter("'schemas' can only be compared with eq or ne")
+        rtype = USER if self.kind == "User" else GROUP
+        urn = node.value.lower()
+        if urn == rtype.schema.id.lower():
+            hit = true()
+        else:
+            ext = rtype.extension(urn)
+            if ext is None:
+                hit = false()
+            else:
+                v = self.values.alias("x")
+                hit = self.main.c.seq.in_(select(v.c.entity).where(
+                    v.c.attr >= f"{ext.alias}:", v.c.attr < f"{ext.alias};"))
+        return hit if node.op == "eq" else not_(hit)
+
     def _on_column(self, node, col, kind) -> ColumnElement:
+        if kind == "schemas":
+            return self._schemas(node)
         if kind == "resourceType":
             if isinstance(node, Present):
                 return true()
@@ -172,10 +196,18 @@ class FilterCompiler:
         value = _operand(ref, op, node.value)
         if value is None:
             return false()
+        whole = func.coalesce(v.c.full, v.c.value)
         if op in ("eq", "ne"):
             conds.append(v.c.value == value[:INDEX_LENGTH])
+            if len(value) >= INDEX_LENGTH:
+                conds.append(whole == value)
+        elif op == "sw" and len(value) <= INDEX_LENGTH:
+            conds.append(compare_text(v.c.value, op, value))  # an index range
+        elif op == "sw":
+            conds.append(v.c.value == value[:INDEX_LENGTH])
+            conds.append(compare_text(whole, op, value))
         else:
-            conds.append(compare_text(v.c.value, op, value))
+            conds.append(compare_text(whole, op, value))
         return and_(*conds)
 
     def _on_values(self, node: Compare | Present) -> ColumnElement:
@@ -188,7 +220,7 @@ class FilterCompiler:
     def _value_filter(self, node: ValueFilter) -> ColumnElement:
         """``attr[expr]``: some value (item) of the attribute satisfies every part of expr."""
         if self._relation_attr(node.ref) is not None:
-            raise InvalidFilter(f"Value filters on '{node.ref.attr.name}' are not supported")
+            return self._relation(node)
         anchor = self.values.alias("a")
         expr = node.expr
         terms = list(expr.terms) if isinstance(expr, And) else [expr]
@@ -229,48 +261,54 @@ class FilterCompiler:
             return "members"
         return None
 
-    def _relation(self, node: Compare | Present) -> ColumnElement | None:
+    def _relation_source(self, which: str):
+        """(query source, column selected, outer column, {sub-attribute: (expr, lower-case?)})."""
+        m = t.memberships
+        if which == "groups":
+            g = t.groups
+            cols = {"value": (g.c.id, False), "display": (g.c.display_name_ci, True),
+                    "type": (literal("direct"), True)}
+            return m.join(g, g.c.seq == m.c.group_seq), m.c.member_id, self.main.c.id, cols
+        u, g2 = t.users, t.groups.alias("g2")
+        source = (m.outerjoin(u, u.c.id == m.c.member_id)
+                  .outerjoin(g2, g2.c.id == m.c.member_id))
+        cols = {"value": (m.c.member_id, False), "type": (func.lower(m.c.member_type), True),
+                "display": (func.coalesce(u.c.user_name_ci, g2.c.display_name_ci), True)}
+        return source, m.c.group_seq, self.main.c.seq, cols
+
+    def _row_pred(self, node: Node, cols: dict, which: str) -> ColumnElement:
+        """A filter over one membership (one value of groups/members)."""
+        if isinstance(node, And):
+            return and_(*(self._row_pred(n, cols, which) for n in node.terms))
+        if isinstance(node, Or):
+            return or_(*(self._row_pred(n, cols, which) for n in node.terms))
+        if isinstance(node, Not):
+            return not_(self._row_pred(node.expr, cols, which))
+        sub = node.ref.sub.name if node.ref.sub else "value"
+        if sub not in cols:
+            raise InvalidFilter(f"'{which}.{sub}' cannot be filtered on")
+        expr, lower = cols[sub]
+        if isinstance(node, Present):
+            return expr.is_not(None)
+        value = node.value.lower() if lower and isinstance(node.value, str) else node.value
+        if node.op == "ne":
+            return or_(expr.is_(None), expr != value)
+        return compare_text(expr, node.op, value)
+
+    def _relation(self, node: Compare | Present | ValueFilter) -> ColumnElement | None:
         which = self._relation_attr(node.ref)
         if which is None:
             return None
-        m = t.memberships
-        sub = node.ref.sub.name if node.ref.sub else "value"
-        negate = isinstance(node, Compare) and node.op == "ne"
-        cmp_node = Compare(node.ref, "eq", node.value) if negate else node
-        if which == "groups":
-            g = t.groups
-            q = select(m.c.member_id).select_from(m.join(g, g.c.seq == m.c.group_seq))
-            if isinstance(node, Compare):
-                if sub == "value":
-                    q = q.where(compare_text(g.c.id, cmp_node.op, node.value))
-                elif sub == "display":
-                    q = q.where(compare_text(g.c.display_name_ci, cmp_node.op, node.value.lower()))
-                elif sub == "type":
-                    q = q if str(node.value).lower() == "direct" else q.where(false())
-                else:
-                    raise InvalidFilter(f"'groups.{sub}' cannot be filtered on")
-            col = self.main.c.id
-        else:
-            q = select(m.c.group_seq)
-            if isinstance(node, Compare):
-                if sub == "value":
-                    q = q.where(compare_text(m.c.member_id, cmp_node.op, node.value))
-                elif sub == "type":
-                    q = q.where(compare_text(m.c.member_type, cmp_node.op,
-                                             str(node.value).capitalize()))
-                elif sub == "display":
-                    u, g2 = t.users, t.groups.alias("g2")
-                    value = node.value.lower()
-                    q = q.where(or_(
-                        m.c.member_id.in_(select(u.c.id).where(
-                            compare_text(u.c.user_name_ci, cmp_node.op, value))),
-                        m.c.member_id.in_(select(g2.c.id).where(
-                            compare_text(g2.c.display_name_ci, cmp_node.op, value))),
-                    ))
-                else:
-                    raise InvalidFilter(f"'members.{sub}' cannot be filtered on")
-            col = self.main.c.seq
-        return col.not_in(q) if negate else col.in_(q)
+        source, selected, outer, cols = self._relation_source(which)
+        q = select(selected).select_from(source)
+        if isinstance(node, ValueFilter):
+            return outer.in_(q.where(self._row_pred(node.expr, cols, which)))
+        if isinstance(node, Present):
+            return outer.in_(q)
+        if node.op == "ne":  # no value of the attribute equals it
+            return outer.not_in(q.where(self._row_pred(Compare(node.ref, "eq", node.value),
+                                                       cols, which)))
+        return outer.in_(q.where(self._row_pred(node, cols, which)))
 
     # sorting --------------------------------------------------------------------------
     def sort_key(self, ref: AttrRef):
@@ -279,12 +317,19 @@ class FilterCompiler:
             return column[0]
         if self._relation_attr(ref) is not None:
             raise InvalidFilter(f"Cannot sort by '{ref.dotted}'")
-        v = self.values.alias("s")
+        # RFC 7644 §3.4.2.3: a multi-valued attribute sorts by its primary value, else
+        # its first one
+        v, p = self.values.alias("s"), self.values.alias("sp")
         conds = [v.c.entity == self.main.c.seq, v.c.attr == ref.key]
         if ref.sub is not None:
             conds.append(v.c.sub == ref.sub.name)
-        col = v.c.num if ref.leaf.type in (INTEGER, DECIMAL) else v.c.value
-        return select(col).where(*conds).order_by(col).limit(1).scalar_subquery()
+        col = v.c.num if ref.leaf.type in (INTEGER, DECIMAL) else func.coalesce(v.c.full,
+                                                                                 v.c.value)
+        primary = (select(literal(1)).where(p.c.entity == v.c.entity, p.c.attr == v.c.attr,
+                                            p.c.item == v.c.item, p.c.sub == "primary",
+                                            p.c.value == "true").exists())
+        return (select(col).where(*conds).order_by(case((primary, 0), else_=1), v.c.item)
+                .limit(1).scalar_subquery())
 
 
 def _py_text(op: str, actual: str, expected: str) -> bool:

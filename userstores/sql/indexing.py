@@ -3,8 +3,10 @@
 One row per leaf value: (attr key, sub-attribute, item number, value). The
 value is lower-cased unless the attribute is caseExact (that is how the
 filter translation compares), booleans are ``true``/``false``, numbers go to
-``num``, date-times are stored normalised to UTC. Attributes held in columns
-of their own are left out.
+``num``, date-times are stored normalised to UTC. Values longer than
+``INDEX_LENGTH`` keep their first characters in the indexed ``value`` column
+and the whole text in ``full``, so that comparisons stay exact. Attributes
+held in columns of their own are left out.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from gateway.model.query import normalise_datetime
 from gateway.model.schema import BOOLEAN, DATETIME, DECIMAL, INTEGER, Attribute, ResourceType
 
-INDEX_LENGTH = 512  # characters of a value that are indexed; longer values compare on a prefix
+INDEX_LENGTH = 512  # characters of a value that are indexed; the whole value is kept apart
 
 # canonical top-level attribute keys held in columns (or tables) of their own
 COLUMN_ATTRS = {
@@ -39,7 +41,7 @@ def index_value(attr: Attribute, value) -> tuple[str | None, float | None]:
             pass
     elif not attr.case_exact:
         value = value.lower()
-    return value[:INDEX_LENGTH], None
+    return value, None
 
 
 def rows(rtype: ResourceType, entity: int, data: dict) -> list[dict]:
@@ -74,4 +76,8 @@ def _row(out: list, entity: int, key: str, attr: Attribute, sub: str, item: int,
     v, num = index_value(attr, value)
     if v is None and num is None:
         return
-    out.append({"entity": entity, "attr": key, "sub": sub, "item": item, "value": v, "num": num})
+    full = None
+    if v is not None and len(v) > INDEX_LENGTH:
+        v, full = v[:INDEX_LENGTH], v
+    out.append({"entity": entity, "attr": key, "sub": sub, "item": item, "value": v,
+                "full": full, "num": num})

@@ -298,7 +298,9 @@ class SQLUserStore(UserStore):
                 order = []
                 if query.sort is not None:
                     key = compiler.sort_key(query.sort)
-                    order.append(key.desc() if query.descending else key.asc())
+                    # resources without a value come last ascending, first descending
+                    order.append(key.desc().nulls_first() if query.descending
+                                 else key.asc().nulls_last())
                 order.append(table.c.seq.desc() if query.descending else table.c.seq.asc())
                 rows = (await conn.execute(
                     select(table).where(where).order_by(*order)
@@ -426,6 +428,14 @@ class SQLUserStore(UserStore):
                 name = data["displayName"]
                 values = {"display_name": name, "display_name_ci": name.lower(),
                           "external_id": data.get("externalId"), "data": _dumps(data)}
+            rows = await self._check_members(conn, add, group_id)
+            changed = data is not None or await self._membership_changes(
+                conn, row.seq, rows, list(remove), remove_all)
+            if not changed:  # nothing to do: the version stays
+                members = (await self._members_of(conn, [row.seq]))[row.seq]
+                full = (await conn.execute(select(t.groups).where(t.groups.c.seq == row.seq))
+                        ).one()
+                return self._record(full, members, "Group")
             try:
                 ts = await self._bump(conn, t.groups, row, values, "Group", group_id)
             except IntegrityError as exc:
@@ -441,12 +451,29 @@ class SQLUserStore(UserStore):
                 for i in range(0, len(ids), 500):
                     await conn.execute(delete(m).where(m.c.group_seq == row.seq,
                                                        m.c.member_id.in_(ids[i:i + 500])))
-            await self._add_members(conn, row.seq, await self._check_members(conn, add, group_id))
+            await self._add_members(conn, row.seq, rows)
             full = (await conn.execute(select(t.groups).where(t.groups.c.seq == row.seq))).one()
             members = (await self._members_of(conn, [row.seq]))[row.seq]
         rec = self._record(full, members, "Group")
         rec.last_modified = ts
         return rec
+
+    @staticmethod
+    async def _membership_changes(conn, seq: int, add_rows: list[dict], remove: list[str],
+                                  remove_all: bool) -> bool:
+        """Whether adding/removing these members changes anything (only they are read)."""
+        m = t.memberships
+        wanted = {r["member_id"] for r in add_rows}
+        if remove_all:  # a replacement: compare the sets
+            current = {mid for (mid,) in await conn.execute(
+                select(m.c.member_id).where(m.c.group_seq == seq))}
+            return current != wanted
+        ids, present = list(wanted | set(remove)), set()
+        for i in range(0, len(ids), 500):
+            present.update(mid for (mid,) in await conn.execute(
+                select(m.c.member_id).where(m.c.group_seq == seq,
+                                            m.c.member_id.in_(ids[i:i + 500]))))
+        return bool(wanted - present) or bool(set(remove) & present)
 
     async def delete_group(self, group_id: str, *, expected_version: int | None) -> None:
         async with self._write() as conn:

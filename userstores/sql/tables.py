@@ -91,7 +91,9 @@ def _values_table(name: str, owner: str) -> Table:
         Column("attr", String(160), primary_key=True),
         Column("sub", String(64), primary_key=True),
         Column("item", Integer, primary_key=True),
-        Column("value", _text(1024)),
+        # the first INDEX_LENGTH characters (indexed), and the whole value when longer
+        Column("value", _text(512)),
+        Column("full", Text),
         Column("num", Float),
         sqlite_with_rowid=False,
     )
