@@ -30,7 +30,7 @@ from .errors import (
 )
 from .model.match import values_of
 from .model.patch import apply_patch
-from .model.query import And, Compare, Node, parse_filter, resolve_sort
+from .model.query import And, Compare, Node, Not, Or, parse_filter, resolve_sort
 from .model.schema import GROUP, USER, ResourceType
 from .model.validate import canonical, check_immutable
 from .passwords import Passwords
@@ -94,6 +94,8 @@ class Pipeline:
         return store
 
     async def _find(self, kind: str, entity_id: str, relations: bool = True) -> ops.Entity:
+        if "\x00" in entity_id or len(entity_id) > 64:  # no id looks like that
+            raise NotFound(f"{kind} {entity_id!r} not found")
         for store in self.stores.all:
             if kind == ops.USER:
                 rec = await store.get_user(entity_id, with_groups=relations)
@@ -175,6 +177,8 @@ class Pipeline:
     async def _check_password(self, op: ops.CheckPassword) -> ops.Entity | None:
         """The user when the password is right, else None (same cost either way)."""
         try:
+            if "\x00" in op.user_name:
+                raise InvalidValue("no such name")
             store, bare = self.stores.split(op.user_name)
         except InvalidValue:
             await self.passwords.verify(None, op.password)
@@ -286,67 +290,90 @@ class Pipeline:
         self._credentials_changed(None)
 
     # search ----------------------------------------------------------------------------------
-    def _domain_filter(self, rtype: ResourceType, node: Node | None
-                       ) -> tuple[Node | None, str | None]:
-        """``userName eq "SECONDARY/alice"``: restrict to that store and drop the prefix."""
-        name_attr = "userName" if rtype is USER else "displayName"
+    def _store_filter(self, rtype: ResourceType, node: Node | None, store: UserStore):
+        """The filter as one store must run it: True (all), False (none) or a node.
 
-        def rewrite(n: Node):
-            if (isinstance(n, Compare) and n.ref.sub is None and n.ref.schema is rtype.schema
-                    and n.ref.attr.name == name_attr and n.op in ("eq", "sw")
-                    and isinstance(n.value, str) and "/" in n.value):
-                domain, bare = n.value.split("/", 1)
-                store = self.stores.get(domain)
-                return Compare(n.ref, n.op, bare), store.domain
-            return n, None
-
+        Names are compared as clients see them, domain included (``SECONDARY/alice``),
+        while stores hold bare names: ``userName eq "SECONDARY/alice"`` becomes
+        ``userName eq "alice"`` in SECONDARY and matches nothing elsewhere, and an
+        unqualified ``userName eq "alice"`` matches only PRIMARY's alice. ``eq``, ``ne``
+        and ``sw`` are exact; other operators compare the bare name.
+        """
         if node is None:
-            return None, None
-        if isinstance(node, And):
-            terms, domains = [], set()
-            for term in node.terms:
-                new, domain = rewrite(term)
-                terms.append(new)
-                if domain:
-                    domains.add(domain)
-            if len(domains) > 1:
-                return node, "\0none"
-            return And(tuple(terms)), (domains.pop() if domains else None)
+            return True
+        name_attr = "userName" if rtype is USER else "displayName"
+        primary = store.domain.upper() == PRIMARY
+        prefix = "" if primary else f"{store.domain}/".lower()
+
+        def name(n: Compare) -> Node | bool:
+            value = n.value
+            if "/" in value:
+                domain, bare = value.split("/", 1)
+                if domain.upper() == store.domain.upper():
+                    return Compare(n.ref, n.op, bare)
+                if n.op in ("eq", "sw"):
+                    return False
+                return True if n.op == "ne" else n
+            if primary:
+                return n
+            if n.op == "eq":
+                return False
+            if n.op == "ne":
+                return True
+            if n.op == "sw":
+                return prefix.startswith(value.lower())
+            return n
+
+        def rewrite(n: Node) -> Node | bool:
+            if isinstance(n, And | Or):
+                is_and = isinstance(n, And)
+                terms = []
+                for term in n.terms:
+                    r = rewrite(term)
+                    if r is (not is_and):  # False in an and, True in an or: decided
+                        return r
+                    if r is not is_and:
+                        terms.append(r)
+                if not terms:
+                    return is_and
+                return terms[0] if len(terms) == 1 else type(n)(tuple(terms))
+            if isinstance(n, Not):
+                r = rewrite(n.expr)
+                return (not r) if isinstance(r, bool) else Not(r)
+            if (isinstance(n, Compare) and n.ref.sub is None and n.ref.schema is rtype.schema
+                    and n.ref.attr.name == name_attr and isinstance(n.value, str)):
+                return name(n)
+            return n
+
         return rewrite(node)
 
     async def _search(self, op: ops.Search) -> ops.Results:
         rtype = USER if op.kind == ops.USER else GROUP
         node = parse_filter(rtype, op.filter) if op.filter else None
-        node, filter_domain = self._domain_filter(rtype, node)
         sort = resolve_sort(rtype, op.sort_by) if op.sort_by else None
         count = self.config.default_count if op.count is None else op.count
         count = max(0, min(count, self.config.max_results))
         start = max(1, op.start_index)
-        stores = self.stores.all
-        if op.domain:
-            stores = [self.stores.get(op.domain)]
-        if filter_domain == "\0none":
-            return ops.Results([], 0, start)
-        if filter_domain:
-            stores = [s for s in stores if s.domain == filter_domain]
+        stores = [self.stores.get(op.domain)] if op.domain else self.stores.all
+        plans = []  # (store, filter) for the stores the filter can match in
+        for store in stores:
+            f = self._store_filter(rtype, node, store)
+            if f is not False:
+                plans.append((store, None if f is True else f))
 
-        def query(offset: int, limit: int, total: bool = True) -> Query:
-            return Query(node, sort, op.descending, offset, limit, total, op.with_relations)
+        def query(f: Node | None, offset: int, limit: int) -> Query:
+            return Query(f, sort, op.descending, offset, limit, True, op.with_relations)
 
         async def run(store: UserStore, q: Query):
             if rtype is USER:
                 return await store.search_users(q)
             return await store.search_groups(q)
 
-        if len(stores) == 1:
-            page = await run(stores[0], query(start - 1, count))
-            return ops.Results([ops.Entity(op.kind, stores[0].domain, r) for r in page.records],
-                               page.total, start)
-        if sort is None:
+        if sort is None or len(plans) == 1:
             # stores one after the other, in configuration order
             entities, total, skip, want = [], 0, start - 1, count
-            for store in stores:
-                page = await run(store, query(skip, want) if want else query(0, 0))
+            for store, f in plans:
+                page = await run(store, query(f, skip, want))
                 total += page.total
                 entities += [ops.Entity(op.kind, store.domain, r) for r in page.records]
                 want -= len(page.records)
@@ -354,9 +381,8 @@ class Pipeline:
             return ops.Results(entities, total, start)
         # sorted across stores: each store's first start+count, merged
         pages = []
-        for store in stores:
-            page = await run(store, query(0, start - 1 + count))
-            pages.append((store, page))
+        for store, f in plans:
+            pages.append((store, await run(store, query(f, 0, start - 1 + count))))
 
         def key(entity: ops.Entity):
             vals = values_of(entity.record.data, sort) if not sort.is_common else []

@@ -91,11 +91,23 @@ async def test_get_by_id_returns_what_create_returned(gateway):
     assert got["meta"] == created["meta"]
 
 
-async def test_get_unknown_id_is_404(gateway):
+async def test_unknown_id_is_404(gateway):
     status, body, _ = await scim(gateway, "GET", "/Users/2819c223-7f76-453a-919d-413861904646")
     assert_scim_error(status, body, 404)
     status, body, _ = await scim(gateway, "GET", "/Users/not-even-a-uuid")
     assert_scim_error(status, body, 404)
+    # an id PostgreSQL could not even store is simply not found (not a 500/503)
+    status, body, _ = await scim(gateway, "GET", "/Users/a%00b")
+    assert_scim_error(status, body, 404)
+    status, body, _ = await scim(gateway, "PUT", "/Users/00000000-0000-0000-0000-000000000000",
+                                 {"userName": "ghost"})
+    assert_scim_error(status, body, 404)
+    status, body, _ = await scim(gateway, "PATCH", "/Users/00000000-0000-0000-0000-000000000000",
+                                 patch_body({"op": "replace", "path": "title", "value": "x"}))
+    assert_scim_error(status, body, 404)
+    status, body, _ = await scim(gateway, "DELETE", "/Users/00000000-0000-0000-0000-000000000000")
+    assert_scim_error(status, body, 404)
+    assert await users_named(gateway, "ghost") == []
 
 
 async def test_case_insensitive_attribute_names(gateway):
@@ -123,21 +135,16 @@ async def test_user_name_is_unique_case_insensitively(gateway):
     assert_scim_error(status, body, 409, "uniqueness")
     found = await users_named(gateway, "alice")
     assert [u["userName"] for u in found] == ["Alice"]
-
-
-async def test_rename_onto_an_existing_name_is_409(gateway):
-    await create(gateway, {"userName": "taken"})
+    # the bootstrap administrator's name is taken too
+    status, body, _ = await scim(gateway, "POST", "/Users", {"userName": ADMIN_USER[0].upper()})
+    assert_scim_error(status, body, 409, "uniqueness")
+    # renaming onto a taken name is refused and changes nothing
     other = await create(gateway, {"userName": "other"})
-    status, body, _ = await scim(gateway, "PUT", f"/Users/{other['id']}", {"userName": "TAKEN"})
+    status, body, _ = await scim(gateway, "PUT", f"/Users/{other['id']}", {"userName": "aLiCe"})
     assert_scim_error(status, body, 409, "uniqueness")
     status, got, _ = await scim(gateway, "GET", f"/Users/{other['id']}")
     assert got["userName"] == "other"
     assert got["meta"]["version"] == 'W/"1"'
-
-
-async def test_the_bootstrap_admin_name_is_taken(gateway):
-    status, body, _ = await scim(gateway, "POST", "/Users", {"userName": ADMIN_USER[0].upper()})
-    assert_scim_error(status, body, 409, "uniqueness")
 
 
 # read-only attributes ---------------------------------------------------------------------
@@ -235,11 +242,6 @@ async def test_put_can_rename_and_versions_keep_counting(gateway):
     assert len(await users_named(gateway, "v4")) == 1
 
 
-async def test_put_unknown_id_is_404(gateway):
-    status, body, _ = await scim(gateway, "PUT", "/Users/00000000-0000-0000-0000-000000000000",
-                                 {"userName": "ghost"})
-    assert_scim_error(status, body, 404)
-    assert await users_named(gateway, "ghost") == []
 
 
 async def test_put_without_user_name_is_refused_and_changes_nothing(gateway):
@@ -318,23 +320,33 @@ async def test_password_is_accepted_but_never_returned(gateway):
     assert (SECRET + "3") not in repr(patched)
 
 
-async def test_password_can_be_used_to_log_in_and_put_changes_it(gateway):
+async def test_password_rules_and_login(gateway):
     from conftest import basic
 
-    await create(gateway, {"userName": "login", "password": SECRET})
+    for bad in ("", 12345, {"value": "x"}):
+        status, body, _ = await scim(gateway, "POST", "/Users",
+                                     {"userName": "login", "password": bad})
+        assert_scim_error(status, body, 400, "invalidValue")
+    assert await users_named(gateway, "login") == []
+    created = await create(gateway, {"userName": "login", "password": SECRET})
+    # the user has no role: authenticated (so not 401) but not allowed
     status, body, _ = await scim(gateway, "GET", "/Users", auth=basic("login", SECRET))
-    # the user has no role: authenticated (not 401) but not allowed
     assert_scim_error(status, body, 403)
     status, body, _ = await scim(gateway, "GET", "/Users", auth=basic("login", "wrong"))
     assert_scim_error(status, body, 401)
-
-
-async def test_empty_or_non_string_password_is_refused(gateway):
-    for bad in ("", 12345, {"value": "x"}):
-        status, body, _ = await scim(gateway, "POST", "/Users",
-                                     {"userName": "pw-bad", "password": bad})
-        assert_scim_error(status, body, 400, "invalidValue")
-    assert await users_named(gateway, "pw-bad") == []
+    # PUT with a new password changes it; PUT without one keeps it
+    status, body, _ = await scim(gateway, "PUT", f"/Users/{created['id']}",
+                                 {"userName": "login", "password": SECRET + "2"})
+    assert status == 200, body
+    status, body, _ = await scim(gateway, "GET", "/Users", auth=basic("login", SECRET + "2"))
+    assert_scim_error(status, body, 403)
+    status, body, _ = await scim(gateway, "PUT", f"/Users/{created['id']}",
+                                 {"userName": "login", "title": "kept"})
+    assert status == 200, body
+    status, body, _ = await scim(gateway, "GET", "/Users", auth=basic("login", SECRET + "2"))
+    assert_scim_error(status, body, 403)
+    status, body, _ = await scim(gateway, "GET", "/Users", auth=basic("login", SECRET))
+    assert_scim_error(status, body, 401)
 
 
 # extensions ----------------------------------------------------------------------------------
@@ -357,14 +369,11 @@ async def test_enterprise_extension_round_trips(gateway):
         gateway, "GET", f'/Users?filter={ENTERPRISE}:manager.value eq "{boss["id"]}"')
     assert status == 200, found
     assert [u["id"] for u in found["Resources"]] == [created["id"]]
-
-
-async def test_enterprise_attribute_as_urn_qualified_key(gateway):
     # the shape Entra ID sends: one URN-qualified attribute per key
-    created = await create(gateway, {
+    entra = await create(gateway, {
         "userName": "entra", f"{ENTERPRISE}:employeeNumber": "55",
-        f"{ENTERPRISE}:manager.value": "mgr-1"})
-    assert created[ENTERPRISE] == {"employeeNumber": "55", "manager": {"value": "mgr-1"}}
+        f"{ENTERPRISE}:manager.value": boss["id"]})
+    assert entra[ENTERPRISE] == {"employeeNumber": "55", "manager": {"value": boss["id"]}}
 
 
 async def test_wso2_extension_round_trips(gateway):
@@ -394,9 +403,7 @@ async def test_wso2_extension_types_are_checked(gateway):
                                  {"userName": "wso2bad", WSO2: {"accountLocked": "maybe"}})
     assert_scim_error(status, body, 400, "invalidValue")
     assert await users_named(gateway, "wso2bad") == []
-
-
-async def test_string_booleans_are_coerced(gateway):
+    # Entra ID sends booleans as strings
     created = await create(gateway, {"userName": "entrabool", "active": "False",
                                       WSO2: {"accountLocked": "True"}})
     assert created["active"] is False
@@ -423,13 +430,12 @@ async def test_if_match_current_version_allows_put_patch_delete(gateway):
     assert status == 204, body
     status, _, _ = await scim(gateway, "GET", f"/Users/{uid}")
     assert status == 404
-
-
-async def test_if_match_star_matches_any_version(gateway):
-    created = await create(gateway, {"userName": "star"})
-    status, body, _ = await scim(gateway, "PUT", f"/Users/{created['id']}",
+    # "*" matches any version
+    other = await create(gateway, {"userName": "star"})
+    status, body, _ = await scim(gateway, "PUT", f"/Users/{other['id']}",
                                  {"userName": "star", "title": "x"}, headers={"If-Match": "*"})
     assert status == 200, body
+    assert body["title"] == "x"
 
 
 async def test_stale_if_match_is_412_and_changes_nothing(gateway):

@@ -42,7 +42,7 @@ class Stores:
         """``SECONDARY/alice`` -> (SECONDARY store, "alice"); no domain means PRIMARY."""
         if SEPARATOR in name:
             domain, bare = name.split(SEPARATOR, 1)
-            if not bare:
+            if not bare.strip():
                 raise InvalidValue(f"'{name}' has a domain but no name")
             return self.get(domain), bare
         return self.primary, name

@@ -272,6 +272,8 @@ class _Resolver:
             raise self.error(f"'{op}' cannot be used on the binary '{node.attr_path}'")
         if op in ("co", "sw", "ew") and leaf.type not in (STRING, REFERENCE, DATETIME):
             raise self.error(f"'{op}' needs a string attribute; '{node.attr_path}' is {leaf.type}")
+        if isinstance(node.value, str) and "\x00" in node.value:
+            raise self.error("A filter value cannot contain a NUL character")
         try:
             if op in ("co", "sw", "ew"):
                 if not isinstance(node.value, str):

@@ -21,6 +21,7 @@ from .schema import (
 )
 
 MAX_STRING_LENGTH = 8192
+MAX_NAME_LENGTH = 512  # userName, a group's displayName, externalId: indexed columns
 MAX_VALUES = 1000
 _IGNORED_TOP = {"schemas", "id", "meta"}
 
@@ -30,9 +31,16 @@ def _value(attr: Attribute, value, where: str):
         out = coerce(attr, value)
     except ValueError as exc:
         raise InvalidValue(f"{where}: {exc}") from None
-    if isinstance(out, str) and len(out) > MAX_STRING_LENGTH:
-        raise InvalidValue(f"{where}: longer than {MAX_STRING_LENGTH} characters")
+    if isinstance(out, str):
+        _check_text(out, where)
     return out
+
+
+def _check_text(text: str, where: str) -> None:
+    if len(text) > MAX_STRING_LENGTH:
+        raise InvalidValue(f"{where}: longer than {MAX_STRING_LENGTH} characters")
+    if "\x00" in text:
+        raise InvalidValue(f"{where}: contains a NUL character")
 
 
 def _complex(attr: Attribute, value, where: str) -> dict | None:
@@ -115,16 +123,21 @@ def canonical(rtype: ResourceType, body: dict) -> tuple[dict, str | None]:
             continue
         _put(out, attr, value, attr.name)
     for attr in rtype.schema.attributes:
-        if attr.required and attr.name not in out:
-            raise InvalidValue(f"'{attr.name}' is required")
+        value = out.get(attr.name)
+        if attr.required and (value is None or isinstance(value, str) and not value.strip()):
+            raise InvalidValue(f"'{attr.name}' is required and cannot be blank")
+        if attr.uniqueness == "server" and isinstance(value, str) and len(
+                value) > MAX_NAME_LENGTH:
+            raise InvalidValue(f"'{attr.name}' is longer than {MAX_NAME_LENGTH} characters")
+    if len(out.get("externalId", "")) > MAX_NAME_LENGTH:
+        raise InvalidValue(f"'externalId' is longer than {MAX_NAME_LENGTH} characters")
     return out, password
 
 
 def _value_str(value, where: str) -> str:
     if not isinstance(value, str):
         raise InvalidValue(f"{where}: takes a string")
-    if len(value) > MAX_STRING_LENGTH:
-        raise InvalidValue(f"{where}: longer than {MAX_STRING_LENGTH} characters")
+    _check_text(value, where)
     return value
 
 

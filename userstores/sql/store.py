@@ -9,7 +9,13 @@ from collections.abc import AsyncIterator, Iterable
 import orjson
 from sqlalchemy import delete, func, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import (
@@ -97,6 +103,9 @@ class SQLUserStore(UserStore):
             raise
         except IntegrityError as exc:
             raise Conflict("A resource with this name already exists") from exc
+        except DataError as exc:  # e.g. a character PostgreSQL cannot store
+            raise InvalidValue(f"A value cannot be stored in {self.domain}: "
+                               f"{str(exc.orig).splitlines()[0][:200]}") from exc
         except (OperationalError, DBAPIError, OSError, ConnectionError) as exc:
             raise StoreUnavailable(f"user store {self.domain} is unavailable") from exc
         except SQLAlchemyError as exc:
