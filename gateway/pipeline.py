@@ -20,6 +20,7 @@ from .auth.principal import SYSTEM, Principal
 from .config import Config
 from .errors import (
     ConcurrentUpdate,
+    Conflict,
     Forbidden,
     GatewayError,
     InvalidValue,
@@ -426,13 +427,20 @@ class Pipeline:
         name = user_name or "admin"
         store, bare = self.stores.split(name)
         rec = await store.get_user_by_name(bare, with_groups=True)
+        created = False
         if rec is None:
             if password is None:
-                password = generated = secrets.token_urlsafe(18)
-            entity = await self.execute(SYSTEM, ops.CreateUser({"userName": name,
-                                                                "password": password}))
-            rec = entity.record
-        elif password is not None:
+                generated = secrets.token_urlsafe(18)
+            try:
+                entity = await self.execute(SYSTEM, ops.CreateUser(
+                    {"userName": name, "password": password or generated}))
+                rec, created = entity.record, True
+            except Conflict:  # another host sharing the database created it just now
+                generated = None
+                rec = await store.get_user_by_name(bare, with_groups=True)
+                if rec is None:
+                    raise
+        if password is not None and not created:  # the environment says what it is
             found = await store.get_password_hash(bare)
             if found is None or not await self.passwords.verify(found[1], password):
                 await store.set_password_hash(rec.id, await self.passwords.hash(password))
@@ -440,7 +448,7 @@ class Pipeline:
         if role is None:
             try:
                 await store.create_group({"displayName": ADMIN_ROLE}, [{"value": rec.id}])
-            except Exception:  # noqa: BLE001 - another worker created it first
+            except Conflict:  # another host sharing the database created it first
                 role = await store.get_group_by_name(ADMIN_ROLE, with_members=False)
         if role is not None:
             await store.change_members(role.id, expected_version=None, add=[{"value": rec.id}])
