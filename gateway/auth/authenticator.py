@@ -53,7 +53,7 @@ class Authenticator:
 
     # cache -----------------------------------------------------------------------
     def _cache_key(self, header: str) -> bytes:
-        return hmac.new(self._key, header.encode(), hashlib.sha256).digest()
+        return hashlib.blake2b(header.encode(), key=self._key, digest_size=32).digest()
 
     def _cached(self, key: bytes) -> Principal | None:
         hit = self._cache.get(key)

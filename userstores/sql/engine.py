@@ -1,38 +1,64 @@
-"""Async engines for the SQL store: SQLite (embedded default) and PostgreSQL.
+"""Where the SQL store's work runs: one round trip per store operation.
 
-SQLite runs in WAL mode with ``case_sensitive_like`` (so LIKE honours
-caseExact and prefix searches can use indexes) and two engines: writes go
-through one that opens ``BEGIN IMMEDIATE`` transactions, so that concurrent
-writers (other tasks, other worker processes) queue on the database lock
-instead of failing to upgrade a read lock; reads run in autocommit mode
-(each SELECT sees a consistent snapshot on its own), which spares two
-round trips to the driver's thread per request.
+Every store operation is a plain synchronous function over a SQLAlchemy
+``Connection`` (several statements, one transaction). A runner executes it:
+
+- SQLite (embedded): a synchronous pysqlite engine, the whole operation in
+  one hop to a thread pool, so the event loop never blocks and pays one
+  thread switch per operation rather than one per statement and fetch (which
+  is what an async driver costs: about ten per request, each a wake-up the
+  scheduler of a busy machine may delay). WAL mode, ``case_sensitive_like``
+  (so LIKE honours caseExact and prefix searches can use indexes). Writes go
+  through one connection opening ``BEGIN IMMEDIATE`` transactions, so
+  concurrent writers (tasks here, other worker processes) queue on the
+  database lock instead of failing to upgrade a read lock; reads run in
+  autocommit mode, each SELECT a consistent snapshot of its own.
+- PostgreSQL: the asyncpg driver, the same function run through
+  ``AsyncConnection.run_sync``.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.errors import ConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
 
 
-def _sqlite_engine(url: str, immediate: bool, pool_size: int) -> AsyncEngine:
-    engine = create_async_engine(
+class Runner:
+    dialect: str
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+def _sqlite_engine(url, immediate: bool, pool_size: int) -> Engine:
+    engine = create_engine(
         url,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
         pool_size=pool_size,
         max_overflow=0,
         pool_timeout=60,
-        # reads run without an explicit transaction (each SELECT is atomic on its own),
-        # so there is nothing to roll back when a connection returns to the pool
+        # reads run without an explicit transaction: nothing to roll back on return
         pool_reset_on_return="rollback" if immediate else None,
     )
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
@@ -45,30 +71,76 @@ def _sqlite_engine(url: str, immediate: bool, pool_size: int) -> AsyncEngine:
         cur.close()
 
     if immediate:
-        @event.listens_for(engine.sync_engine, "begin")
+        @event.listens_for(engine, "begin")
         def _on_begin(conn):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
-def make_engines(url: str, pool_size: int = 8) -> tuple[AsyncEngine, AsyncEngine]:
-    """(write engine, read engine) for a database URL."""
+class SQLiteRunner(Runner):
+    dialect = "sqlite"
+
+    def __init__(self, url, pool_size: int):
+        self._writer = _sqlite_engine(url, True, 1)
+        self._reader = _sqlite_engine(url, False, pool_size)
+        self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
+        self._read_pool = ThreadPoolExecutor(pool_size, thread_name_prefix="sqlite-read")
+
+    def _read(self, fn, args):
+        with self._reader.connect() as conn:
+            return fn(conn, *args)
+
+    def _write(self, fn, args):
+        with self._writer.begin() as conn:
+            return fn(conn, *args)
+
+    async def read(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(
+            self._read_pool, self._read, fn, args)
+
+    async def write(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(
+            self._write_pool, self._write, fn, args)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        for pool in (self._write_pool, self._read_pool):
+            await loop.run_in_executor(None, pool.shutdown, True)
+        self._writer.dispose()
+        self._reader.dispose()
+
+
+class AsyncRunner(Runner):
+    dialect = "postgresql"
+
+    def __init__(self, url, pool_size: int):
+        self._engine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+    async def read(self, fn, *args):
+        async with self._engine.connect() as conn:
+            return await conn.run_sync(fn, *args)
+
+    async def write(self, fn, *args):
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(fn, *args)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+def make_runner(url: str, pool_size: int = 8) -> Runner:
     try:
         parsed = make_url(url)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a config error
         raise ConfigError(f"not a database URL: {url!r}") from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        if parsed.get_driver_name() != "aiosqlite":
-            parsed = parsed.set(drivername="sqlite+aiosqlite")
         if parsed.database in (None, "", ":memory:"):
             raise ConfigError("SQLite needs a file (an in-memory database is not shared)")
-        text = parsed.render_as_string(hide_password=False)
-        return _sqlite_engine(text, True, 1), _sqlite_engine(text, False, pool_size)
+        return SQLiteRunner(parsed.set(drivername="sqlite+pysqlite"), pool_size)
     if backend == "postgresql":
-        if parsed.get_driver_name() != "asyncpg":
-            parsed = parsed.set(drivername="postgresql+asyncpg")
         try:
             import asyncpg  # noqa: F401
         except ImportError as exc:
@@ -76,8 +148,8 @@ def make_engines(url: str, pool_size: int = 8) -> tuple[AsyncEngine, AsyncEngine
                 "PostgreSQL needs the 'postgres' extra: "
                 "pip install 'provisioning-gateway[postgres]'"
             ) from exc
-        engine = create_async_engine(
-            parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
-        return engine, engine
+        return AsyncRunner(parsed.set(drivername="postgresql+asyncpg"), pool_size)
     raise ConfigError(f"unsupported database {backend!r}: use sqlite or postgresql")
+
+
+__all__ = ["Connection", "Runner", "make_runner"]
