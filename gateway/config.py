@@ -195,7 +195,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         stores[name] = StoreConfig(name, url, kind, _get(sec, where, "read_only", bool, False),
                                    _get(sec, where, "pool_size", int, 8))
     if "PRIMARY" not in stores:
-        stores = {"PRIMARY": StoreConfig("PRIMARY", f"sqlite+aiosqlite:///{DEFAULT_DB}"),
+        stores = {"PRIMARY": StoreConfig("PRIMARY", f"sqlite:///{DEFAULT_DB}"),
                   **stores}
     stores = {"PRIMARY": stores["PRIMARY"], **{k: v for k, v in stores.items() if k != "PRIMARY"}}
 

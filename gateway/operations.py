@@ -145,6 +145,7 @@ class PatchGroup(Operation):
     id: str
     operations: list[PatchOperation]
     if_match: int | None = None
+    with_members: bool = True  # False: the result need not list the members
     kind = GROUP
     permission = "groups:update"
 

@@ -259,14 +259,14 @@ class Pipeline:
                 raise Mutability("A group cannot move to another user store domain")
             changes = result.members
             if data == rec.data and not changes:
-                return await self._find(ops.GROUP, op.id)
+                return await self._find(ops.GROUP, op.id, op.with_members)
             add = changes.replace if changes.replace is not None else changes.add
             try:
                 new = await self._writable(store).change_members(
                     op.id, expected_version=rec.version,
                     add=add, remove=changes.remove,
                     remove_all=changes.remove_all or changes.replace is not None,
-                    data=None if data == rec.data else data)
+                    data=None if data == rec.data else data, with_members=op.with_members)
             except VersionMismatch:
                 if op.if_match is not None:
                     raise

@@ -115,7 +115,7 @@ async def store_url(backend, tmp_path, pg_databases):
 
     async def make(label: str = "primary") -> str:
         if backend == "sqlite":
-            return f"sqlite+aiosqlite:///{tmp_path / (label + '.db')}"
+            return f"sqlite:///{tmp_path / (label + '.db')}"
         url = await pg_databases.create()
         made.append(url)
         return url

@@ -23,9 +23,16 @@ async def patch(gw, path: str, *operations: dict, headers=None):
 
 
 async def patch_ok(gw, path: str, *operations: dict, before: str | None = None) -> dict:
-    """A PATCH that must succeed: 200, the full resource, an ETag that matches its meta."""
+    """A PATCH that must succeed: 200 and the full resource for a user; 204 for a group
+    (then read back), and either way an ETag that matches the resource's meta."""
     status, body, resp = await patch(gw, path, *operations)
-    assert status == 200, body
+    if "/Groups/" in path:
+        assert status == 204, body
+        assert body is None and resp.headers.get("ETag")
+        _, body, got = await scim(gw, "GET", path)
+        assert got.headers["ETag"] == resp.headers["ETag"]
+    else:
+        assert status == 200, body
     assert body["id"] == path.rsplit("/", 1)[1]
     assert body["meta"]["version"] == resp.headers["ETag"]
     assert "password" not in body
@@ -90,8 +97,8 @@ async def test_group_readding_a_member_is_a_no_op(gateway):
     path = f"/Groups/{group['id']}"
     status, body, resp = await patch(gateway, path, {
         "op": "add", "path": "members", "value": [{"value": a["id"]}]})
-    assert status == 200, body
-    assert member_ids(body) == {a["id"]}
+    assert status == 204, body
+    assert member_ids(await fetch(gateway, path)) == {a["id"]}
     assert resp.headers["ETag"] == group["meta"]["version"]
 
 
@@ -109,8 +116,8 @@ async def test_group_remove_member_by_filter(gateway):
     # removing someone who is not a member changes nothing
     status, again, resp = await patch(gateway, path,
                                       {"op": "remove", "path": f'members[value eq "{a["id"]}"]'})
-    assert status == 200, again
-    assert member_ids(again) == {b["id"]}
+    assert status == 204, again
+    assert member_ids(await fetch(gateway, path)) == {b["id"]}
 
 
 async def test_group_remove_all_members(gateway):
@@ -182,10 +189,28 @@ async def test_group_no_op_keeps_version(gateway):
     group = await make_group(gateway, "same", [a["id"]])
     status, body, resp = await patch(gateway, f"/Groups/{group['id']}",
                                      {"op": "replace", "path": "displayName", "value": "same"})
+    assert status == 204, body
+    assert resp.headers["ETag"] == group["meta"]["version"]
+    # asking for attributes gets the resource (RFC 7644 §3.5.2), members included
+    status, body, resp = await scim(
+        gateway, "PATCH", f"/Groups/{group['id']}?excludedAttributes=externalId",
+        patch_body({"op": "replace", "path": "displayName", "value": "same"}))
     assert status == 200, body
     assert resp.headers["ETag"] == group["meta"]["version"]
     assert body["displayName"] == "same"
-    assert member_ids(body) == {a["id"]}  # the full resource, members included
+    assert member_ids(body) == {a["id"]}
+
+
+async def test_group_patch_can_answer_without_members(gateway):
+    a, b = await make_user(gateway, "a1"), await make_user(gateway, "b1")
+    group = await make_group(gateway, "big", [a["id"]])
+    status, body, resp = await scim(
+        gateway, "PATCH", f"/Groups/{group['id']}?excludedAttributes=members",
+        patch_body({"op": "add", "path": "members", "value": [{"value": b["id"]}]}))
+    assert status == 200, body
+    assert "members" not in body
+    assert body["meta"]["version"] == resp.headers["ETag"] != group["meta"]["version"]
+    assert member_ids(await fetch(gateway, f"/Groups/{group['id']}")) == {a["id"], b["id"]}
 
 
 async def test_group_pathless_add_members(gateway):

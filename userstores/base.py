@@ -130,8 +130,12 @@ class UserStore(abc.ABC):
     @abc.abstractmethod
     async def change_members(self, group_id: str, *, expected_version: int | None,
                              add: list[dict] = (), remove: list[str] = (),
-                             remove_all: bool = False, data: dict | None = None) -> Record:
-        """Add/remove members (and optionally replace attributes) in one transaction."""
+                             remove_all: bool = False, data: dict | None = None,
+                             with_members: bool = True) -> Record:
+        """Add/remove members (and optionally replace attributes) in one transaction.
+
+        With ``with_members`` False the result does not list the members, so that
+        changing one member of a large group never reads the others."""
 
     @abc.abstractmethod
     async def delete_group(self, group_id: str, *, expected_version: int | None) -> None: ...

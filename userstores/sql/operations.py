@@ -352,7 +352,8 @@ def get_group(conn: Connection, by: str, value: str, with_members: bool) -> Reco
 
 
 def change_members(conn: Connection, group_id: str, expected_version: int | None, add,
-                   remove, remove_all: bool, data: dict | None, domain: str) -> Record:
+                   remove, remove_all: bool, data: dict | None, domain: str,
+                   with_members: bool = True) -> Record:
     m = t.memberships
     row = _lock_row(conn, t.groups, group_id, expected_version, "Group")
     rows = _check_members(conn, add, group_id, domain)
@@ -381,7 +382,8 @@ def change_members(conn: Connection, group_id: str, expected_version: int | None
         _add_members(conn, row.seq, rows)
     # no change: nothing written, the version stays
     full = conn.execute(select(t.groups).where(t.groups.c.seq == row.seq)).one()
-    return record(full, _members_of(conn, [row.seq])[row.seq], "Group")
+    return record(full, _members_of(conn, [row.seq])[row.seq] if with_members else None,
+                  "Group")
 
 
 def delete_group(conn: Connection, group_id: str, expected_version: int | None) -> None:

@@ -139,9 +139,9 @@ class SQLUserStore(UserStore):
 
     async def change_members(self, group_id: str, *, expected_version: int | None,
                              add=(), remove=(), remove_all: bool = False,
-                             data: dict | None = None) -> Record:
+                             data: dict | None = None, with_members: bool = True) -> Record:
         return await self._write(ops.change_members, group_id, expected_version, list(add),
-                                 list(remove), remove_all, data, self.domain)
+                                 list(remove), remove_all, data, self.domain, with_members)
 
     async def delete_group(self, group_id: str, *, expected_version: int | None) -> None:
         await self._write(ops.delete_group, group_id, expected_version)
