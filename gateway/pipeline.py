@@ -39,6 +39,7 @@ from .passwords import Passwords
 log = logging.getLogger("gateway.pipeline")
 
 PATCH_RETRIES = 8
+SELF_SERVICE = ("users:view", "users:update")
 ADMIN_ROLE = "admin"
 
 
@@ -73,8 +74,15 @@ class Pipeline:
     async def execute(self, caller: Principal, op: ops.Operation):
         if caller is None:
             raise Unauthorized()
-        caller.require(op.permission)
+        if not self._self_service(caller, op):
+            caller.require(op.permission)
         return await self._handlers[type(op)](op)
+
+    @staticmethod
+    def _self_service(caller: Principal, op: ops.Operation) -> bool:
+        """A store user may read and update its own user (SCIM /Me) without permissions."""
+        return (caller.user_id is not None and op.kind == ops.USER
+                and op.permission in SELF_SERVICE and getattr(op, "id", None) == caller.user_id)
 
     # helpers ----------------------------------------------------------------------------
     def _credentials_changed(self, user_id: str | None) -> None:

@@ -9,6 +9,7 @@ into their own query language; nothing below parses strings again.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -66,6 +67,9 @@ class AttrRef:
     @property
     def is_common(self) -> bool:
         return self.schema is None
+
+    def __repr__(self) -> str:
+        return f"AttrRef({self.dotted})"
 
     def container(self, resource: dict) -> dict | None:
         """The dict holding this attribute inside a canonical resource."""
@@ -286,15 +290,43 @@ class _Resolver:
         return Compare(ref, op, value)
 
 
-def parse_filter(rtype: ResourceType, text: str) -> Node:
-    if len(text) > MAX_FILTER_LENGTH:
-        raise InvalidFilter(f"The filter is longer than {MAX_FILTER_LENGTH} characters")
+# Entra ID filters on ``emails[type eq "work"].value eq "x"``, which RFC 7644's grammar does
+# not allow; it means ``emails[type eq "work" and value eq "x"]``.
+_SUB_AFTER_VALUE_PATH = re.compile(
+    r'(?P<attr>[A-Za-z][\w$-]*)\[(?P<inner>[^\[\]]*)\]\.(?P<sub>[A-Za-z][\w$-]*)\s+'
+    r'(?:(?P<op>eq|ne|co|sw|ew|gt|ge|lt|le)\s+(?P<value>"(?:[^"\\]|\\.)*"|true|false|null'
+    r'|-?\d+(?:\.\d+)?)|(?P<pr>pr)\b)',
+    re.IGNORECASE,
+)
+
+
+def _entra_value_path(text: str) -> str:
+    def join(m: re.Match) -> str:
+        test = "pr" if m["pr"] else f"{m['op']} {m['value']}"
+        return f"{m['attr']}[({m['inner']}) and {m['sub']} {test}]"
+
+    return _SUB_AFTER_VALUE_PATH.sub(join, text)
+
+
+def _parse(text: str):
     try:
-        ast = ScimFilter(text).ast
+        return ScimFilter(text).ast
     except InvalidFilterException as exc:
         raise InvalidFilter(f"Invalid filter {text!r}: {exc.detail or 'syntax error'}") from None
     except (ValueError, TypeError) as exc:
         raise InvalidFilter(f"Invalid filter {text!r}: {exc}") from None
+
+
+def parse_filter(rtype: ResourceType, text: str) -> Node:
+    if len(text) > MAX_FILTER_LENGTH:
+        raise InvalidFilter(f"The filter is longer than {MAX_FILTER_LENGTH} characters")
+    try:
+        ast = _parse(text)
+    except InvalidFilter:
+        rewritten = _entra_value_path(text)
+        if rewritten == text:
+            raise
+        ast = _parse(rewritten)
     return _Resolver(rtype).node(ast)
 
 

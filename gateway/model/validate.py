@@ -81,6 +81,8 @@ def attribute_value(attr: Attribute, value, where: str | None = None):
             raise InvalidValue(f"{where}: more than one value is marked primary")
         return items or None
     if attr.type == COMPLEX:
+        if isinstance(value, str) and attr.sub("value") is not None:
+            value = {"value": value}  # Entra ID sends "manager": "<id>"
         return _complex(attr, value, where)
     if value == "" and attr.type != "string":
         return None

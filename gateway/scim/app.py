@@ -16,7 +16,7 @@ from ..errors import (
 from ..keys import AUTH, CONFIG
 from . import discovery
 from .http import ERROR, respond
-from .resources import GROUPS, PRINCIPAL, USERS, base_url
+from .resources import GROUPS, ME, PRINCIPAL, USERS, base_url
 
 log = logging.getLogger("gateway.scim")
 
@@ -85,7 +85,7 @@ async def _schemas(request: web.Request) -> web.Response:
 
 def create_scim_app() -> web.Application:
     app = web.Application(middlewares=[scim_errors, scim_auth])
-    app.add_routes(USERS.routes() + GROUPS.routes() + [
+    app.add_routes(USERS.routes() + GROUPS.routes() + ME.routes() + [
         web.get("/ServiceProviderConfig", _spc),
         web.get("/ResourceTypes", _resource_types),
         web.get("/ResourceTypes/{name}", _resource_types),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import operations as ops
-from ..errors import InvalidValue, VersionMismatch
+from ..errors import InvalidValue, NotSupported, VersionMismatch
 from ..keys import CONFIG, PIPELINE
 from ..model.schema import GROUP, USER, ResourceType
 from .http import LIST_RESPONSE, SEARCH_REQUEST, read_json, respond, version_of
@@ -174,3 +174,29 @@ class ResourceHandlers:
 
 USERS = ResourceHandlers(USER)
 GROUPS = ResourceHandlers(GROUP)
+
+
+class MeHandlers:
+    """/Me (RFC 7644 §3.11): the authenticated store user's own resource.
+
+    GET, PUT and PATCH work on the caller's user without further permissions
+    (self-service); DELETE needs ``users:delete``. API clients and bearer
+    tokens are not users of a store: /Me answers them 501.
+    """
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.route(method, "/Me", self.handle)
+                for method in ("GET", "PUT", "PATCH", "DELETE")]
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        principal = request[PRINCIPAL]
+        if principal.user_id is None:
+            raise NotSupported("/Me is for users of a user store; this caller is "
+                               f"{principal.kind!r} {principal.name!r}")
+        request.match_info["id"] = principal.user_id
+        handler = {"GET": USERS.get, "PUT": USERS.replace, "PATCH": USERS.patch,
+                   "DELETE": USERS.delete}[request.method]
+        return await handler(request)
+
+
+ME = MeHandlers()
