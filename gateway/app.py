@@ -52,7 +52,9 @@ async def health(request: web.Request) -> web.Response:
 
 def create_app(config: Config, *, bootstrap: bool = True) -> web.Application:
     """The gateway as an aiohttp application (stores opened on startup)."""
-    app = web.Application(client_max_size=config.max_body_bytes)
+    # the largest body any route takes; each route enforces its own limit
+    app = web.Application(client_max_size=max(config.max_body_bytes,
+                                               config.bulk_max_payload_bytes))
     app[CONFIG] = config
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -74,6 +74,8 @@ class Config:
     max_body_bytes: int = 1_048_576
     max_results: int = 1000
     default_count: int = 100
+    bulk_max_operations: int = 1000
+    bulk_max_payload_bytes: int = 8_388_608
     auth_cache_seconds: float = 30.0
     passwords: PasswordConfig = field(default_factory=PasswordConfig)
     stores: dict[str, StoreConfig] = field(default_factory=dict)
@@ -160,7 +162,8 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
     server = _section(raw, "server")
     _unknown(server, "server", {"host", "port", "workers", "base_url"})
     limits = _section(raw, "limits")
-    _unknown(limits, "limits", {"max_body_bytes", "max_results", "default_count"})
+    _unknown(limits, "limits", {"max_body_bytes", "max_results", "default_count",
+                                "bulk_max_operations", "bulk_max_payload_bytes"})
     pw = _section(raw, "passwords")
     _unknown(pw, "passwords", {"time_cost", "memory_cost_kib", "parallelism", "min_length"})
     auth = _section(raw, "auth")
@@ -271,6 +274,8 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         max_results=_get(limits, "limits", "max_results", int, 1000),
         default_count=_get(limits, "limits", "default_count", int,
                            min(100, _get(limits, "limits", "max_results", int, 1000))),
+        bulk_max_operations=_get(limits, "limits", "bulk_max_operations", int, 1000),
+        bulk_max_payload_bytes=_get(limits, "limits", "bulk_max_payload_bytes", int, 8_388_608),
         auth_cache_seconds=_get(auth, "auth", "cache_seconds", float, 30.0),
         passwords=passwords,
         stores=stores,
@@ -287,4 +292,6 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         raise ConfigError("limits: 0 < default_count <= max_results")
     if cfg.max_body_bytes < 1024:
         raise ConfigError("limits.max_body_bytes must be at least 1024")
+    if cfg.bulk_max_operations < 1 or cfg.bulk_max_payload_bytes < 1024:
+        raise ConfigError("limits: bulk_max_operations >= 1, bulk_max_payload_bytes >= 1024")
     return cfg

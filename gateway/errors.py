@@ -87,6 +87,13 @@ class Conflict(ClientError):
     default_detail = "A resource with this value already exists"
 
 
+class CircularReference(ClientError):
+    """Bulk operations that reference each other in a circle (RFC 7644 §3.7.1)."""
+
+    status = 409
+    default_detail = "Circular bulkId references"
+
+
 class VersionMismatch(ClientError):
     """The resource changed since the version the caller holds (If-Match)."""
 

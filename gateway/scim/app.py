@@ -15,20 +15,14 @@ from ..errors import (
 )
 from ..keys import AUTH, CONFIG
 from . import discovery
-from .http import ERROR, respond
+from .bulk import bulk
+from .http import error_body, respond
 from .resources import GROUPS, ME, PRINCIPAL, USERS, base_url
 
 log = logging.getLogger("gateway.scim")
 
 # discovery endpoints are readable without credentials (they describe, they hold no data)
 PUBLIC = ("/ServiceProviderConfig", "/ResourceTypes", "/Schemas")
-
-
-def error_body(exc: GatewayError) -> dict:
-    body = {"schemas": [ERROR], "status": str(exc.status), "detail": exc.detail}
-    if exc.scim_type:
-        body["scimType"] = exc.scim_type
-    return body
 
 
 def error_response(exc: GatewayError) -> web.Response:
@@ -86,6 +80,7 @@ async def _schemas(request: web.Request) -> web.Response:
 def create_scim_app() -> web.Application:
     app = web.Application(middlewares=[scim_errors, scim_auth])
     app.add_routes(USERS.routes() + GROUPS.routes() + ME.routes() + [
+        web.post("/Bulk", bulk),
         web.get("/ServiceProviderConfig", _spc),
         web.get("/ResourceTypes", _resource_types),
         web.get("/ResourceTypes/{name}", _resource_types),

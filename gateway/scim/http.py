@@ -14,6 +14,14 @@ PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 
 
+def error_body(exc) -> dict:
+    """An RFC 7644 §3.12 Error for a gateway error."""
+    body = {"schemas": [ERROR], "status": str(exc.status), "detail": exc.detail}
+    if exc.scim_type:
+        body["scimType"] = exc.scim_type
+    return body
+
+
 def respond(body: dict | None, status: int = 200, *, etag: int | None = None,
             location: str | None = None) -> web.Response:
     headers = {}
@@ -31,10 +39,14 @@ async def read_json(request: web.Request, limit: int) -> dict:
     ctype = request.content_type
     if request.headers.get("Content-Type") and "json" not in ctype and ctype != "text/plain":
         raise UnsupportedMediaType(f"Send {SCIM_JSON} or application/json, not {ctype}")
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes")
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"The request body is larger than {limit} bytes") from None
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes")
     if not raw.strip():
         raise InvalidSyntax("The request has no body")
     try:

@@ -1,0 +1,235 @@
+"""SCIM 2.0 /Bulk (RFC 7644 §3.7).
+
+Operations run one by one through the pipeline, each committing or failing on
+its own. ``bulkId`` references (``"bulkId:qwerty"`` as a path id or as any
+value in the data, e.g. group members or a manager) are resolved to the ids
+the referenced operations created, whatever their order in the request: an
+operation runs after the ones it references; operations that reference each
+other in a circle fail with 409; a reference to an unknown or failed
+operation fails with 400/409 for the referencing operation only.
+``failOnErrors`` stops the job after that many errors. The limits
+(``[limits] bulk_max_operations`` and ``bulk_max_payload_bytes``) are
+advertised in ServiceProviderConfig and enforced with 413.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from .. import operations as ops
+from ..errors import (
+    CircularReference,
+    Conflict,
+    GatewayError,
+    InvalidSyntax,
+    InvalidValue,
+    MethodNotAllowed,
+    PayloadTooLarge,
+)
+from ..keys import CONFIG, PIPELINE
+from .http import error_body, read_json, respond, version_of
+from .patch import parse_patch
+from .resources import PRINCIPAL, base_url
+
+BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
+_REF = "bulkId:"
+_PATH = re.compile(r"^/(?P<type>Users|Groups)(?:/(?P<id>[^/]+))?$")
+
+
+@dataclass
+class BulkOp:
+    index: int
+    method: str
+    path: str
+    bulk_id: str | None
+    version: str | None
+    data: object
+    depends: set[str] = field(default_factory=set)
+    response: dict | None = None
+
+
+def _refs(value, out: set[str]) -> None:
+    if isinstance(value, str):
+        if value.startswith(_REF):
+            out.add(value[len(_REF):])
+    elif isinstance(value, list):
+        for v in value:
+            _refs(v, out)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _refs(v, out)
+
+
+def _substitute(value, ids: dict[str, str]):
+    if isinstance(value, str) and value.startswith(_REF):
+        return ids[value[len(_REF):]]
+    if isinstance(value, list):
+        return [_substitute(v, ids) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, ids) for k, v in value.items()}
+    return value
+
+
+def parse_bulk(body: dict, max_operations: int) -> tuple[list[BulkOp], int | None]:
+    schemas = body.get("schemas")
+    if schemas is not None and (not isinstance(schemas, list) or BULK_REQUEST not in schemas):
+        raise InvalidSyntax(f"A bulk request has the schema {BULK_REQUEST}")
+    operations = body.get("Operations")
+    if not isinstance(operations, list):
+        raise InvalidSyntax("A bulk request needs an 'Operations' array")
+    if len(operations) > max_operations:
+        raise PayloadTooLarge(f"At most {max_operations} operations per bulk request")
+    fail_on_errors = body.get("failOnErrors")
+    if fail_on_errors is not None and (not isinstance(fail_on_errors, int)
+                                       or isinstance(fail_on_errors, bool)
+                                       or fail_on_errors < 1):
+        raise InvalidValue("failOnErrors must be a positive integer")
+    out, seen = [], set()
+    for i, item in enumerate(operations):
+        if not isinstance(item, dict):
+            raise InvalidSyntax(f"Operations[{i}] must be an object")
+        method = item.get("method")
+        path = item.get("path")
+        bulk_id = item.get("bulkId")
+        if not isinstance(method, str) or method.upper() not in ("POST", "PUT", "PATCH",
+                                                                 "DELETE"):
+            raise InvalidValue(f"Operations[{i}].method must be POST, PUT, PATCH or DELETE")
+        if not isinstance(path, str):
+            raise InvalidValue(f"Operations[{i}].path is required")
+        if bulk_id is not None:
+            if not isinstance(bulk_id, str) or not bulk_id:
+                raise InvalidValue(f"Operations[{i}].bulkId must be a non-empty string")
+            if bulk_id in seen:
+                raise InvalidValue(f"bulkId '{bulk_id}' is used twice")
+            seen.add(bulk_id)
+        version = item.get("version")
+        op = BulkOp(i, method.upper(), path, bulk_id,
+                    version if isinstance(version, str) else None, item.get("data"))
+        _refs(op.path.rpartition("/")[2], op.depends)
+        _refs(op.data, op.depends)
+        out.append(op)
+    return out, fail_on_errors
+
+
+def _order(operations: list[BulkOp]) -> tuple[list[BulkOp], list[BulkOp]]:
+    """(operations in an order that honours bulkId references, those in a cycle)."""
+    by_id = {op.bulk_id: op for op in operations if op.bulk_id}
+    state: dict[int, int] = {}  # 1 visiting, 2 done
+    ordered: list[BulkOp] = []
+    cyclic: set[int] = set()
+
+    def visit(op: BulkOp, stack: list[BulkOp]) -> None:
+        if state.get(op.index) == 2:
+            return
+        if state.get(op.index) == 1:
+            start = next(i for i, o in enumerate(stack) if o.index == op.index)
+            cyclic.update(o.index for o in stack[start:])
+            return
+        state[op.index] = 1
+        stack.append(op)
+        for ref in sorted(op.depends):
+            if ref in by_id:
+                visit(by_id[ref], stack)
+        stack.pop()
+        state[op.index] = 2
+        ordered.append(op)
+
+    for op in operations:
+        visit(op, [])
+    return ([o for o in ordered if o.index not in cyclic],
+            [o for o in operations if o.index in cyclic])
+
+
+def _operation(op: BulkOp, data) -> tuple[ops.Operation, str]:
+    """The pipeline operation for one bulk operation, and its resource type."""
+    m = _PATH.match(op.path)
+    if m is None:
+        raise InvalidValue(f"Unsupported bulk path {op.path!r} (use /Users, /Groups, "
+                           "/Users/{id} or /Groups/{id})")
+    kind, rid = m["type"], m["id"]
+    is_user = kind == "Users"
+    if_match = version_of(op.version) if op.version else None
+    if op.method == "POST":
+        if rid is not None:
+            raise MethodNotAllowed(f"POST goes to /{kind}, not to one resource")
+        if not op.bulk_id:
+            raise InvalidValue("A POST in a bulk request needs a bulkId")
+        if not isinstance(data, dict):
+            raise InvalidSyntax("POST needs 'data' with the resource")
+        return (ops.CreateUser(data) if is_user else ops.CreateGroup(data)), kind
+    if rid is None:
+        raise MethodNotAllowed(f"{op.method} needs a resource path /{kind}/{{id}}")
+    if op.method == "DELETE":
+        return (ops.DeleteUser(rid, if_match) if is_user else ops.DeleteGroup(rid, if_match)), kind
+    if not isinstance(data, dict):
+        raise InvalidSyntax(f"{op.method} needs 'data' with the resource or PatchOp")
+    if op.method == "PUT":
+        return (ops.ReplaceUser(rid, data, if_match) if is_user
+                else ops.ReplaceGroup(rid, data, if_match)), kind
+    patch = parse_patch(data)
+    return (ops.PatchUser(rid, patch, if_match) if is_user
+            else ops.PatchGroup(rid, patch, if_match, with_members=False)), kind
+
+
+def _error(op: BulkOp, exc: GatewayError) -> dict:
+    out = {"method": op.method, "status": str(exc.status), "response": error_body(exc)}
+    if op.bulk_id:
+        out["bulkId"] = op.bulk_id
+    return out
+
+
+async def bulk(request: web.Request) -> web.Response:
+    config = request.config_dict[CONFIG]
+    pipeline = request.config_dict[PIPELINE]
+    principal = request[PRINCIPAL]
+    body = await read_json(request, config.bulk_max_payload_bytes)
+    operations, fail_on_errors = parse_bulk(body, config.bulk_max_operations)
+    ordered, cyclic = _order(operations)
+    for op in cyclic:
+        op.response = _error(op, CircularReference(
+            "Circular bulkId references: these operations reference each other"))
+    errors = len(cyclic)
+    created: dict[str, str] = {}  # bulkId -> id
+    failed: set[str] = {op.bulk_id for op in cyclic if op.bulk_id}
+    base = base_url(request)
+    for op in ordered:
+        if fail_on_errors is not None and errors >= fail_on_errors:
+            break
+        try:
+            missing = [r for r in op.depends if r not in created]
+            if missing:
+                ref = missing[0]
+                if ref in failed:
+                    raise Conflict(f"bulkId '{ref}' refers to an operation that failed")
+                raise InvalidValue(f"Unknown bulkId '{ref}'")
+            head, _, tail = op.path.rpartition("/")
+            op.path = f"{head}/{_substitute(tail, created)}" if head else op.path
+            data = _substitute(op.data, created)
+            operation, kind = _operation(op, data)
+            result = await pipeline.execute(principal, operation)
+        except GatewayError as exc:
+            errors += 1
+            if op.bulk_id:
+                failed.add(op.bulk_id)
+            op.response = _error(op, exc)
+            continue
+        out: dict = {"method": op.method}
+        if op.bulk_id:
+            out["bulkId"] = op.bulk_id
+        if op.method == "DELETE":
+            out["status"] = "204"
+        else:
+            out["location"] = f"{base}/{kind}/{result.id}"
+            out["version"] = f'W/"{result.version}"'
+            out["status"] = "201" if op.method == "POST" else "200"
+            if op.method == "POST" and op.bulk_id:
+                created[op.bulk_id] = result.id
+        op.response = out
+    return respond({
+        "schemas": [BULK_RESPONSE],
+        "Operations": [op.response for op in operations if op.response is not None],
+    })
