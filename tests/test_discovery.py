@@ -71,7 +71,7 @@ async def test_service_provider_config(client):
     assert resp.content_type == "application/scim+json"
     assert body["schemas"] == ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"]
     assert body["patch"] == {"supported": True}
-    assert body["bulk"]["supported"] is False
+    assert body["bulk"] == {"supported": True, "maxOperations": 1000, "maxPayloadSize": 8388608}
     assert body["filter"]["supported"] is True
     assert body["filter"]["maxResults"] == 1000
     assert body["sort"]["supported"] is True

@@ -278,7 +278,7 @@ async def test_unsupported_content_type_is_415(gateway):
 
 # routes and methods ----------------------------------------------------------------------------
 async def test_unknown_route_is_scim_404(gateway):
-    for path in ("/Nope", "/users/extra/segment", "/Users/x/y", "/Bulk", "/", "/Groups/a/b/c",
+    for path in ("/Nope", "/users/extra/segment", "/Users/x/y", "/Bulkk", "/", "/Groups/a/b/c",
                  "/ResourceTypes/Nope", "/Schemas/urn:nope"):
         status, body, resp = await scim(gateway, "GET", path)
         assert error_problem(status, body, 404) is None, (path, status, body)
