@@ -82,6 +82,7 @@ class Search(Operation):
     count: int | None = None
     domain: str | None = None
     with_relations: bool = True
+    cursor: str | None = None  # RFC 9865: "" for the first page, then a nextCursor
 
 
 @dataclass(frozen=True)
@@ -195,4 +196,5 @@ class Entity:
 class Results:
     entities: list[Entity]
     total: int
-    start_index: int
+    start_index: int | None  # None with cursor paging
+    next_cursor: str | None = None

@@ -8,14 +8,15 @@ touch a store.
 
 from __future__ import annotations
 
-import heapq
 import logging
 import secrets
+from dataclasses import replace
 
 from userstores.base import UNCHANGED, Query, UserStore
 from userstores.registry import PRIMARY, Stores
 
 from . import operations as ops
+from . import pagination
 from .auth.principal import SYSTEM, Principal
 from .config import Config
 from .errors import (
@@ -29,7 +30,6 @@ from .errors import (
     Unauthorized,
     VersionMismatch,
 )
-from .model.match import values_of
 from .model.patch import apply_patch
 from .model.query import And, Compare, Node, Not, Or, parse_filter, resolve_sort
 from .model.schema import GROUP, USER, ResourceType
@@ -369,6 +369,8 @@ class Pipeline:
             f = self._store_filter(rtype, node, store)
             if f is not False:
                 plans.append((store, None if f is True else f))
+        if op.cursor is not None:
+            return await self._cursor_page(op, plans, sort, count, stores)
 
         def query(f: Node | None, offset: int, limit: int) -> Query:
             return Query(f, sort, op.descending, offset, limit, True, op.with_relations)
@@ -388,20 +390,83 @@ class Pipeline:
                 want -= len(page.records)
                 skip = max(0, skip - page.total)
             return ops.Results(entities, total, start)
-        # sorted across stores: each store's first start+count, merged
-        pages = []
-        for store, f in plans:
-            pages.append((store, await run(store, query(f, 0, start - 1 + count))))
+        # sorted across stores: each store's first start+count, merged in the order each
+        # store sorts itself (the same order cursor paging follows)
+        streams, total = [], 0
+        for index, (store, f) in enumerate(plans):
+            q = replace(query(f, 0, start - 1 + count), keyset=True)
+            page = await run(store, q)
+            total += page.total
+            streams.append([(r.position, index, ops.Entity(op.kind, store.domain, r))
+                            for r in page.records])
+        merged = pagination.merge(streams, start - 1 + count, op.descending)
+        return ops.Results([e for _p, _i, e in merged[start - 1:]], total, start)
 
-        def key(entity: ops.Entity):
-            vals = values_of(entity.record.data, sort) if not sort.is_common else []
-            v = vals[0] if vals else ""
-            return (str(v).lower(), entity.id)
+    async def _cursor_page(self, op: ops.Search, plans, sort, count: int, stores
+                           ) -> ops.Results:
+        """One page of cursor paging (RFC 9865) across the stores the filter can match in."""
+        key = pagination.query_key(op.kind, op.filter, op.sort_by, op.descending, op.domain)
+        domains = [s.domain for s in stores]
+        positions = pagination.decode(op.cursor, key, domains)
+        planned = {s.domain: (s, f) for s, f in plans}
+        for domain in domains:  # a store the filter cannot match in has nothing to give
+            if domain not in planned:
+                positions[domain] = "done"
 
-        streams = [[ops.Entity(op.kind, s.domain, r) for r in p.records] for s, p in pages]
-        merged = list(heapq.merge(*streams, key=key, reverse=op.descending))
-        return ops.Results(merged[start - 1:start - 1 + count], sum(p.total for _, p in pages),
-                           start)
+        async def fetch(store, f, after, limit):
+            q = Query(f, sort, op.descending, 0, limit, True, op.with_relations,
+                      after=tuple(after) if after else None, keyset=True)
+            page = await (store.search_users(q) if op.kind == ops.USER
+                          else store.search_groups(q))
+            return page
+
+        total, picked = 0, []
+        for domain in domains:  # stores finished earlier still count in totalResults
+            if positions[domain] == "done" and domain in planned:
+                total += (await fetch(*planned[domain], None, 0)).total
+        if sort is None:  # stores one after the other, each in creation order
+            want = count
+            for index, domain in enumerate(domains):
+                if positions[domain] == "done":
+                    continue
+                store, f = planned[domain]
+                page = await fetch(store, f, positions[domain], want + 1 if want else 0)
+                total += page.total
+                if want == 0:
+                    continue
+                records = page.records[:want]
+                picked += [(r.position, index, ops.Entity(op.kind, domain, r)) for r in records]
+                if records:
+                    positions[domain] = list(records[-1].position)
+                if len(page.records) <= want:
+                    positions[domain] = "done"
+                want -= len(records)
+        else:  # each store's next page, merged in sort order
+            streams = []
+            for index, domain in enumerate(domains):
+                if positions[domain] == "done":
+                    continue
+                store, f = planned[domain]
+                page = await fetch(store, f, positions[domain], count + 1 if count else 0)
+                total += page.total
+                streams.append([(r.position, index, ops.Entity(op.kind, domain, r))
+                                for r in page.records])
+            picked = pagination.merge(streams, count, op.descending)
+            taken: dict[str, int] = {}
+            for position, _index, entity in picked:
+                positions[entity.domain] = list(position)
+                taken[entity.domain] = taken.get(entity.domain, 0) + 1
+            for stream in streams:
+                if stream and len(stream) == taken.get(stream[0][2].domain, 0):
+                    positions[stream[0][2].domain] = "done"  # all it had is on this page
+            for index, domain in enumerate(domains):
+                if positions[domain] != "done" and not any(
+                        s and s[0][1] == index for s in streams):
+                    positions[domain] = "done"
+        entities = [entity for _p, _i, entity in picked]
+        more = any(p != "done" for p in positions.values())
+        return ops.Results(entities, total, None,
+                           pagination.encode(key, positions) if more else None)
 
     async def bulk_create_users(self, caller: Principal, domain: str,
                                 representations: list[tuple[str, dict]]) -> int:

@@ -36,6 +36,8 @@ class Record:
     last_modified: str
     groups: list[dict] | None = None  # users: [{"value", "display"}] of direct groups
     members: list[dict] | None = None  # groups: [{"value", "type", "display"}]
+    # with Query.keyset: where this record stands in the order (sort value, tie-breaker)
+    position: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,10 @@ class Query:
     with_total: bool = True
     # load memberships with each record (users: groups; groups: members)
     with_relations: bool = True
+    # keyset paging: only records after this position (a Record.position of an earlier
+    # page), and report each record's position; offset is then 0
+    after: tuple | None = None
+    keyset: bool = False
 
 
 @dataclass

@@ -19,6 +19,10 @@ def service_provider_config(config: Config, base: str) -> dict:
         "filter": {"supported": True, "maxResults": config.max_results},
         "changePassword": {"supported": True},
         "sort": {"supported": True},
+        # RFC 9865: cursors hold no server state and do not expire
+        "pagination": {"cursor": True, "index": True, "defaultPaginationMethod": "index",
+                       "defaultPageSize": config.default_count,
+                       "maxPageSize": config.max_results},
         "etag": {"supported": True},
         "authenticationSchemes": [
             {"type": "httpbasic", "name": "HTTP Basic",

@@ -157,19 +157,27 @@ class ResourceHandlers:
         count = _int(params.get("count"), "count")
         if count is not None and count < 0:
             count = 0
+        cursor = params.get("cursor")
+        if cursor is not None:
+            if not isinstance(cursor, str):
+                raise InvalidValue("'cursor' must be a string")
+            if params.get("startIndex") not in (None, ""):
+                raise InvalidValue("Use either 'cursor' or 'startIndex' paging, not both")
         cls = ops.SearchUsers if self.is_user else ops.SearchGroups
         op = cls(filter=filt or None, sort_by=sort_by or None,
                  descending=str(order).lower() == "descending", start_index=max(1, start),
-                 count=count, domain=domain or None, with_relations=proj.wants(self.relation))
+                 count=count, domain=domain or None, with_relations=proj.wants(self.relation),
+                 cursor=cursor)
         results: ops.Results = await self._run(request, op)
         resources = [self._render(request, e, proj) for e in results.entities]
-        return respond({
-            "schemas": [LIST_RESPONSE],
-            "totalResults": results.total,
-            "startIndex": results.start_index,
-            "itemsPerPage": len(resources),
-            "Resources": resources,
-        })
+        body = {"schemas": [LIST_RESPONSE], "totalResults": results.total}
+        if results.start_index is not None:
+            body["startIndex"] = results.start_index
+        body["itemsPerPage"] = len(resources)
+        if results.next_cursor is not None:
+            body["nextCursor"] = results.next_cursor
+        body["Resources"] = resources
+        return respond(body)
 
 
 USERS = ResourceHandlers(USER)

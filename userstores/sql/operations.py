@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import bindparam, delete, func, select, text, true, update
+from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -254,12 +254,17 @@ def search(conn: Connection, query: Query, kind: str) -> Page:
     rows = []
     if query.limit > 0:
         order = []
-        if query.sort is not None:
-            key = compiler.sort_key(query.sort)
+        key = compiler.sort_key(query.sort) if query.sort is not None else None
+        if key is not None:
             # resources without a value come last ascending, first descending
             order.append(key.desc().nulls_first() if query.descending else key.asc().nulls_last())
         order.append(table.c.seq.desc() if query.descending else table.c.seq.asc())
-        rows = conn.execute(select(table).where(where).order_by(*order)
+        stmt = select(table)
+        if query.keyset:
+            stmt = select(table, (key if key is not None else literal(None)).label("_key"))
+        if query.after is not None:
+            where = and_(where, _after(table.c.seq, key, query.after, query.descending))
+        rows = conn.execute(stmt.where(where).order_by(*order)
                             .offset(query.offset).limit(query.limit)).all()
     relations = None
     if query.with_relations and rows:
@@ -269,7 +274,25 @@ def search(conn: Connection, query: Query, kind: str) -> Page:
             by_seq = _members_of(conn, [r.seq for r in rows])
             relations = {r.id: by_seq[r.seq] for r in rows}
     records = [record(r, relations[r.id] if relations else None, kind) for r in rows]
+    if query.keyset:
+        for rec, row in zip(records, rows, strict=True):
+            rec.position = (row._key, row.seq)
     return Page(records, total if query.with_total else len(records))
+
+
+def _after(seq, key, position: tuple, descending: bool):
+    """Rows strictly after ``position`` (value, seq) in the order search() uses."""
+    value, last = position
+    if key is None:
+        return seq < last if descending else seq > last
+    if descending:  # nulls first, then values descending; ties by seq descending
+        if value is None:
+            return or_(and_(key.is_(None), seq < last), key.is_not(None))
+        return or_(key < value, and_(key == value, seq < last))
+    # ascending: values ascending, nulls last; ties by seq ascending
+    if value is None:
+        return and_(key.is_(None), seq > last)
+    return or_(key > value, and_(key == value, seq > last), key.is_(None))
 
 
 # groups ------------------------------------------------------------------------------------
