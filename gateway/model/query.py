@@ -308,6 +308,23 @@ def _entra_value_path(text: str) -> str:
     return _SUB_AFTER_VALUE_PATH.sub(join, text)
 
 
+# WSO2's documentation and clients send unquoted values: ``userName Eq kim``.
+_BARE_VALUE = re.compile(
+    r"(?P<head>\b(?:eq|ne|co|sw|ew|gt|ge|lt|le)\s+)(?P<value>[^\s\"'()\[\]]+)(?=[\s()\[\]]|$)",
+    re.IGNORECASE)
+_LITERAL = re.compile(r"^(?:true|false|null|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)$")
+
+
+def _quote_bare_values(text: str) -> str:
+    def quote(m: re.Match) -> str:
+        value = m["value"]
+        if _LITERAL.match(value):
+            return m[0]
+        return f'{m["head"]}"{value}"'
+
+    return _BARE_VALUE.sub(quote, text)
+
+
 def _parse(text: str):
     try:
         return ScimFilter(text).ast
@@ -323,7 +340,8 @@ def parse_filter(rtype: ResourceType, text: str) -> Node:
     try:
         ast = _parse(text)
     except InvalidFilter:
-        rewritten = _entra_value_path(text)
+        # the real clients' departures from the grammar, tried only when it fails
+        rewritten = _quote_bare_values(_entra_value_path(text))
         if rewritten == text:
             raise
         ast = _parse(rewritten)

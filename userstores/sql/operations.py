@@ -39,14 +39,28 @@ USER_BY = {"id": select(t.users).where(t.users.c.id == bindparam("v")),
            "name": select(t.users).where(t.users.c.user_name_ci == bindparam("v"))}
 GROUP_BY = {"id": select(t.groups).where(t.groups.c.id == bindparam("v")),
             "name": select(t.groups).where(t.groups.c.display_name_ci == bindparam("v"))}
-GROUPS_OF = (select(_m.c.member_id, _g.c.id, _g.c.display_name)
-             .select_from(_m.join(_g, _g.c.seq == _m.c.group_seq))
-             .where(_m.c.member_id.in_(bindparam("ids", expanding=True)))
-             .order_by(_g.c.display_name_ci))
-GROUPS_OF_ONE = (select(_m.c.member_id, _g.c.id, _g.c.display_name)
-                 .select_from(_m.join(_g, _g.c.seq == _m.c.group_seq))
-                 .where(_m.c.member_id == bindparam("id"))
-                 .order_by(_g.c.display_name_ci))
+MAX_NESTING = 32  # how deep group-in-group chains are followed
+
+
+def _groups_of_statement(start):
+    """The groups of some members, direct (depth 0) and through nested groups (indirect)."""
+    chain = (select(_m.c.member_id.label("member"), _m.c.group_seq.label("group_seq"),
+                    literal(0).label("depth"))
+             .where(start).cte("chain", recursive=True))
+    m2, g2 = t.memberships.alias("m2"), t.groups.alias("g2")
+    chain = chain.union(
+        select(chain.c.member, m2.c.group_seq, chain.c.depth + 1)
+        .select_from(chain.join(g2, g2.c.seq == chain.c.group_seq)
+                     .join(m2, m2.c.member_id == g2.c.id))
+        .where(chain.c.depth < MAX_NESTING))
+    return (select(chain.c.member, _g.c.id, _g.c.display_name, func.min(chain.c.depth))
+            .select_from(chain.join(_g, _g.c.seq == chain.c.group_seq))
+            .group_by(chain.c.member, _g.c.id, _g.c.display_name, _g.c.display_name_ci)
+            .order_by(_g.c.display_name_ci))
+
+
+GROUPS_OF = _groups_of_statement(_m.c.member_id.in_(bindparam("ids", expanding=True)))
+GROUPS_OF_ONE = _groups_of_statement(_m.c.member_id == bindparam("id"))
 _MEMBERS = (select(_m.c.group_seq, _m.c.member_id, _m.c.member_type,
                    func.coalesce(t.users.c.user_name, _mg.c.display_name))
             .select_from(_m.outerjoin(t.users, t.users.c.id == _m.c.member_id)
@@ -116,8 +130,9 @@ def _groups_of(conn: Connection, user_ids: list[str]) -> dict[str, list]:
         return out
     rows = (conn.execute(GROUPS_OF_ONE, {"id": user_ids[0]}) if len(user_ids) == 1
             else conn.execute(GROUPS_OF, {"ids": user_ids}))
-    for member_id, gid, display in rows.all():
-        out[member_id].append({"value": gid, "display": display, "type": "direct"})
+    for member_id, gid, display, depth in rows.all():
+        out[member_id].append({"value": gid, "display": display,
+                               "type": "direct" if depth == 0 else "indirect"})
     return out
 
 
@@ -319,6 +334,14 @@ def _check_members(conn: Connection, members: Iterable[dict], group_id: str,
     missing = [i for i in wanted if i not in found]
     if missing:
         raise InvalidValue(f"Unknown member id(s) in {domain}: {', '.join(missing[:10])}")
+    nested = [i for i in wanted if found[i] == "Group"]
+    if nested:
+        # a group may not contain a group it is itself (indirectly) a member of
+        ancestors = {g["value"] for g in _groups_of(conn, [group_id])[group_id]}
+        circular = [i for i in nested if i in ancestors]
+        if circular:
+            raise InvalidValue(f"Group {circular[0]} contains this group (directly or through "
+                               "other groups): adding it would make a cycle")
     for mid, given in wanted.items():
         if given is not None and given != found[mid]:
             raise InvalidValue(f"Member {mid} is a {found[mid]}, not a {given}")
