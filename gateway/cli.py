@@ -90,9 +90,12 @@ def cmd_serve(args) -> int:
 async def _check(cfg: Config) -> bool:
     from userstores.registry import build_store
 
+    from .model.registry import SchemaRegistry
+
     ok = True
+    schemas = SchemaRegistry.build(cfg.extensions)
     for domain, sc in cfg.stores.items():
-        store = build_store(sc)
+        store = build_store(sc, schemas)
         try:
             await store.open()
             print(f"  [{domain}] ok: {await store.check()}"

@@ -82,6 +82,8 @@ class Config:
     clients: tuple[ClientConfig, ...] = ()
     issuers: tuple[IssuerConfig, ...] = ()
     roles: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"admin": ("*",)})
+    # custom schema extensions: (resource type name, Schema)
+    extensions: tuple = ()
     source: str = "(defaults)"
 
     @property
@@ -157,7 +159,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         source = str(path)
     _env_overrides(raw, environ)
     _unknown(raw, "top level", {"server", "limits", "passwords", "auth", "userstores",
-                                "clients", "issuers", "roles"})
+                                "clients", "issuers", "roles", "extensions"})
 
     server = _section(raw, "server")
     _unknown(server, "server", {"host", "port", "workers", "base_url"})
@@ -261,6 +263,18 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
                                     _get(sec, where, "subject_claim", str, "sub"),
                                     _get(sec, where, "leeway_seconds", int, 60)))
 
+    from .model.registry import SchemaRegistry, extension_from_config
+
+    raw_ext = raw.get("extensions", [])
+    if not isinstance(raw_ext, list):
+        raise ConfigError("[[extensions]] must be an array of tables")
+    try:
+        extensions = tuple(extension_from_config(e, f"extensions[{i}]")
+                           for i, e in enumerate(raw_ext))
+        SchemaRegistry.build(extensions)  # clashes between them or with built-in schemas
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
     roles = {"admin": ("*",)}
     for role, perms in _section(raw, "roles").items():
         roles[role] = _perms(perms, f"roles.{role}")
@@ -282,6 +296,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         clients=tuple(clients),
         issuers=tuple(issuers),
         roles=roles,
+        extensions=extensions,
         source=source,
     )
     if not 0 < cfg.port < 65536:

@@ -94,6 +94,13 @@ class CircularReference(ClientError):
     default_detail = "Circular bulkId references"
 
 
+class FailedReference(ClientError):
+    """A bulk operation references (bulkId) an operation that failed."""
+
+    status = 409
+    default_detail = "The referenced bulk operation failed"
+
+
 class VersionMismatch(ClientError):
     """The resource changed since the version the caller holds (If-Match)."""
 

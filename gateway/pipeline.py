@@ -32,7 +32,8 @@ from .errors import (
 )
 from .model.patch import apply_patch
 from .model.query import And, Compare, Node, Not, Or, parse_filter, resolve_sort
-from .model.schema import GROUP, USER, ResourceType
+from .model.registry import SchemaRegistry
+from .model.schema import ResourceType
 from .model.validate import canonical, check_immutable
 from .passwords import Passwords
 
@@ -48,6 +49,7 @@ class Pipeline:
         self.config = config
         self.stores = stores
         self.passwords = passwords
+        self.schemas = SchemaRegistry.build(config.extensions)
         # called with a user id when its credentials changed, with None when memberships
         # (roles) changed: lets the authenticator forget what it remembered
         self.credential_listeners: list = []
@@ -119,7 +121,7 @@ class Pipeline:
 
     # users --------------------------------------------------------------------------------
     async def _create_user(self, op: ops.CreateUser) -> ops.Entity:
-        data, password = canonical(USER, op.representation)
+        data, password = canonical(self.schemas.user, op.representation)
         store = self._writable(self._split_name(data, "userName"))
         rec = await store.create_user(data, await self._hash(password))
         return ops.Entity(ops.USER, store.domain, rec)
@@ -136,11 +138,11 @@ class Pipeline:
 
     async def _replace_user(self, op: ops.ReplaceUser) -> ops.Entity:
         current = await self._find(ops.USER, op.id, relations=False)
-        data, password = canonical(USER, op.representation)
+        data, password = canonical(self.schemas.user, op.representation)
         store = self._split_name(data, "userName")
         if store.domain != current.domain:
             raise Mutability("A user cannot move to another user store domain")
-        check_immutable(USER, current.record.data, data)
+        check_immutable(self.schemas.user, current.record.data, data)
         pw = UNCHANGED if password is None else await self._hash(password)
         rec = await self._writable(store).replace_user(
             op.id, data, expected_version=op.if_match, password_hash=pw)
@@ -156,14 +158,14 @@ class Pipeline:
                 raise VersionMismatch(f"User {op.id} has changed (version {rec.version})")
             before = dict(rec.data)
             before["userName"] = self.stores.qualify(current.domain, rec.data["userName"])
-            result = apply_patch(USER, before, op.operations)
+            result = apply_patch(self.schemas.user, before, op.operations)
             data = result.resource
             store = self._split_name(data, "userName")
             if store.domain != current.domain:
                 raise Mutability("A user cannot move to another user store domain")
             if data == rec.data and result.password is None:
                 return current
-            check_immutable(USER, rec.data, data)
+            check_immutable(self.schemas.user, rec.data, data)
             pw = UNCHANGED if result.password is None else await self._hash(result.password)
             try:
                 new = await self._writable(store).replace_user(
@@ -224,7 +226,7 @@ class Pipeline:
                 for m in data.pop("members", None) or [] if m.get("value")]
 
     async def _create_group(self, op: ops.CreateGroup) -> ops.Entity:
-        data, _ = canonical(GROUP, op.representation)
+        data, _ = canonical(self.schemas.group, op.representation)
         members = self._pop_members(data)
         store = self._writable(self._split_name(data, "displayName"))
         rec = await store.create_group(data, members)
@@ -242,7 +244,7 @@ class Pipeline:
 
     async def _replace_group(self, op: ops.ReplaceGroup) -> ops.Entity:
         current = await self._find(ops.GROUP, op.id, relations=False)
-        data, _ = canonical(GROUP, op.representation)
+        data, _ = canonical(self.schemas.group, op.representation)
         members = self._pop_members(data)
         store = self._split_name(data, "displayName")
         if store.domain != current.domain:
@@ -260,7 +262,7 @@ class Pipeline:
                 raise VersionMismatch(f"Group {op.id} has changed (version {rec.version})")
             before = dict(rec.data)
             before["displayName"] = self.stores.qualify(current.domain, rec.data["displayName"])
-            result = apply_patch(GROUP, before, op.operations)
+            result = apply_patch(self.schemas.group, before, op.operations)
             data = result.resource
             store = self._split_name(data, "displayName")
             if store.domain != current.domain:
@@ -310,7 +312,7 @@ class Pipeline:
         """
         if node is None:
             return True
-        name_attr = "userName" if rtype is USER else "displayName"
+        name_attr = "userName" if rtype.name == ops.USER else "displayName"
         primary = store.domain.upper() == PRIMARY
         prefix = "" if primary else f"{store.domain}/".lower()
 
@@ -357,7 +359,7 @@ class Pipeline:
         return rewrite(node)
 
     async def _search(self, op: ops.Search) -> ops.Results:
-        rtype = USER if op.kind == ops.USER else GROUP
+        rtype = self.schemas.of(op.kind)
         node = parse_filter(rtype, op.filter) if op.filter else None
         sort = resolve_sort(rtype, op.sort_by) if op.sort_by else None
         count = self.config.default_count if op.count is None else op.count
@@ -376,7 +378,7 @@ class Pipeline:
             return Query(f, sort, op.descending, offset, limit, True, op.with_relations)
 
         async def run(store: UserStore, q: Query):
-            if rtype is USER:
+            if rtype.name == ops.USER:
                 return await store.search_users(q)
             return await store.search_groups(q)
 
@@ -479,7 +481,7 @@ class Pipeline:
         items = []
         for label, rep in representations:
             try:
-                data, password = canonical(USER, rep)
+                data, password = canonical(self.schemas.user, rep)
                 target, bare = self.stores.split(data["userName"])
             except GatewayError as exc:
                 raise type(exc)(f"{label}: {exc.detail}") from None

@@ -13,7 +13,7 @@ from ..errors import (
     PayloadTooLarge,
     Unauthorized,
 )
-from ..keys import AUTH, CONFIG
+from ..keys import AUTH, CONFIG, PIPELINE
 from . import discovery
 from .bulk import bulk
 from .http import error_body, respond
@@ -70,11 +70,13 @@ async def _spc(request: web.Request) -> web.Response:
 
 
 async def _resource_types(request: web.Request) -> web.Response:
-    return respond(discovery.resource_types(base_url(request), request.match_info.get("name")))
+    return respond(discovery.resource_types(request.config_dict[PIPELINE].schemas,
+                                            base_url(request), request.match_info.get("name")))
 
 
 async def _schemas(request: web.Request) -> web.Response:
-    return respond(discovery.schemas(base_url(request), request.match_info.get("urn")))
+    return respond(discovery.schemas(request.config_dict[PIPELINE].schemas, base_url(request),
+                                     request.match_info.get("urn")))
 
 
 def create_scim_app() -> web.Application:

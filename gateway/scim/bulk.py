@@ -22,7 +22,7 @@ from aiohttp import web
 from .. import operations as ops
 from ..errors import (
     CircularReference,
-    Conflict,
+    FailedReference,
     GatewayError,
     InvalidSyntax,
     InvalidValue,
@@ -116,32 +116,58 @@ def parse_bulk(body: dict, max_operations: int) -> tuple[list[BulkOp], int | Non
 
 
 def _order(operations: list[BulkOp]) -> tuple[list[BulkOp], list[BulkOp]]:
-    """(operations in an order that honours bulkId references, those in a cycle)."""
-    by_id = {op.bulk_id: op for op in operations if op.bulk_id}
-    state: dict[int, int] = {}  # 1 visiting, 2 done
-    ordered: list[BulkOp] = []
-    cyclic: set[int] = set()
+    """(operations in an order that honours bulkId references, those in a cycle).
 
-    def visit(op: BulkOp, stack: list[BulkOp]) -> None:
-        if state.get(op.index) == 2:
-            return
-        if state.get(op.index) == 1:
-            start = next(i for i, o in enumerate(stack) if o.index == op.index)
-            cyclic.update(o.index for o in stack[start:])
-            return
-        state[op.index] = 1
-        stack.append(op)
-        for ref in sorted(op.depends):
-            if ref in by_id:
-                visit(by_id[ref], stack)
-        stack.pop()
-        state[op.index] = 2
-        ordered.append(op)
+    Tarjan's strongly connected components, iterative (a chain of ``maxOperations``
+    references must not hit the recursion limit): a component is emitted after every
+    component it references, and an operation is circular when its component has more
+    than one operation or it references itself.
+    """
+    by_id = {op.bulk_id: op.index for op in operations if op.bulk_id}
+    edges = [[by_id[r] for r in sorted(op.depends) if r in by_id] for op in operations]
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    stack: list[int] = []
+    on_stack: set[int] = set()
+    components: list[list[int]] = []
+    for root in range(len(operations)):
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = len(index)
+                stack.append(v)
+                on_stack.add(v)
+            if i < len(edges[v]):
+                work.append((v, i + 1))
+                w = edges[v][i]
+                if w not in index:
+                    work.append((w, 0))
+                continue
+            for w in edges[v]:
+                if w in on_stack:
+                    low[v] = min(low[v], low[w])
+            if low[v] == index[v]:
+                component = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    component.append(w)
+                    if w == v:
+                        break
+                components.append(component)
+    cyclic = {i for c in components for i in c if len(c) > 1 or i in edges[i]}
+    ordered = [operations[i] for c in components for i in sorted(c) if i not in cyclic]
+    return ordered, [op for op in operations if op.index in cyclic]
 
-    for op in operations:
-        visit(op, [])
-    return ([o for o in ordered if o.index not in cyclic],
-            [o for o in operations if o.index in cyclic])
+
+def _location(base: str, path: str) -> str | None:
+    m = _PATH.match(path)
+    if m is None or m["id"] is None or m["id"].startswith(_REF):
+        return None
+    return f"{base}/{m['type']}/{m['id']}"
 
 
 def _operation(op: BulkOp, data) -> tuple[ops.Operation, str]:
@@ -175,10 +201,12 @@ def _operation(op: BulkOp, data) -> tuple[ops.Operation, str]:
             else ops.PatchGroup(rid, patch, if_match, with_members=False)), kind
 
 
-def _error(op: BulkOp, exc: GatewayError) -> dict:
+def _error(op: BulkOp, exc: GatewayError, location: str | None = None) -> dict:
     out = {"method": op.method, "status": str(exc.status), "response": error_body(exc)}
     if op.bulk_id:
         out["bulkId"] = op.bulk_id
+    if location:
+        out["location"] = location
     return out
 
 
@@ -192,22 +220,25 @@ async def bulk(request: web.Request) -> web.Response:
     for op in cyclic:
         op.response = _error(op, CircularReference(
             "Circular bulkId references: these operations reference each other"))
-    errors = len(cyclic)
+    errors = 0  # operations in a cycle failed, but do not stop the others
     created: dict[str, str] = {}  # bulkId -> id
     failed: set[str] = {op.bulk_id for op in cyclic if op.bulk_id}
     base = base_url(request)
     for op in ordered:
         if fail_on_errors is not None and errors >= fail_on_errors:
             break
+        location = None if op.method == "POST" else _location(base, op.path)
         try:
             missing = [r for r in op.depends if r not in created]
             if missing:
                 ref = missing[0]
                 if ref in failed:
-                    raise Conflict(f"bulkId '{ref}' refers to an operation that failed")
+                    raise FailedReference(f"bulkId '{ref}' refers to an operation that failed")
                 raise InvalidValue(f"Unknown bulkId '{ref}'")
             head, _, tail = op.path.rpartition("/")
             op.path = f"{head}/{_substitute(tail, created)}" if head else op.path
+            if op.method != "POST":
+                location = _location(base, op.path)
             data = _substitute(op.data, created)
             operation, kind = _operation(op, data)
             result = await pipeline.execute(principal, operation)
@@ -215,12 +246,13 @@ async def bulk(request: web.Request) -> web.Response:
             errors += 1
             if op.bulk_id:
                 failed.add(op.bulk_id)
-            op.response = _error(op, exc)
+            op.response = _error(op, exc, location)
             continue
         out: dict = {"method": op.method}
         if op.bulk_id:
             out["bulkId"] = op.bulk_id
         if op.method == "DELETE":
+            out["location"] = location
             out["status"] = "204"
         else:
             out["location"] = f"{base}/{kind}/{result.id}"

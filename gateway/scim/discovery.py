@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..config import Config
 from ..errors import NotFound
-from ..model.schema import ALL_SCHEMAS, RESOURCE_TYPES
+from ..model.registry import SchemaRegistry
 
 SPC = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 
@@ -41,19 +41,19 @@ def _list(resources: list[dict]) -> dict:
             "itemsPerPage": len(resources), "Resources": resources}
 
 
-def resource_types(base: str, name: str | None = None) -> dict:
+def resource_types(registry: SchemaRegistry, base: str, name: str | None = None) -> dict:
     if name is None:
-        return _list([r.to_scim(base) for r in RESOURCE_TYPES])
-    for r in RESOURCE_TYPES:
+        return _list([r.to_scim(base) for r in registry.resource_types])
+    for r in registry.resource_types:
         if r.name == name:
             return r.to_scim(base)
     raise NotFound(f"No resource type {name!r}")
 
 
-def schemas(base: str, urn: str | None = None) -> dict:
+def schemas(registry: SchemaRegistry, base: str, urn: str | None = None) -> dict:
     if urn is None:
-        return _list([s.to_scim(base) for s in ALL_SCHEMAS])
-    for s in ALL_SCHEMAS:
+        return _list([s.to_scim(base) for s in registry.schemas])
+    for s in registry.schemas:
         if s.id.lower() == urn.lower():
             return s.to_scim(base)
     raise NotFound(f"No schema {urn!r}")

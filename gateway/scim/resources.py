@@ -7,7 +7,7 @@ from aiohttp import web
 from .. import operations as ops
 from ..errors import InvalidValue, NotSupported, VersionMismatch
 from ..keys import CONFIG, PIPELINE
-from ..model.schema import GROUP, USER, ResourceType
+from ..model.schema import ResourceType
 from .http import LIST_RESPONSE, SEARCH_REQUEST, read_json, respond, version_of
 from .patch import parse_patch
 from .render import Projection, project, projection, resource_json
@@ -38,13 +38,18 @@ def _int(value: str | int | None, name: str) -> int | None:
 class ResourceHandlers:
     """The handlers of one resource type (User or Group)."""
 
-    def __init__(self, rtype: ResourceType):
-        self.rtype = rtype
-        self.is_user = rtype is USER
+    def __init__(self, kind: str, endpoint: str):
+        self.kind = kind
+        self.endpoint = endpoint
+        self.is_user = kind == ops.USER
         self.relation = "groups" if self.is_user else "members"
 
+    def rtype(self, request: web.Request) -> ResourceType:
+        """The resource type in force (built-in schemas and configured extensions)."""
+        return request.config_dict[PIPELINE].schemas.of(self.kind)
+
     def routes(self) -> list[web.RouteDef]:
-        ep = self.rtype.endpoint
+        ep = self.endpoint
         return [
             web.get(ep, self.list), web.post(ep, self.create),
             web.post(f"{ep}/.search", self.search),
@@ -57,7 +62,8 @@ class ResourceHandlers:
         return await request.config_dict[PIPELINE].execute(request[PRINCIPAL], op)
 
     def _render(self, request: web.Request, entity: ops.Entity, proj: Projection) -> dict:
-        return project(resource_json(entity, self.rtype, base_url(request)), self.rtype, proj)
+        rtype = self.rtype(request)
+        return project(resource_json(entity, rtype, base_url(request)), rtype, proj)
 
     def _single(self, request: web.Request, entity: ops.Entity, proj: Projection,
                 status: int = 200) -> web.Response:
@@ -65,18 +71,20 @@ class ResourceHandlers:
         location = body.get("meta", {}).get("location") if status == 201 else None
         return respond(body, status, etag=entity.version, location=location)
 
-    def _projection(self, params) -> Projection:
-        return projection(self.rtype, params.get("attributes"), params.get("excludedAttributes"))
+    def _projection(self, request: web.Request, params=None) -> Projection:
+        params = request.query if params is None else params
+        return projection(self.rtype(request), params.get("attributes"),
+                          params.get("excludedAttributes"))
 
     # handlers ------------------------------------------------------------------------------
     async def create(self, request: web.Request) -> web.Response:
         body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
         op = ops.CreateUser(body) if self.is_user else ops.CreateGroup(body)
         entity = await self._run(request, op)
-        return self._single(request, entity, self._projection(request.query), 201)
+        return self._single(request, entity, self._projection(request), 201)
 
     async def get(self, request: web.Request) -> web.Response:
-        proj = self._projection(request.query)
+        proj = self._projection(request)
         rid = request.match_info["id"]
         load = proj.wants(self.relation)
         op = ops.GetUser(rid, load) if self.is_user else ops.GetGroup(rid, load)
@@ -98,14 +106,14 @@ class ResourceHandlers:
         op = (ops.ReplaceUser(rid, body, if_match) if self.is_user
               else ops.ReplaceGroup(rid, body, if_match))
         entity = await self._run(request, op)
-        return self._single(request, entity, self._projection(request.query))
+        return self._single(request, entity, self._projection(request))
 
     async def patch(self, request: web.Request) -> web.Response:
         body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
         operations = parse_patch(body)
         if_match = version_of(request.headers.get("If-Match"))
         rid = request.match_info["id"]
-        proj = self._projection(request.query)
+        proj = self._projection(request)
         if self.is_user:
             entity = await self._run(request, ops.PatchUser(rid, operations, if_match))
             return self._single(request, entity, proj)
@@ -142,7 +150,7 @@ class ResourceHandlers:
         return await self._search(request, params)
 
     async def _search(self, request: web.Request, params) -> web.Response:
-        proj = self._projection(params)
+        proj = self._projection(request, params)
         filt = params.get("filter")
         if filt is not None and not isinstance(filt, str):
             raise InvalidValue("'filter' must be a string")
@@ -180,8 +188,8 @@ class ResourceHandlers:
         return respond(body)
 
 
-USERS = ResourceHandlers(USER)
-GROUPS = ResourceHandlers(GROUP)
+USERS = ResourceHandlers(ops.USER, "/Users")
+GROUPS = ResourceHandlers(ops.GROUP, "/Groups")
 
 
 class MeHandlers:
