@@ -32,8 +32,15 @@ FILTERS = (
 )
 
 
+def _compiler() -> FilterCompiler:
+    try:
+        return FilterCompiler(USER)  # takes the resource type ...
+    except (AttributeError, TypeError):
+        return FilterCompiler("User")  # ... or, in older versions, its name
+
+
 def statements(filt: str, limit: int = 100) -> dict[str, str]:
-    where = FilterCompiler("User").compile(parse_filter(USER, filt))
+    where = _compiler().compile(parse_filter(USER, filt))
     page = select(t.users).where(where).order_by(t.users.c.seq.asc()).offset(0).limit(limit)
     count = select(func.count()).select_from(t.users).where(where)
     opts = {"dialect": sqlite_dialect.dialect(), "compile_kwargs": {"literal_binds": True}}

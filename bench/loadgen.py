@@ -92,7 +92,7 @@ class Operation:
             async with self.session.request(method, url, data=body) as resp:
                 await resp.read()
                 status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             status = f"{type(exc).__name__}: {exc}"
         elapsed = time.perf_counter() - started
         phase.requests += 1

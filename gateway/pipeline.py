@@ -395,14 +395,31 @@ class Pipeline:
         # sorted across stores: each store's first start+count, merged in the order each
         # store sorts itself (the same order cursor paging follows)
         streams, total = [], 0
-        for index, (store, f) in enumerate(plans):
+        for store, f in plans:
             q = replace(query(f, 0, start - 1 + count), keyset=True)
             page = await run(store, q)
             total += page.total
-            streams.append([(r.position, index, ops.Entity(op.kind, store.domain, r))
-                            for r in page.records])
+            streams.append(self._stream(rtype, sort, store.domain, page.records))
         merged = pagination.merge(streams, start - 1 + count, op.descending)
         return ops.Results([e for _p, _i, e in merged[start - 1:]], total, start)
+
+    def _stream(self, rtype: ResourceType, sort, domain: str, records) -> list[tuple]:
+        """(merge position, store index, entity) of one store's sorted records.
+
+        Names are sorted as clients see them: a non-primary store's names carry their
+        domain prefix, which does not change the order within the store."""
+        index = [s.domain for s in self.stores.all].index(domain)
+        name_attr = "userName" if rtype.name == ops.USER else "displayName"
+        prefix = "" if domain.upper() == PRIMARY else f"{domain.lower()}/"
+        qualify = (prefix and sort is not None and sort.schema is rtype.schema
+                   and sort.attr.name == name_attr)
+        out = []
+        for r in records:
+            value, seq = r.position
+            if qualify and value is not None:
+                value = prefix + value
+            out.append(((value, seq), index, ops.Entity(rtype.name, domain, r)))
+        return out
 
     async def _cursor_page(self, op: ops.Search, plans, sort, count: int, stores
                            ) -> ops.Results:
@@ -443,30 +460,34 @@ class Pipeline:
                 if len(page.records) <= want:
                     positions[domain] = "done"
                 want -= len(records)
+            for domain in domains:  # stores not reached: done if they have nothing at all
+                if positions[domain] is None and not (
+                        await fetch(*planned[domain], None, 0)).total:
+                    positions[domain] = "done"
         else:  # each store's next page, merged in sort order
             streams = []
-            for index, domain in enumerate(domains):
+            for domain in domains:
                 if positions[domain] == "done":
                     continue
                 store, f = planned[domain]
                 page = await fetch(store, f, positions[domain], count + 1 if count else 0)
                 total += page.total
-                streams.append([(r.position, index, ops.Entity(op.kind, domain, r))
-                                for r in page.records])
+                streams.append(self._stream(self.schemas.of(op.kind), sort, domain,
+                                            page.records))
             picked = pagination.merge(streams, count, op.descending)
             taken: dict[str, int] = {}
-            for position, _index, entity in picked:
-                positions[entity.domain] = list(position)
+            for _position, _index, entity in picked:
+                positions[entity.domain] = list(entity.record.position)
                 taken[entity.domain] = taken.get(entity.domain, 0) + 1
             for stream in streams:
                 if stream and len(stream) == taken.get(stream[0][2].domain, 0):
                     positions[stream[0][2].domain] = "done"  # all it had is on this page
-            for index, domain in enumerate(domains):
+            for domain in domains:  # a store that gave nothing has nothing more
                 if positions[domain] != "done" and not any(
-                        s and s[0][1] == index for s in streams):
+                        s and s[0][2].domain == domain for s in streams):
                     positions[domain] = "done"
         entities = [entity for _p, _i, entity in picked]
-        more = any(p != "done" for p in positions.values())
+        more = count > 0 and any(p != "done" for p in positions.values())
         return ops.Results(entities, total, None,
                            pagination.encode(key, positions) if more else None)
 

@@ -1,0 +1,456 @@
+"""The gateway benchmark, end to end, in one command.
+
+    /work/venv/bin/python bench/run.py --users 1000000
+
+1. generates N synthetic users (``generate_users.py``) and loads them with the
+   documented loader ``gateway import FILE --config CFG`` into a fresh SQLite
+   database in a temporary folder, timing the load (``--db PATH`` re-uses a
+   loaded database, or loads into PATH and keeps it, so later runs skip it);
+2. starts the gateway (``gateway serve``, one worker, SQLite, an API client
+   with a plain secret, ``[auth] cache_seconds = 60``) and the bare-aiohttp
+   baseline (``baseline.py``), each in its own process;
+3. runs the load generator (``loadgen.py``, a third process) against both,
+   sampling the gateway's RSS (``/proc/<pid>/status``) meanwhile;
+4. prints the table and the targets, and keeps everything in
+   ``bench/results/<timestamp>-<N>/`` (gitignored): configuration, server
+   logs, raw JSON, the report, and the query plans of the lookups.
+
+Every step is bounded in time; only 127.0.0.1 is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import generate_users  # noqa: E402
+
+TARGETS = {
+    "lookup_p99_ms": 10.0,
+    "get_ratio": 0.35,
+    "post_ratio": 0.20,
+    "rss_mb": 300.0,
+    "load_seconds": 600.0,
+}
+LOOKUPS = ("GET /Users/{id}", "filter userName eq", "filter externalId eq",
+           "filter emails.value eq", "filter userName sw")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def gateway_command() -> list[str]:
+    script = os.path.join(os.path.dirname(sys.executable), "gateway")
+    if os.path.exists(script):
+        return [script]
+    return [sys.executable, "-m", "gateway.cli"]
+
+
+def clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("GATEWAY_")}
+    # a known administrator, so that serve does not print a generated password
+    env["GATEWAY_ADMIN_USER"] = "admin"
+    env["GATEWAY_ADMIN_PASSWORD"] = secrets.token_urlsafe(18)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def write_config(path: str, db: str, port: int) -> None:
+    with open(path, "w") as f:
+        f.write(f"""# written by bench/run.py
+[server]
+host = "127.0.0.1"
+port = {port}
+workers = 1
+
+[auth]
+cache_seconds = 60
+
+[userstores.PRIMARY]
+url = "sqlite+aiosqlite:///{os.path.abspath(db)}"
+
+[[clients]]
+name = "bench"
+secret = "secret"
+permissions = ["*"]
+""")
+
+
+def proc_status(pid: int) -> dict[str, float]:
+    """VmRSS / VmHWM of a process, in MB (empty once it is gone)."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    key, value = line.split(":", 1)
+                    out[key] = int(value.split()[0]) / 1024
+    except OSError:
+        pass
+    return out
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int, interval: float = 0.25):
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.peak_sampled = 0.0
+        self.last: dict[str, float] = {}
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            status = proc_status(self.pid)
+            if not status:
+                return
+            self.last = status
+            self.peak_sampled = max(self.peak_sampled, status.get("VmRSS", 0.0))
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(timeout=5)
+
+
+def wait_http(url: str, proc: subprocess.Popen, seconds: float, log: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{url}: the server exited with {proc.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - http://127.0.0.1
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {seconds:.0f}s; see {log}")
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def loaded_users(db: str) -> int | None:
+    """How many users of the synthetic set a database holds (None: not a gateway db)."""
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        row = conn.execute(
+            "SELECT count(*) FROM users WHERE user_name_ci >= 'user0000000' "
+            "AND user_name_ci < 'user9999999z'").fetchone()
+        return row[0]
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+
+
+def schema_mismatch(db: str) -> str | None:
+    """Why a loaded database does not fit the gateway's current tables (None: it fits)."""
+    from userstores.sql import tables
+
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        for table in tables.metadata.sorted_tables:
+            have = {row[1] for row in conn.execute(f'PRAGMA table_info("{table.name}")')}
+            want = {c.name for c in table.columns}
+            if want - have:
+                return f"table {table.name} lacks {', '.join(sorted(want - have))}"
+    finally:
+        conn.close()
+    return None
+
+
+def load(args, workdir: str, db: str, config: str, outdir: str, env) -> dict:
+    jsonl = os.path.join(workdir, "users.jsonl")
+    t0 = time.perf_counter()
+    size = generate_users.generate(jsonl, args.users)
+    gen_s = time.perf_counter() - t0
+    print(f"generated {args.users} users ({size / 1e6:.0f} MB) in {gen_s:.1f}s", flush=True)
+    cmd = gateway_command() + ["import", jsonl, "--config", config]
+    if args.batch:
+        cmd += ["--batch", str(args.batch)]
+    print(f"loading: {' '.join(cmd)}", flush=True)
+    log = os.path.join(outdir, "import.log")
+    t0 = time.perf_counter()
+    with open(log, "w") as out:
+        try:
+            proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                  cwd=workdir, timeout=args.load_timeout)
+        except subprocess.TimeoutExpired:
+            raise SystemExit(f"the load took more than {args.load_timeout}s; see {log}") from None
+    seconds = time.perf_counter() - t0
+    with open(log) as f:
+        text = f.read().strip()
+    if proc.returncode != 0:
+        raise SystemExit(f"the load failed ({proc.returncode}): {text[-2000:]}")
+    os.unlink(jsonl)
+    print(f"loaded in {seconds:.1f}s wall ({args.users / seconds:.0f} users/s): {text}",
+          flush=True)
+    info = {"users": args.users, "generate_seconds": round(gen_s, 2),
+            "load_seconds": round(seconds, 2), "users_per_second": round(args.users / seconds),
+            "importer_says": text, "db_mb": round(os.path.getsize(db) / 1e6, 1),
+            "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    with open(db + ".load.json", "w") as f:  # read back by runs that re-use the database
+        json.dump(info, f, indent=2)
+    return info
+
+
+def fmt(value, digits=2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(results: dict, concurrency: int) -> tuple[str, dict]:
+    ops = results["operations"]
+    base = {o["operation"]: o for o in ops if o["target"] == "baseline"}
+    header = ("operation", "target", "req c=1", "p50 ms", "p99 ms", f"req c={concurrency}",
+              "req/s", "vs base", "cpu ms/req", "cpu vs base", "errors")
+    rows, ratios = [], {}
+    for o in ops:
+        s, c = o["single"], o["concurrent"]
+        ratio = cpu_ratio = None
+        b = base.get(o["operation"])
+        if o["target"] == "gateway" and b:
+            if c["req_per_s"] and b["concurrent"]["req_per_s"]:
+                ratio = c["req_per_s"] / b["concurrent"]["req_per_s"]
+            if c["server_cpu_ms_per_req"] and b["concurrent"]["server_cpu_ms_per_req"]:
+                cpu_ratio = b["concurrent"]["server_cpu_ms_per_req"] / c["server_cpu_ms_per_req"]
+            ratios[o["operation"]] = {"throughput": ratio, "cpu": cpu_ratio}
+        rows.append((o["operation"], o["target"], fmt(s["requests"]), fmt(s["p50_ms"]),
+                     fmt(s["p99_ms"]), fmt(c["requests"]), fmt(c["req_per_s"], 0),
+                     "-" if ratio is None else f"{ratio:.0%}",
+                     fmt(c["server_cpu_ms_per_req"], 3),
+                     "-" if cpu_ratio is None else f"{cpu_ratio:.0%}",
+                     fmt(s["errors"] + c["errors"])))
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [" | ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)),
+             "-+-".join("-" * w for w in widths)]
+    for r in rows:
+        lines.append(" | ".join(
+            str(v).ljust(w) if i < 2 else str(v).rjust(w)
+            for i, (v, w) in enumerate(zip(r, widths, strict=True))))
+    return "\n".join(lines), ratios
+
+
+def targets(results: dict, ratios: dict, rss: dict, load_info: dict | None,
+            earlier: dict | None = None) -> list[str]:
+    out = []
+
+    def line(ok: bool | None, text: str) -> None:
+        out.append(f"  [{'n/a ' if ok is None else ('MET ' if ok else 'MISS')}] {text}")
+
+    for o in results["operations"]:
+        if o["target"] == "gateway" and o["operation"].startswith(LOOKUPS):
+            p99 = o["single"]["p99_ms"]
+            line(None if p99 is None else p99 < TARGETS["lookup_p99_ms"],
+                 f"{o['operation']}: p99 {fmt(p99)} ms single client "
+                 f"(target < {TARGETS['lookup_p99_ms']:.0f} ms)")
+    for op, key in (("GET /Users/{id}", "get_ratio"), ("POST /Users", "post_ratio")):
+        r = ratios.get(op, {})
+        t = r.get("throughput")
+        cpu = r.get("cpu")
+        line(None if t is None else t >= TARGETS[key],
+             f"{op}: throughput {'-' if t is None else f'{t:.0%}'} of the baseline "
+             f"(target >= {TARGETS[key]:.0%}; by server CPU per request: "
+             f"{'-' if cpu is None else f'{cpu:.0%}'})")
+    hwm = rss.get("gateway_VmHWM_mb")
+    line(None if hwm is None else hwm < TARGETS["rss_mb"],
+         f"gateway RSS: peak (VmHWM) {fmt(hwm, 1)} MB, at the end (VmRSS) "
+         f"{fmt(rss.get('gateway_VmRSS_end_mb'), 1)} MB, before the load "
+         f"{fmt(rss.get('gateway_VmRSS_ready_mb'), 1)} MB (target < {TARGETS['rss_mb']:.0f} MB)")
+    if load_info:
+        s = load_info["load_seconds"]
+        line(s < TARGETS["load_seconds"],
+             f"load: {s:.1f}s for {results['settings']['users']} users "
+             f"({load_info['users_per_second']}/s; target < {TARGETS['load_seconds']:.0f}s "
+             f"for 1,000,000)")
+    else:
+        line(None, "load: skipped (re-used database)" + (
+            "" if not earlier else f"; it was loaded on {earlier['when']} in "
+            f"{earlier['load_seconds']:.1f}s ({earlier['users_per_second']}/s)"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="gateway benchmark (see bench/README.md)")
+    p.add_argument("--users", type=int, required=True, help="users to generate and load")
+    p.add_argument("--db", help="SQLite file to re-use (loaded when missing, and then kept)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder and its db")
+    p.add_argument("--batch", type=int, help="gateway import --batch (default: the loader's)")
+    p.add_argument("--load-timeout", type=float, default=1800.0)
+    p.add_argument("--load-only", action="store_true", help="stop after loading")
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--seconds", type=float, default=8.0, help="bound of each phase")
+    p.add_argument("--requests-single", type=int, default=2000)
+    p.add_argument("--requests-concurrent", type=int, default=20000)
+    p.add_argument("--samples", type=int, default=500, help="ids to sample for GET by id")
+    p.add_argument("--max-load-seconds", type=float, default=600.0,
+                   help="bound of the whole load generation")
+    p.add_argument("--only", help="loadgen --only: operations to run (substrings)")
+    p.add_argument("--results", default=os.path.join(HERE, "results"))
+    args = p.parse_args(argv)
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    outdir = os.path.join(args.results, f"{stamp}-{args.users}")
+    os.makedirs(outdir, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix="gwbench-")
+    db = os.path.abspath(args.db) if args.db else os.path.join(workdir, "users.db")
+    os.makedirs(os.path.dirname(db), exist_ok=True)
+    env = clean_env()
+    gw_port, bl_port = free_port(), free_port()
+    config = os.path.join(outdir, "gateway.toml")
+    write_config(config, db, gw_port)
+    summary: dict = {"users": args.users, "db": db, "results": outdir}
+    gateway = baseline = None
+    sampler = None
+    try:
+        load_info = None
+        existing = loaded_users(db) if os.path.exists(db) else None
+        if args.db and os.path.exists(db):
+            if existing is None or existing < args.users:
+                raise SystemExit(f"{db} holds {existing} synthetic users, not {args.users}: "
+                                 "give another --db, or remove it to load it again")
+            mismatch = schema_mismatch(db)
+            if mismatch:
+                raise SystemExit(f"{db} was loaded by an older gateway ({mismatch}): "
+                                 "remove it to load it again")
+            print(f"re-using {db} ({existing} synthetic users; load skipped)", flush=True)
+            with contextlib.suppress(OSError, ValueError):
+                with open(db + ".load.json") as f:
+                    summary["earlier_load"] = json.load(f)
+        else:
+            load_info = load(args, workdir, db, config, outdir, env)
+        summary["load"] = load_info
+        if args.load_only:
+            print(json.dumps(summary, indent=2))
+            return 0
+
+        gw_log = os.path.join(outdir, "gateway.log")
+        bl_log = os.path.join(outdir, "baseline.log")
+        with open(gw_log, "w") as out:
+            gateway = subprocess.Popen(
+                gateway_command() + ["serve", "--config", config, "--port", str(gw_port)],
+                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+        with open(bl_log, "w") as out:
+            baseline = subprocess.Popen(
+                [sys.executable, os.path.join(HERE, "baseline.py"), "--port", str(bl_port)],
+                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+        wait_http(f"http://127.0.0.1:{gw_port}/health", gateway, 120, gw_log)
+        wait_http(f"http://127.0.0.1:{bl_port}/health", baseline, 60, bl_log)
+        rss = {"gateway_VmRSS_ready_mb": proc_status(gateway.pid).get("VmRSS"),
+               "baseline_VmRSS_ready_mb": proc_status(baseline.pid).get("VmRSS")}
+        ready = fmt(rss["gateway_VmRSS_ready_mb"], 1)
+        print(f"gateway pid {gateway.pid} on :{gw_port} (RSS {ready} MB), "
+              f"baseline pid {baseline.pid} on :{bl_port}", flush=True)
+        sampler = RssSampler(gateway.pid)
+        sampler.start()
+
+        raw = os.path.join(outdir, "loadgen.json")
+        cmd = [sys.executable, os.path.join(HERE, "loadgen.py"),
+               "--gateway", f"http://127.0.0.1:{gw_port}/scim2",
+               "--baseline", f"http://127.0.0.1:{bl_port}/scim2",
+               "--auth", "bench:secret", "--users", str(args.users),
+               "--samples", str(args.samples), "--concurrency", str(args.concurrency),
+               "--seconds", str(args.seconds), "--requests-single", str(args.requests_single),
+               "--requests-concurrent", str(args.requests_concurrent),
+               "--max-total-seconds", str(args.max_load_seconds),
+               "--gateway-pid", str(gateway.pid), "--baseline-pid", str(baseline.pid),
+               "--run-id", stamp, "--out", raw]
+        if args.only:
+            cmd += ["--only", args.only]
+        try:
+            subprocess.run(cmd, check=True, env=env, timeout=args.max_load_seconds + 180)
+        except subprocess.TimeoutExpired:
+            raise SystemExit("the load generator overran its time bound") from None
+        except subprocess.CalledProcessError as exc:
+            raise SystemExit(f"the load generator failed ({exc.returncode})") from None
+        sampler.stop()
+        end = proc_status(gateway.pid)
+        rss.update({
+            "gateway_VmHWM_mb": end.get("VmHWM"),
+            "gateway_VmRSS_end_mb": end.get("VmRSS"),
+            "gateway_VmRSS_peak_sampled_mb": round(sampler.peak_sampled, 1),
+            "baseline_VmHWM_mb": proc_status(baseline.pid).get("VmHWM"),
+        })
+        with open(raw) as f:
+            results = json.load(f)
+        stop(gateway)
+        stop(baseline)
+
+        text, ratios = table(results, args.concurrency)
+        lines = [
+            f"gateway benchmark: {args.users} users, SQLite, 1 worker; single client for "
+            f"p50/p99, {args.concurrency} concurrent clients for req/s",
+            f"(each phase bounded by {args.requests_single}/{args.requests_concurrent} requests "
+            f"and {args.seconds:.0f}s; cpu = server process CPU per request in the "
+            f"concurrent phase; 'cpu vs base' = baseline cpu/req divided by gateway cpu/req)",
+            "", text, "", "targets (reported, not asserted):",
+            *targets(results, ratios, rss, load_info, summary.get("earlier_load")),
+            "", f"results: {outdir}",
+        ]
+        report = "\n".join(lines)
+        print("\n" + report, flush=True)
+        with open(os.path.join(outdir, "report.txt"), "w") as f:
+            f.write(report + "\n")
+        summary.update({"rss": rss, "ratios": ratios, "loadgen": results})
+        try:
+            import explain
+
+            with open(os.path.join(outdir, "explain.txt"), "w") as f:
+                explain.explain(db, out=f)
+        except Exception as exc:  # noqa: BLE001 - diagnostics only
+            print(f"(query plans not written: {exc})")
+        with open(os.path.join(outdir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        return 0
+    finally:
+        if sampler is not None:
+            sampler.stop()
+        stop(gateway)
+        stop(baseline)
+        if args.keep or args.db:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(workdir, "users.jsonl"))
+            if args.keep:
+                print(f"kept {workdir} (re-use the database with --db {db})")
+            if args.db and workdir != os.path.dirname(db):
+                shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
