@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gateway.config import Config, StoreConfig
 from gateway.errors import ConfigError, InvalidValue
+from gateway.model.registry import DEFAULT, SchemaRegistry
 
 from .base import UserStore
 
@@ -11,11 +12,12 @@ PRIMARY = "PRIMARY"
 SEPARATOR = "/"
 
 
-def build_store(cfg: StoreConfig) -> UserStore:
+def build_store(cfg: StoreConfig, schemas: SchemaRegistry = DEFAULT) -> UserStore:
     if cfg.type == "sql":
         from .sql.store import SQLUserStore
 
-        return SQLUserStore(cfg.domain, cfg.url, read_only=cfg.read_only, pool_size=cfg.pool_size)
+        return SQLUserStore(cfg.domain, cfg.url, read_only=cfg.read_only, pool_size=cfg.pool_size,
+                            schemas=schemas)
     raise ConfigError(f"unknown user store type {cfg.type!r}")
 
 
@@ -26,7 +28,8 @@ class Stores:
 
     @classmethod
     def from_config(cls, config: Config) -> Stores:
-        return cls([build_store(s) for s in config.stores.values()])
+        schemas = SchemaRegistry.build(config.extensions)
+        return cls([build_store(s, schemas) for s in config.stores.values()])
 
     @property
     def primary(self) -> UserStore:

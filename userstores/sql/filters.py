@@ -24,7 +24,7 @@ from gateway.model.query import (
     Present,
     ValueFilter,
 )
-from gateway.model.schema import DECIMAL, GROUP, INTEGER, USER
+from gateway.model.schema import DECIMAL, INTEGER, ResourceType
 
 from . import tables as t
 from .indexing import INDEX_LENGTH, index_value
@@ -75,8 +75,9 @@ def _operand(ref: AttrRef, op: str, value):
 
 
 class FilterCompiler:
-    def __init__(self, kind: str):
-        self.kind = kind
+    def __init__(self, rtype: ResourceType):
+        self.rtype = rtype
+        kind = self.kind = rtype.name
         if kind == "User":
             self.main, self.values = t.users, t.user_values
             self.name_col = t.users.c.user_name_ci
@@ -138,7 +139,7 @@ class FilterCompiler:
             return true()
         if node.op not in ("eq", "ne") or not isinstance(node.value, str):
             raise InvalidFilter("'schemas' can only be compared with eq or ne")
-        rtype = USER if self.kind == "User" else GROUP
+        rtype = self.rtype
         urn = node.value.lower()
         if urn == rtype.schema.id.lower():
             hit = true()

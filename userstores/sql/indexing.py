@@ -44,7 +44,9 @@ def index_value(attr: Attribute, value) -> tuple[str | None, float | None]:
     return value, None
 
 
-def rows(rtype: ResourceType, entity: int, data: dict) -> list[dict]:
+def rows(rtype: ResourceType, entity: int, data: dict, unique_only: bool = False) -> list[dict]:
+    """The rows of one resource (with ``unique_only``: those of attributes declared unique,
+    other than the names held in unique columns)."""
     out: list[dict] = []
     skip = COLUMN_ATTRS[rtype.name]
     for schema in rtype.schemas:
@@ -53,6 +55,8 @@ def rows(rtype: ResourceType, entity: int, data: dict) -> list[dict]:
             continue
         for attr in schema.attributes:
             if not schema.alias and attr.name in skip:
+                continue
+            if unique_only and (attr.uniqueness == "none" or attr.is_complex):
                 continue
             value = holder.get(attr.name)
             if value is None:

@@ -20,15 +20,13 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.errors import Conflict, InvalidValue, NotFound, StoreUnavailable, VersionMismatch
 from gateway.model.query import normalise_datetime
-from gateway.model.schema import GROUP, USER
+from gateway.model.schema import ResourceType
 from userstores.base import UNCHANGED, Page, Query, Record
 
 from . import indexing
 from . import tables as t
 from .filters import FilterCompiler
 
-USERS = FilterCompiler("User")
-GROUPS = FilterCompiler("Group")
 CHUNK = 500
 
 # Statements of the hot paths, built once: SQLAlchemy then reuses their compiled form
@@ -181,8 +179,25 @@ def _touch_groups_of(conn: Connection, member_id: str) -> None:
     conn.execute(delete(m).where(m.c.member_id == member_id))
 
 
+def _check_unique(conn: Connection, rtype: ResourceType, table, seq: int, data: dict) -> None:
+    """Attributes of an extension declared unique (uniqueness server/global) must be.
+
+    Checked inside the writing transaction; on SQLite writers are serialised, on
+    PostgreSQL two concurrent writers of the same value can both pass (userName and
+    displayName are enforced by unique indexes instead)."""
+    for row in indexing.rows(rtype, seq, data, unique_only=True):
+        clash = conn.execute(
+            select(table.c.entity).where(table.c.attr == row["attr"], table.c.sub == row["sub"],
+                                         table.c.value == row["value"],
+                                         table.c.entity != seq).limit(1)).first()
+        if clash is not None:
+            name = row["attr"].rpartition(":")[2]
+            raise Conflict(f"Another resource already has this '{name}'")
+
+
 # users ------------------------------------------------------------------------------------
-def create_user(conn: Connection, data: dict, password_hash: str | None) -> Record:
+def create_user(conn: Connection, rtype: ResourceType, data: dict,
+                password_hash: str | None) -> Record:
     uid, ts = str(uuid.uuid4()), now()
     name = data["userName"]
     try:
@@ -193,11 +208,13 @@ def create_user(conn: Connection, data: dict, password_hash: str | None) -> Reco
         }).scalar_one()
     except IntegrityError as exc:
         raise Conflict(f"User '{name}' already exists") from exc
-    _write_values(conn, t.user_values, indexing.rows(USER, seq, data))
+    _write_values(conn, t.user_values, indexing.rows(rtype, seq, data))
+    _check_unique(conn, rtype, t.user_values, seq, data)
     return Record(uid, data, 1, ts, ts, groups=[])
 
 
-def bulk_insert_users(conn: Connection, items: list[tuple[dict, str | None]]) -> int:
+def bulk_insert_users(conn: Connection, rtype: ResourceType,
+                      items: list[tuple[dict, str | None]]) -> int:
     if not items:
         return 0
     ts = now()
@@ -215,7 +232,7 @@ def bulk_insert_users(conn: Connection, items: list[tuple[dict, str | None]]) ->
         raise Conflict("A user of this batch already exists") from exc
     values = []
     for seq, (data, _) in zip(seqs, items, strict=True):
-        values.extend(indexing.rows(USER, seq, data))
+        values.extend(indexing.rows(rtype, seq, data))
     _write_values(conn, t.user_values, values)
     return len(rows)
 
@@ -230,8 +247,8 @@ def get_user(conn: Connection, by: str, value: str, with_groups: bool
     return record(row, groups, "User"), row.password_hash
 
 
-def replace_user(conn: Connection, user_id: str, data: dict, expected_version: int | None,
-                 password_hash) -> Record:
+def replace_user(conn: Connection, rtype: ResourceType, user_id: str, data: dict,
+                 expected_version: int | None, password_hash) -> Record:
     name = data["userName"]
     values = {"user_name": name, "user_name_ci": name.lower(),
               "external_id": data.get("externalId"), "data": _dumps(data)}
@@ -243,7 +260,8 @@ def replace_user(conn: Connection, user_id: str, data: dict, expected_version: i
     except IntegrityError as exc:
         raise Conflict(f"User '{name}' already exists") from exc
     conn.execute(delete(t.user_values).where(t.user_values.c.entity == row.seq))
-    _write_values(conn, t.user_values, indexing.rows(USER, row.seq, data))
+    _write_values(conn, t.user_values, indexing.rows(rtype, row.seq, data))
+    _check_unique(conn, rtype, t.user_values, row.seq, data)
     groups = _groups_of(conn, [user_id])[user_id]
     return Record(user_id, data, row.version + 1, row.created, ts, groups=groups)
 
@@ -260,8 +278,9 @@ def delete_user(conn: Connection, user_id: str, expected_version: int | None) ->
     conn.execute(delete(t.users).where(t.users.c.seq == row.seq))
 
 
-def search(conn: Connection, query: Query, kind: str) -> Page:
-    table, compiler = (t.users, USERS) if kind == "User" else (t.groups, GROUPS)
+def search(conn: Connection, query: Query, compiler: FilterCompiler) -> Page:
+    kind = compiler.kind
+    table = t.users if kind == "User" else t.groups
     where = compiler.compile(query.filter) if query.filter is not None else true()
     total = 0
     if query.with_total:
@@ -372,7 +391,8 @@ def _membership_changes(conn: Connection, seq: int, add_rows: list[dict], remove
     return bool(wanted - present) or bool(set(remove) & present)
 
 
-def create_group(conn: Connection, data: dict, members: list[dict], domain: str) -> Record:
+def create_group(conn: Connection, rtype: ResourceType, data: dict, members: list[dict],
+                 domain: str) -> Record:
     gid, ts = str(uuid.uuid4()), now()
     name = data["displayName"]
     rows = _check_members(conn, members, gid, domain)
@@ -384,7 +404,8 @@ def create_group(conn: Connection, data: dict, members: list[dict], domain: str)
         }).scalar_one()
     except IntegrityError as exc:
         raise Conflict(f"Group '{name}' already exists") from exc
-    _write_values(conn, t.group_values, indexing.rows(GROUP, seq, data))
+    _write_values(conn, t.group_values, indexing.rows(rtype, seq, data))
+    _check_unique(conn, rtype, t.group_values, seq, data)
     _add_members(conn, seq, rows)
     return Record(gid, data, 1, ts, ts, members=_members_of(conn, [seq])[seq])
 
@@ -397,7 +418,8 @@ def get_group(conn: Connection, by: str, value: str, with_members: bool) -> Reco
     return record(row, members, "Group")
 
 
-def change_members(conn: Connection, group_id: str, expected_version: int | None, add,
+def change_members(conn: Connection, rtype: ResourceType, group_id: str,
+                   expected_version: int | None, add,
                    remove, remove_all: bool, data: dict | None, domain: str,
                    with_members: bool = True) -> Record:
     m = t.memberships
@@ -417,7 +439,8 @@ def change_members(conn: Connection, group_id: str, expected_version: int | None
             raise Conflict(f"Group '{data['displayName']}' already exists") from exc
         if data is not None:
             conn.execute(delete(t.group_values).where(t.group_values.c.entity == row.seq))
-            _write_values(conn, t.group_values, indexing.rows(GROUP, row.seq, data))
+            _write_values(conn, t.group_values, indexing.rows(rtype, row.seq, data))
+            _check_unique(conn, rtype, t.group_values, row.seq, data)
         if remove_all:
             conn.execute(delete(m).where(m.c.group_seq == row.seq))
         elif remove:

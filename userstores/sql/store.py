@@ -16,16 +16,22 @@ from sqlalchemy.exc import (
 )
 
 from gateway.errors import Conflict, GatewayError, InvalidValue, ReadOnlyStore, StoreUnavailable
+from gateway.model.registry import DEFAULT, SchemaRegistry
 from userstores.base import UNCHANGED, Capabilities, Page, Query, Record, UserStore
 
 from . import operations as ops
 from .engine import Runner, make_runner
+from .filters import FilterCompiler
 
 
 class SQLUserStore(UserStore):
-    def __init__(self, domain: str, url: str, *, read_only: bool = False, pool_size: int = 8):
+    def __init__(self, domain: str, url: str, *, read_only: bool = False, pool_size: int = 8,
+                 schemas: SchemaRegistry = DEFAULT):
         self.domain = domain
         self.url = url
+        self.schemas = schemas
+        self._users = FilterCompiler(schemas.user)
+        self._groups = FilterCompiler(schemas.group)
         self.capabilities = Capabilities(read_only=read_only, bulk_load=True)
         self._pool_size = pool_size
         self._runner: Runner | None = None
@@ -86,11 +92,11 @@ class SQLUserStore(UserStore):
 
     # users -----------------------------------------------------------------------
     async def create_user(self, data: dict, password_hash: str | None) -> Record:
-        return await self._write(ops.create_user, data, password_hash)
+        return await self._write(ops.create_user, self.schemas.user, data, password_hash)
 
     async def bulk_insert_users(self, items: list[tuple[dict, str | None]]) -> int:
         """Insert many new users in one transaction (the loader's path); returns the count."""
-        return await self._write(ops.bulk_insert_users, list(items))
+        return await self._write(ops.bulk_insert_users, self.schemas.user, list(items))
 
     async def get_user(self, user_id: str, *, with_groups: bool = True) -> Record | None:
         found = await self._read(ops.get_user, "id", user_id, with_groups)
@@ -106,8 +112,8 @@ class SQLUserStore(UserStore):
 
     async def replace_user(self, user_id: str, data: dict, *, expected_version: int | None,
                            password_hash=UNCHANGED) -> Record:
-        return await self._write(ops.replace_user, user_id, data, expected_version,
-                                 password_hash)
+        return await self._write(ops.replace_user, self.schemas.user, user_id, data,
+                                 expected_version, password_hash)
 
     async def set_password_hash(self, user_id: str, password_hash: str) -> None:
         await self._write(ops.set_password_hash, user_id, password_hash)
@@ -116,14 +122,15 @@ class SQLUserStore(UserStore):
         await self._write(ops.delete_user, user_id, expected_version)
 
     async def search_users(self, query: Query) -> Page:
-        return await self._read(ops.search, query, "User")
+        return await self._read(ops.search, query, self._users)
 
     # groups --------------------------------------------------------------------------
     async def resolve_members(self, ids: list[str]) -> dict[str, str]:
         return await self._read(ops.resolve, ids)
 
     async def create_group(self, data: dict, members: list[dict]) -> Record:
-        return await self._write(ops.create_group, data, members, self.domain)
+        return await self._write(ops.create_group, self.schemas.group, data, members,
+                                 self.domain)
 
     async def get_group(self, group_id: str, *, with_members: bool = True) -> Record | None:
         return await self._read(ops.get_group, "id", group_id, with_members)
@@ -140,11 +147,12 @@ class SQLUserStore(UserStore):
     async def change_members(self, group_id: str, *, expected_version: int | None,
                              add=(), remove=(), remove_all: bool = False,
                              data: dict | None = None, with_members: bool = True) -> Record:
-        return await self._write(ops.change_members, group_id, expected_version, list(add),
+        return await self._write(ops.change_members, self.schemas.group, group_id,
+                                 expected_version, list(add),
                                  list(remove), remove_all, data, self.domain, with_members)
 
     async def delete_group(self, group_id: str, *, expected_version: int | None) -> None:
         await self._write(ops.delete_group, group_id, expected_version)
 
     async def search_groups(self, query: Query) -> Page:
-        return await self._read(ops.search, query, "Group")
+        return await self._read(ops.search, query, self._groups)
