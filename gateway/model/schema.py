@@ -11,6 +11,7 @@ validates, filters, indexes or renders attributes reads these definitions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 STRING = "string"
 BOOLEAN = "boolean"
@@ -295,6 +296,27 @@ class ResourceType:
     endpoint: str
     schema: Schema
     extensions: tuple[Schema, ...] = ()
+
+    @cached_property
+    def hidden(self) -> dict[str, tuple[set[str], dict[str, set[str]]]]:
+        """Per schema id: the attributes never returned (writeOnly or returned=never), and
+        per complex attribute its sub-attributes never returned."""
+        return self._by_returned(lambda a: a.returned == NEVER or a.mutability == WRITE_ONLY)
+
+    @cached_property
+    def on_request(self) -> dict[str, tuple[set[str], dict[str, set[str]]]]:
+        """Per schema id: the attributes returned only when asked for (returned=request)."""
+        return self._by_returned(lambda a: a.returned == REQUEST)
+
+    def _by_returned(self, test) -> dict[str, tuple[set[str], dict[str, set[str]]]]:
+        out = {}
+        for schema in self.schemas:
+            top = {a.name for a in schema.attributes if test(a) and a.name != "password"}
+            subs = {a.name: {s.name for s in a.sub_attributes if test(s)}
+                    for a in schema.attributes if any(test(s) for s in a.sub_attributes)}
+            if top or subs:
+                out[schema.id] = (top, subs)
+        return out
 
     @property
     def schemas(self) -> tuple[Schema, ...]:

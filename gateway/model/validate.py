@@ -185,12 +185,16 @@ def check_immutable(rtype: ResourceType, old: dict, new: dict) -> None:
     """Refuse a change to an immutable attribute that already has a value (RFC 7643 §7)."""
     for schema in rtype.schemas:
         for attr in schema.attributes:
-            if attr.mutability != IMMUTABLE:
-                continue
             before = _holder(schema, old).get(attr.name)
             after = _holder(schema, new).get(attr.name)
-            if before is not None and after != before:
-                raise Mutability(f"'{attr.name}' is immutable")
+            if attr.mutability == IMMUTABLE:
+                if before is not None and after != before:
+                    raise Mutability(f"'{attr.name}' is immutable")
+            elif attr.is_complex and not attr.multi_valued and isinstance(before, dict):
+                for sub in attr.sub_attributes:
+                    if (sub.mutability == IMMUTABLE and before.get(sub.name) is not None
+                            and (after or {}).get(sub.name) != before[sub.name]):
+                        raise Mutability(f"'{attr.name}.{sub.name}' is immutable")
 
 
 def _holder(schema: Schema, resource: dict) -> dict:

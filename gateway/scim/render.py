@@ -103,8 +103,44 @@ def _keep_sub(value, sub_names: set[str]):
     return trim(value)
 
 
+def _strip(resource: dict, rtype: ResourceType, rules: dict, keep: tuple = ()) -> None:
+    """Remove attributes (and sub-attributes) named by ``rules``, except those in ``keep``."""
+    for schema in rtype.schemas:
+        rule = rules.get(schema.id)
+        if rule is None:
+            continue
+        holder = resource.get(schema.id) if schema.alias else resource
+        if not isinstance(holder, dict):
+            continue
+        if schema.alias:  # copy before changing: the stored record shares these dicts
+            holder = resource[schema.id] = dict(holder)
+        top, subs = rule
+        for name in top:
+            if name in holder and not any(r.schema is schema and r.attr.name == name
+                                          for r in keep):
+                del holder[name]
+        for name, sub_names in subs.items():
+            if name not in holder:
+                continue
+            drop = {s for s in sub_names if not any(
+                r.attr.name == name and r.sub is not None and r.sub.name == s for r in keep)}
+
+            def trim(item, drop=drop):
+                return ({k: v for k, v in item.items() if k not in drop}
+                        if isinstance(item, dict) else item)
+
+            value = holder[name]
+            holder[name] = [trim(i) for i in value] if isinstance(value, list) else trim(value)
+
+
 def project(resource: dict, rtype: ResourceType, proj: Projection) -> dict:
-    """Apply a projection to one rendered resource (returned=always attributes stay)."""
+    """Apply a projection to one rendered resource (RFC 7643 §7 "returned"): returned=never
+    and writeOnly attributes never, returned=request ones only when named in
+    ``attributes``, returned=always ones always."""
+    if rtype.hidden:
+        _strip(resource, rtype, rtype.hidden)
+    if rtype.on_request:
+        _strip(resource, rtype, rtype.on_request, keep=proj.include)
     if not proj.include and not proj.exclude:
         return resource
     if proj.include:
