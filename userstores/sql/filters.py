@@ -84,6 +84,10 @@ class FilterCompiler:
         else:
             self.main, self.values = t.groups, t.group_values
             self.name_col = t.groups.c.display_name_ci
+        # aliases built once (building them is a noticeable share of a lookup's cost);
+        # each name is used at one nesting level only, so sibling subqueries may share it
+        self._alias = {name: self.values.alias(name) for name in ("v", "a", "b", "x", "s", "sp")}
+        self._g2 = t.groups.alias("g2")
 
     # entry ------------------------------------------------------------------
     def compile(self, node: Node) -> ColumnElement:
@@ -148,7 +152,7 @@ class FilterCompiler:
             if ext is None:
                 hit = false()
             else:
-                v = self.values.alias("x")
+                v = self._alias["x"]
                 hit = self.main.c.seq.in_(select(v.c.entity).where(
                     v.c.attr >= f"{ext.alias}:", v.c.attr < f"{ext.alias};"))
         return hit if node.op == "eq" else not_(hit)
@@ -212,7 +216,7 @@ class FilterCompiler:
         return and_(*conds)
 
     def _on_values(self, node: Compare | Present) -> ColumnElement:
-        v = self.values.alias("v")
+        v = self._alias["v"]
         sub = select(v.c.entity).where(self._cond(v, node))
         if isinstance(node, Compare) and node.op == "ne":
             return self.main.c.seq.not_in(sub)
@@ -222,7 +226,7 @@ class FilterCompiler:
         """``attr[expr]``: some value (item) of the attribute satisfies every part of expr."""
         if self._relation_attr(node.ref) is not None:
             return self._relation(node)
-        anchor = self.values.alias("a")
+        anchor = self._alias["a"]
         expr = node.expr
         terms = list(expr.terms) if isinstance(expr, And) else [expr]
         lead = next((x for x in terms if isinstance(x, Compare) and x.op != "ne"), None)
@@ -243,7 +247,7 @@ class FilterCompiler:
         if isinstance(node, Not):
             return not_(self._item_expr(node.expr, anchor))
         negate = isinstance(node, Compare) and node.op == "ne"
-        b = self.values.alias()
+        b = self._alias["b"]
         exists = (
             select(literal(1))
             .where(b.c.entity == anchor.c.entity, b.c.attr == anchor.c.attr,
@@ -270,7 +274,7 @@ class FilterCompiler:
             cols = {"value": (g.c.id, False), "display": (g.c.display_name_ci, True),
                     "type": (literal("direct"), True)}
             return m.join(g, g.c.seq == m.c.group_seq), m.c.member_id, self.main.c.id, cols
-        u, g2 = t.users, t.groups.alias("g2")
+        u, g2 = t.users, self._g2
         source = (m.outerjoin(u, u.c.id == m.c.member_id)
                   .outerjoin(g2, g2.c.id == m.c.member_id))
         cols = {"value": (m.c.member_id, False), "type": (func.lower(m.c.member_type), True),
@@ -320,7 +324,7 @@ class FilterCompiler:
             raise InvalidFilter(f"Cannot sort by '{ref.dotted}'")
         # RFC 7644 §3.4.2.3: a multi-valued attribute sorts by its primary value, else
         # its first one
-        v, p = self.values.alias("s"), self.values.alias("sp")
+        v, p = self._alias["s"], self._alias["sp"]
         conds = [v.c.entity == self.main.c.seq, v.c.attr == ref.key]
         if ref.sub is not None:
             conds.append(v.c.sub == ref.sub.name)

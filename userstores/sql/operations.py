@@ -225,14 +225,16 @@ def bulk_insert_users(conn: Connection, rtype: ResourceType,
         "created": ts, "last_modified": ts,
     } for data, password_hash in items]
     try:
-        seqs = conn.execute(
-            t.users.insert().returning(t.users.c.seq, sort_by_parameter_order=True), rows
-        ).scalars().all()
+        # RETURNING without sort_by_parameter_order: SQLAlchemy can then batch the rows;
+        # the generated ids say which seq belongs to which user
+        returned = conn.execute(t.users.insert().returning(t.users.c.seq, t.users.c.id),
+                                rows).all()
     except IntegrityError as exc:
         raise Conflict("A user of this batch already exists") from exc
+    seq_of = {uid: seq for seq, uid in returned}
     values = []
-    for seq, (data, _) in zip(seqs, items, strict=True):
-        values.extend(indexing.rows(rtype, seq, data))
+    for row, (data, _) in zip(rows, items, strict=True):
+        values.extend(indexing.rows(rtype, seq_of[row["id"]], data))
     _write_values(conn, t.user_values, values)
     return len(rows)
 
@@ -282,9 +284,7 @@ def search(conn: Connection, query: Query, compiler: FilterCompiler) -> Page:
     kind = compiler.kind
     table = t.users if kind == "User" else t.groups
     where = compiler.compile(query.filter) if query.filter is not None else true()
-    total = 0
-    if query.with_total:
-        total = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
+    total = None
     rows = []
     if query.limit > 0:
         order = []
@@ -296,10 +296,16 @@ def search(conn: Connection, query: Query, compiler: FilterCompiler) -> Page:
         stmt = select(table)
         if query.keyset:
             stmt = select(table, (key if key is not None else literal(None)).label("_key"))
+        page_where = where
         if query.after is not None:
-            where = and_(where, _after(table.c.seq, key, query.after, query.descending))
-        rows = conn.execute(stmt.where(where).order_by(*order)
+            page_where = and_(where, _after(table.c.seq, key, query.after, query.descending))
+        rows = conn.execute(stmt.where(page_where).order_by(*order)
                             .offset(query.offset).limit(query.limit)).all()
+        # a page that is not full tells the total without counting (the usual "eq" lookup)
+        if query.after is None and len(rows) < query.limit and (rows or query.offset == 0):
+            total = query.offset + len(rows)
+    if query.with_total and total is None:
+        total = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
     relations = None
     if query.with_relations and rows:
         if kind == "User":
