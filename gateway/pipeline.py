@@ -87,6 +87,12 @@ class Pipeline:
                 and op.permission in SELF_SERVICE and getattr(op, "id", None) == caller.user_id)
 
     # helpers ----------------------------------------------------------------------------
+    @staticmethod
+    def _configured(rtype: ResourceType, data: dict) -> dict:
+        """A stored resource without the values of extensions no longer configured."""
+        return {k: v for k, v in data.items()
+                if not (k.startswith("urn:") and rtype.extension(k) is None)}
+
     def _credentials_changed(self, user_id: str | None) -> None:
         for listener in self.credential_listeners:
             listener(user_id)
@@ -156,7 +162,7 @@ class Pipeline:
             rec = current.record
             if op.if_match is not None and rec.version != op.if_match:
                 raise VersionMismatch(f"User {op.id} has changed (version {rec.version})")
-            before = dict(rec.data)
+            before = self._configured(self.schemas.user, rec.data)
             before["userName"] = self.stores.qualify(current.domain, rec.data["userName"])
             result = apply_patch(self.schemas.user, before, op.operations)
             data = result.resource
@@ -260,7 +266,7 @@ class Pipeline:
             rec = current.record
             if op.if_match is not None and rec.version != op.if_match:
                 raise VersionMismatch(f"Group {op.id} has changed (version {rec.version})")
-            before = dict(rec.data)
+            before = self._configured(self.schemas.group, rec.data)
             before["displayName"] = self.stores.qualify(current.domain, rec.data["displayName"])
             result = apply_patch(self.schemas.group, before, op.operations)
             data = result.resource

@@ -21,6 +21,8 @@ def resource_json(entity: Entity, rtype: ResourceType, base: str) -> dict:
     out: dict = {"schemas": schemas, "id": rec.id}
     name_key = "userName" if entity.kind == USER else "displayName"
     for key, value in data.items():
+        if key.startswith("urn:") and key not in schemas:
+            continue  # an extension no longer configured
         out[key] = Stores.qualify(entity.domain, value) if key == name_key else value
     if entity.kind == USER:
         if rec.groups is not None:
