@@ -254,6 +254,7 @@ class Pipeline:
         store = self._split_name(data, "displayName")
         if store.domain != current.domain:
             raise Mutability("A group cannot move to another user store domain")
+        check_immutable(self.schemas.group, current.record.data, data)
         rec = await self._writable(store).replace_group(
             op.id, data, expected_version=op.if_match, members=members)
         self._credentials_changed(None)
@@ -275,6 +276,7 @@ class Pipeline:
             changes = result.members
             if data == rec.data and not changes:
                 return await self._find(ops.GROUP, op.id, op.with_members)
+            check_immutable(self.schemas.group, rec.data, data)
             add = changes.replace if changes.replace is not None else changes.add
             try:
                 new = await self._writable(store).change_members(

@@ -30,8 +30,10 @@ from .schema import (
     DATETIME,
     DECIMAL,
     INTEGER,
+    NEVER,
     REFERENCE,
     STRING,
+    WRITE_ONLY,
     Attribute,
     ResourceType,
     Schema,
@@ -245,6 +247,12 @@ class _Resolver:
         raise self.error("Unsupported filter expression")
 
     def ref(self, path: AttrPath, parent: AttrRef | None) -> AttrRef:
+        out = self._ref(path, parent)
+        if is_secret(out):
+            raise self.error(f"'{path}' cannot be filtered on")
+        return out
+
+    def _ref(self, path: AttrPath, parent: AttrRef | None) -> AttrRef:
         if parent is None:
             return resolve_attr(self.rtype, path, error=self.error)
         if path.uri is not None or path.sub_attr is not None:
@@ -374,6 +382,11 @@ def parse_path(rtype: ResourceType, text: str) -> PathRef:
     raise InvalidPath(f"Invalid path {text!r}: a path names an attribute, not a comparison")
 
 
+def is_secret(ref: AttrRef) -> bool:
+    """A writeOnly or never-returned attribute: it must not be probed by filter or sort."""
+    return any(a.mutability == WRITE_ONLY or a.returned == NEVER for a in (ref.attr, ref.leaf))
+
+
 def resolve_sort(rtype: ResourceType, text: str) -> AttrRef:
     try:
         ast = Path(text).ast
@@ -382,6 +395,8 @@ def resolve_sort(rtype: ResourceType, text: str) -> AttrRef:
     if not isinstance(ast, AttrPath):
         raise InvalidValue(f"Invalid sortBy {text!r}")
     ref = resolve_attr(rtype, ast, error=InvalidValue)
+    if is_secret(ref):
+        raise InvalidValue(f"Cannot sort by {text!r}")
     if ref.leaf.is_complex:
         value_sub = ref.leaf.sub("value")
         if value_sub is None or ref.sub:

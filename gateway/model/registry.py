@@ -20,7 +20,6 @@ from .schema import (
     COMPLEX,
     DATETIME,
     DECIMAL,
-    DEFAULT,
     GROUP,
     IMMUTABLE,
     INTEGER,
@@ -36,10 +35,13 @@ from .schema import (
     ResourceType,
     Schema,
 )
+from .schema import (
+    DEFAULT as RETURNED_DEFAULT,
+)
 
 TYPES = (STRING, BOOLEAN, DECIMAL, INTEGER, DATETIME, BINARY, REFERENCE, COMPLEX)
 MUTABILITY = (READ_ONLY, READ_WRITE, IMMUTABLE, WRITE_ONLY)
-RETURNED = (ALWAYS, NEVER, DEFAULT, REQUEST)
+RETURNED = (ALWAYS, NEVER, RETURNED_DEFAULT, REQUEST)
 UNIQUENESS = ("none", "server", "global")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_$-]*$")
 _URN = re.compile(r"^urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:[^\s]+$")
@@ -99,7 +101,7 @@ def _attribute(raw: dict, where: str, nested: bool = False) -> Attribute:
         multi_valued=flag("multiValued"), required=flag("required"),
         case_exact=flag("caseExact"),
         mutability=pick("mutability", MUTABILITY, READ_WRITE),
-        returned=pick("returned", RETURNED, DEFAULT),
+        returned=pick("returned", RETURNED, RETURNED_DEFAULT),
         uniqueness=pick("uniqueness", UNIQUENESS, "none"),
         description=description,
         canonical_values=tuple(raw.get("canonicalValues", [])),
