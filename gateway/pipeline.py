@@ -131,6 +131,33 @@ class Pipeline:
         rec = await store.create_user(data, await self._hash(password))
         return ops.Entity(ops.USER, store.domain, rec)
 
+    async def create_users(self, caller: Principal, representations: list[dict]
+                           ) -> list[ops.Entity | GatewayError]:
+        """Create several users, each succeeding or failing on its own (SCIM /Bulk): the
+        same as that many CreateUser operations, in one store transaction per store."""
+        if caller is None:
+            raise Unauthorized()
+        try:
+            caller.require(ops.CreateUser.permission)
+        except GatewayError as exc:
+            return [exc] * len(representations)
+        out: list = [None] * len(representations)
+        batches: dict[str, list[tuple[int, dict, str | None]]] = {}
+        for i, rep in enumerate(representations):
+            try:
+                data, password = canonical(self.schemas.user, rep)
+                store = self._writable(self._split_name(data, "userName"))
+                batches.setdefault(store.domain, []).append((i, data, await self._hash(password)))
+            except GatewayError as exc:
+                out[i] = exc
+        for domain, batch in batches.items():
+            store = self.stores.get(domain)
+            results = await store.create_users([(data, pw) for _i, data, pw in batch])
+            for (i, _data, _pw), result in zip(batch, results, strict=True):
+                out[i] = result if isinstance(result, GatewayError) else ops.Entity(
+                    ops.USER, domain, result)
+        return out
+
     async def _get_user(self, op: ops.GetUser) -> ops.Entity:
         return await self._find(ops.USER, op.id, op.with_groups)
 

@@ -732,3 +732,29 @@ async def test_bulk_needs_authentication(gateway):
     status, body, _ = await bulk(gateway, [post_user("a", "anon")], auth=None)
     assert_scim_error(status, body, 401)
     assert await users_named(gateway, "anon") == {"anon": 0}
+
+
+async def test_user_creations_written_together_still_fail_one_by_one(gateway):
+    """Consecutive user creations share one transaction; a refused one refuses only itself:
+    a name already stored, a name twice in the same run, a value the schema refuses."""
+    await make_user(gateway, "taken")
+    ops = await bulk_ok(gateway, [
+        post_user("a", "a-one"),
+        post_user("b", "TAKEN"),
+        post_user("c", "c-three", title="x" * 20_000),
+        post_user("d", "A-ONE"),
+        post_user("e", "e-five"),
+        post_group("g", "team", ["a", "e"]),
+    ])
+    assert_op_ok(ops[0], "POST", "201", "a")
+    assert_op_error(ops[1], "POST", "409", "uniqueness", "b")
+    assert_op_error(ops[2], "POST", "400", "invalidValue", "c")
+    assert_op_error(ops[3], "POST", "409", "uniqueness", "d")
+    assert_op_ok(ops[4], "POST", "201", "e")
+    assert_op_ok(ops[5], "POST", "201", "g")
+    assert await users_named(gateway, "a-one", "taken", "c-three", "e-five") == {
+        "a-one": 1, "taken": 1, "c-three": 0, "e-five": 1}
+    for op in (ops[0], ops[4]):
+        await assert_matches_resource(gateway, op, "Users")
+    group = await get(gateway, f"/Groups/{id_of(ops[5])}")
+    assert {m["value"] for m in group["members"]} == {id_of(ops[0]), id_of(ops[4])}

@@ -92,6 +92,19 @@ class UserStore(abc.ABC):
     @abc.abstractmethod
     async def create_user(self, data: dict, password_hash: str | None) -> Record: ...
 
+    async def create_users(self, items: list[tuple[dict, str | None]]) -> list:
+        """Create several users, each succeeding or failing on its own: a Record or the
+        GatewayError for each. Stores that can do better than one by one override it."""
+        from gateway.errors import GatewayError
+
+        out = []
+        for data, password_hash in items:
+            try:
+                out.append(await self.create_user(data, password_hash))
+            except GatewayError as exc:
+                out.append(exc)
+        return out
+
     @abc.abstractmethod
     async def get_user(self, user_id: str, *, with_groups: bool = True) -> Record | None: ...
 

@@ -201,6 +201,44 @@ def _operation(op: BulkOp, data) -> tuple[ops.Operation, str]:
             else ops.PatchGroup(rid, patch, if_match, with_members=False)), kind
 
 
+MAX_RUN = 500  # user creations written in one transaction (holding SQLite's write lock)
+
+
+def _user_creations(ordered: list[BulkOp], start: int, created: dict[str, str],
+                    fail_on_errors: int | None) -> list[BulkOp]:
+    """The run of POST /Users operations starting at ``start`` that can be written together:
+    their references are all resolved already (none points into the run itself). With
+    failOnErrors each operation runs alone, so that the job stops exactly where it must."""
+    if fail_on_errors is not None:
+        return []
+    run: list[BulkOp] = []
+    for op in ordered[start:start + MAX_RUN]:
+        if (op.method != "POST" or op.path != "/Users" or not op.bulk_id
+                or not isinstance(op.data, dict) or any(r not in created for r in op.depends)):
+            break
+        run.append(op)
+    return run if len(run) > 1 else []
+
+
+async def _create_users(pipeline, principal, run: list[BulkOp], created: dict[str, str],
+                        failed: set[str], base: str) -> int:
+    """Write a run of user creations together; each still succeeds or fails on its own."""
+    results = await pipeline.create_users(
+        principal, [_substitute(op.data, created) if op.depends else op.data for op in run])
+    errors = 0
+    for op, result in zip(run, results, strict=True):
+        if isinstance(result, GatewayError):
+            errors += 1
+            failed.add(op.bulk_id)
+            op.response = _error(op, result)
+            continue
+        created[op.bulk_id] = result.id
+        op.response = {"method": "POST", "bulkId": op.bulk_id,
+                       "location": f"{base}/Users/{result.id}",
+                       "version": f'W/"{result.version}"', "status": "201"}
+    return errors
+
+
 def _error(op: BulkOp, exc: GatewayError, location: str | None = None) -> dict:
     out = {"method": op.method, "status": str(exc.status), "response": error_body(exc)}
     if op.bulk_id:
@@ -224,9 +262,17 @@ async def bulk(request: web.Request) -> web.Response:
     created: dict[str, str] = {}  # bulkId -> id
     failed: set[str] = {op.bulk_id for op in cyclic if op.bulk_id}
     base = base_url(request)
-    for op in ordered:
+    position = 0
+    while position < len(ordered):
         if fail_on_errors is not None and errors >= fail_on_errors:
             break
+        run = _user_creations(ordered, position, created, fail_on_errors)
+        if run:
+            errors += await _create_users(pipeline, principal, run, created, failed, base)
+            position += len(run)
+            continue
+        op = ordered[position]
+        position += 1
         location = None if op.method == "POST" else _location(base, op.path)
         try:
             missing = [r for r in op.depends if r not in created]
@@ -239,7 +285,7 @@ async def bulk(request: web.Request) -> web.Response:
             op.path = f"{head}/{_substitute(tail, created)}" if head else op.path
             if op.method != "POST":
                 location = _location(base, op.path)
-            data = _substitute(op.data, created)
+            data = _substitute(op.data, created) if op.depends else op.data
             operation, kind = _operation(op, data)
             result = await pipeline.execute(principal, operation)
         except GatewayError as exc:

@@ -16,9 +16,16 @@ import orjson
 from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
-from gateway.errors import Conflict, InvalidValue, NotFound, StoreUnavailable, VersionMismatch
+from gateway.errors import (
+    Conflict,
+    GatewayError,
+    InvalidValue,
+    NotFound,
+    StoreUnavailable,
+    VersionMismatch,
+)
 from gateway.model.query import normalise_datetime
 from gateway.model.schema import ResourceType
 from userstores.base import UNCHANGED, Page, Query, Record
@@ -179,7 +186,8 @@ def _touch_groups_of(conn: Connection, member_id: str) -> None:
     conn.execute(delete(m).where(m.c.member_id == member_id))
 
 
-def _check_unique(conn: Connection, rtype: ResourceType, table, seq: int, data: dict) -> None:
+def _check_unique(conn: Connection, rtype: ResourceType, table, seq: int, data: dict,
+                  pending: list[dict] = ()) -> None:
     """Attributes of an extension declared unique (uniqueness server/global) must be.
 
     Checked inside the writing transaction; on SQLite writers are serialised, on
@@ -190,6 +198,9 @@ def _check_unique(conn: Connection, rtype: ResourceType, table, seq: int, data: 
             select(table.c.entity).where(table.c.attr == row["attr"], table.c.sub == row["sub"],
                                          table.c.value == row["value"],
                                          table.c.entity != seq).limit(1)).first()
+        if clash is None:  # rows of the same batch not written yet
+            clash = next((p for p in pending if p["entity"] != seq and p["attr"] == row["attr"]
+                          and p["sub"] == row["sub"] and p["value"] == row["value"]), None)
         if clash is not None:
             name = row["attr"].rpartition(":")[2]
             raise Conflict(f"Another resource already has this '{name}'")
@@ -213,10 +224,11 @@ def create_user(conn: Connection, rtype: ResourceType, data: dict,
     return Record(uid, data, 1, ts, ts, groups=[])
 
 
-def bulk_insert_users(conn: Connection, rtype: ResourceType,
-                      items: list[tuple[dict, str | None]]) -> int:
+def _insert_users(conn: Connection, rtype: ResourceType,
+                  items: list[tuple[dict, str | None]]) -> list[Record]:
+    """Many new users in multi-row statements; Conflict if any name is taken."""
     if not items:
-        return 0
+        return []
     ts = now()
     rows = [{
         "id": str(uuid.uuid4()), "user_name": data["userName"],
@@ -234,9 +246,44 @@ def bulk_insert_users(conn: Connection, rtype: ResourceType,
     seq_of = {uid: seq for seq, uid in returned}
     values = []
     for row, (data, _) in zip(rows, items, strict=True):
-        values.extend(indexing.rows(rtype, seq_of[row["id"]], data))
+        seq = seq_of[row["id"]]
+        values.extend(indexing.rows(rtype, seq, data))
+        _check_unique(conn, rtype, t.user_values, seq, data, pending=values)
     _write_values(conn, t.user_values, values)
-    return len(rows)
+    return [Record(row["id"], data, 1, ts, ts, groups=[])
+            for row, (data, _) in zip(rows, items, strict=True)]
+
+
+def bulk_insert_users(conn: Connection, rtype: ResourceType,
+                      items: list[tuple[dict, str | None]]) -> int:
+    return len(_insert_users(conn, rtype, items))
+
+
+def create_users(conn: Connection, rtype: ResourceType,
+                 items: list[tuple[dict, str | None]]) -> list[Record | GatewayError]:
+    """Create several users, each succeeding or failing on its own (SCIM /Bulk).
+
+    All at once in multi-row statements inside a savepoint; when one of them is
+    refused, the savepoint is undone and each is created in a savepoint of its own,
+    so that the others still are."""
+    try:
+        with conn.begin_nested():
+            return list(_insert_users(conn, rtype, items))
+    except (GatewayError, IntegrityError, DataError):
+        pass
+    out: list[Record | GatewayError] = []
+    for data, password_hash in items:
+        try:
+            with conn.begin_nested():
+                out.append(create_user(conn, rtype, data, password_hash))
+        except GatewayError as exc:
+            out.append(exc)
+        except IntegrityError:
+            out.append(Conflict(f"User '{data['userName']}' already exists"))
+        except DataError as exc:
+            detail = str(exc.orig).splitlines()[0][:200] if exc.orig else "invalid data"
+            out.append(InvalidValue(f"A value cannot be stored: {detail}"))
+    return out
 
 
 def get_user(conn: Connection, by: str, value: str, with_groups: bool

@@ -94,6 +94,11 @@ class SQLUserStore(UserStore):
     async def create_user(self, data: dict, password_hash: str | None) -> Record:
         return await self._write(ops.create_user, self.schemas.user, data, password_hash)
 
+    async def create_users(self, items: list[tuple[dict, str | None]]
+                           ) -> list[Record | GatewayError]:
+        """Create several users in one transaction, each succeeding or failing alone."""
+        return await self._write(ops.create_users, self.schemas.user, list(items))
+
     async def bulk_insert_users(self, items: list[tuple[dict, str | None]]) -> int:
         """Insert many new users in one transaction (the loader's path); returns the count."""
         return await self._write(ops.bulk_insert_users, self.schemas.user, list(items))
