@@ -67,7 +67,7 @@ def _sqlite_engine(url, immediate: bool, pool_size: int) -> Engine:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA case_sensitive_like=ON")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA cache_size=-65536")
+        cur.execute("PRAGMA cache_size=-16384")  # 16 MiB per connection; the OS caches the rest
         cur.close()
 
     if immediate:

@@ -9,6 +9,7 @@ knows about asyncio.
 from __future__ import annotations
 
 import uuid
+from collections import namedtuple
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -87,6 +88,32 @@ def _dumps(data: dict) -> str:
     return orjson.dumps(data).decode()
 
 
+_COMPILED: dict[tuple[int, str], tuple[str, tuple[str, ...], dict, type]] = {}
+
+
+def fetch(conn: Connection, stmt, params: dict) -> list:
+    """Rows of a prebuilt statement straight from the DB-API cursor.
+
+    The statement is compiled once per dialect; each call then costs one driver
+    execute, not SQLAlchemy's per-execution machinery (about three times less CPU
+    for a lookup by id). Rows are named tuples of the statement's columns."""
+    key = (id(stmt), conn.dialect.name)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        c = stmt.compile(dialect=conn.dialect)
+        names = tuple(c.positiontup or ())
+        row_type = namedtuple("Row", list(stmt.selected_columns.keys()), rename=True)
+        compiled = _COMPILED[key] = (c.string, names, dict(c.params), row_type)
+    sql, names, defaults, row_type = compiled
+    values = {**defaults, **params}  # constants of the statement are bound parameters too
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, tuple(values[n] for n in names))
+        return [row_type(*r) for r in cursor.fetchall()]
+    finally:
+        cursor.close()
+
+
 def record(row, relations: list[dict] | None, kind: str) -> Record:
     rec = Record(id=row.id, data=orjson.loads(row.data), version=row.version,
                  created=row.created, last_modified=row.last_modified)
@@ -133,9 +160,9 @@ def _groups_of(conn: Connection, user_ids: list[str]) -> dict[str, list]:
     out: dict[str, list] = {uid: [] for uid in user_ids}
     if not user_ids:
         return out
-    rows = (conn.execute(GROUPS_OF_ONE, {"id": user_ids[0]}) if len(user_ids) == 1
-            else conn.execute(GROUPS_OF, {"ids": user_ids}))
-    for member_id, gid, display, depth in rows.all():
+    rows = (fetch(conn, GROUPS_OF_ONE, {"id": user_ids[0]}) if len(user_ids) == 1
+            else conn.execute(GROUPS_OF, {"ids": user_ids}).all())
+    for member_id, gid, display, depth in rows:
         out[member_id].append({"value": gid, "display": display,
                                "type": "direct" if depth == 0 else "indirect"})
     return out
@@ -289,7 +316,8 @@ def create_users(conn: Connection, rtype: ResourceType,
 def get_user(conn: Connection, by: str, value: str, with_groups: bool
              ) -> tuple[Record, str | None] | None:
     """The user by ``id`` or by (lower-cased) ``name``, and its password hash."""
-    row = conn.execute(USER_BY[by], {"v": value}).first()
+    found = fetch(conn, USER_BY[by], {"v": value})
+    row = found[0] if found else None
     if row is None:
         return None
     groups = _groups_of(conn, [row.id])[row.id] if with_groups else None
