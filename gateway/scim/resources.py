@@ -177,7 +177,9 @@ class ResourceHandlers:
                  count=count, domain=domain or None, with_relations=proj.wants(self.relation),
                  cursor=cursor)
         results: ops.Results = await self._run(request, op)
-        resources = [self._render(request, e, proj) for e in results.entities]
+        rtype, base = self.rtype(request), base_url(request)
+        resources = [project(resource_json(e, rtype, base), rtype, proj)
+                     for e in results.entities]
         body = {"schemas": [LIST_RESPONSE], "totalResults": results.total}
         if results.start_index is not None:
             body["startIndex"] = results.start_index
