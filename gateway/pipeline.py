@@ -121,6 +121,21 @@ class Pipeline:
                 return ops.Entity(kind, store.domain, rec)
         raise NotFound(f"{kind} {entity_id} not found")
 
+    async def _by_name(self, kind: str, name: str, relations: bool) -> ops.Entity:
+        store, bare = self.stores.split(name)
+        if kind == ops.USER:
+            rec = await store.get_user_by_name(bare, with_groups=relations)
+        else:
+            rec = await store.get_group_by_name(bare, with_members=relations)
+        if rec is None:
+            raise NotFound(f"{kind} '{name}' not found")
+        return ops.Entity(kind, store.domain, rec)
+
+    @staticmethod
+    def _same_domain(kind: str, store: UserStore, current: ops.Entity) -> None:
+        if store.domain != current.domain:
+            raise Mutability(f"A {kind.lower()} cannot move to another user store domain")
+
     async def _hash(self, password: str | None) -> str | None:
         return None if password is None else await self.passwords.hash(password)
 
@@ -162,18 +177,13 @@ class Pipeline:
         return await self._find(ops.USER, op.id, op.with_groups)
 
     async def _get_user_by_name(self, op: ops.GetUserByName) -> ops.Entity:
-        store, bare = self.stores.split(op.user_name)
-        rec = await store.get_user_by_name(bare, with_groups=op.with_groups)
-        if rec is None:
-            raise NotFound(f"User '{op.user_name}' not found")
-        return ops.Entity(ops.USER, store.domain, rec)
+        return await self._by_name(ops.USER, op.user_name, op.with_groups)
 
     async def _replace_user(self, op: ops.ReplaceUser) -> ops.Entity:
         current = await self._find(ops.USER, op.id, relations=False)
         data, password = canonical(self.schemas.user, op.representation)
         store = self._split_name(data, "userName")
-        if store.domain != current.domain:
-            raise Mutability("A user cannot move to another user store domain")
+        self._same_domain(ops.USER, store, current)
         check_immutable(self.schemas.user, current.record.data, data)
         pw = UNCHANGED if password is None else await self._hash(password)
         rec = await self._writable(store).replace_user(
@@ -193,8 +203,7 @@ class Pipeline:
             result = apply_patch(self.schemas.user, before, op.operations)
             data = result.resource
             store = self._split_name(data, "userName")
-            if store.domain != current.domain:
-                raise Mutability("A user cannot move to another user store domain")
+            self._same_domain(ops.USER, store, current)
             if data == rec.data and result.password is None:
                 return current
             check_immutable(self.schemas.user, rec.data, data)
@@ -268,19 +277,14 @@ class Pipeline:
         return await self._find(ops.GROUP, op.id, op.with_members)
 
     async def _get_group_by_name(self, op: ops.GetGroupByName) -> ops.Entity:
-        store, bare = self.stores.split(op.name)
-        rec = await store.get_group_by_name(bare, with_members=op.with_members)
-        if rec is None:
-            raise NotFound(f"Group '{op.name}' not found")
-        return ops.Entity(ops.GROUP, store.domain, rec)
+        return await self._by_name(ops.GROUP, op.name, op.with_members)
 
     async def _replace_group(self, op: ops.ReplaceGroup) -> ops.Entity:
         current = await self._find(ops.GROUP, op.id, relations=False)
         data, _ = canonical(self.schemas.group, op.representation)
         members = self._pop_members(data)
         store = self._split_name(data, "displayName")
-        if store.domain != current.domain:
-            raise Mutability("A group cannot move to another user store domain")
+        self._same_domain(ops.GROUP, store, current)
         check_immutable(self.schemas.group, current.record.data, data)
         rec = await self._writable(store).replace_group(
             op.id, data, expected_version=op.if_match, members=members)
@@ -298,8 +302,7 @@ class Pipeline:
             result = apply_patch(self.schemas.group, before, op.operations)
             data = result.resource
             store = self._split_name(data, "displayName")
-            if store.domain != current.domain:
-                raise Mutability("A group cannot move to another user store domain")
+            self._same_domain(ops.GROUP, store, current)
             changes = result.members
             if data == rec.data and not changes:
                 return await self._find(ops.GROUP, op.id, op.with_members)
