@@ -8,7 +8,9 @@ touch a store.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 import secrets
 
 from userstores.base import UNCHANGED, UserStore
@@ -37,7 +39,12 @@ from .search import Searcher
 
 log = logging.getLogger("gateway.pipeline")
 
-PATCH_RETRIES = 8
+PATCH_RETRIES = 32  # a PATCH that lost a race is applied again to the newer version
+
+
+async def _lost_race(attempt: int) -> None:
+    """Back off a little (growing, jittered) before patching the newer version again."""
+    await asyncio.sleep(random.uniform(0, 0.001 * min(attempt, 20)))  # noqa: S311
 SELF_SERVICE = ("users:view", "users:update")
 ADMIN_ROLE = "admin"
 
@@ -193,7 +200,7 @@ class Pipeline:
         return ops.Entity(ops.USER, store.domain, rec)
 
     async def _patch_user(self, op: ops.PatchUser) -> ops.Entity:
-        for _ in range(PATCH_RETRIES):
+        for attempt in range(PATCH_RETRIES):
             current = await self._find(ops.USER, op.id)
             rec = current.record
             if op.if_match is not None and rec.version != op.if_match:
@@ -214,6 +221,7 @@ class Pipeline:
             except VersionMismatch:
                 if op.if_match is not None:
                     raise
+                await _lost_race(attempt)
                 continue  # somebody else changed it meanwhile: patch the new version
             if result.password is not None:
                 self._credentials_changed(op.id)
@@ -292,7 +300,7 @@ class Pipeline:
         return ops.Entity(ops.GROUP, store.domain, rec)
 
     async def _patch_group(self, op: ops.PatchGroup) -> ops.Entity:
-        for _ in range(PATCH_RETRIES):
+        for attempt in range(PATCH_RETRIES):
             current = await self._find(ops.GROUP, op.id, relations=False)
             rec = current.record
             if op.if_match is not None and rec.version != op.if_match:
@@ -317,6 +325,7 @@ class Pipeline:
             except VersionMismatch:
                 if op.if_match is not None:
                     raise
+                await _lost_race(attempt)
                 continue
             self._credentials_changed(None)
             return ops.Entity(ops.GROUP, store.domain, new)

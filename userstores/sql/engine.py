@@ -79,32 +79,82 @@ def _sqlite_engine(url, immediate: bool, pool_size: int) -> Engine:
 
 
 class SQLiteRunner(Runner):
+    """SQLite's writes are serialised anyway (one database lock): operations that arrive
+    while the writer is busy are written together, each in a savepoint of its own inside
+    one transaction, so that many concurrent writes share one commit and one thread hop.
+    Each still succeeds or fails alone; if the shared commit fails, all of them fail."""
+
     dialect = "sqlite"
+    MAX_GROUP = 64
 
     def __init__(self, url, pool_size: int):
         self._writer = _sqlite_engine(url, True, 1)
         self._reader = _sqlite_engine(url, False, pool_size)
         self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
         self._read_pool = ThreadPoolExecutor(pool_size, thread_name_prefix="sqlite-read")
+        self._pending: list[tuple[Callable, tuple, asyncio.Future]] = []
+        self._drainer: asyncio.Task | None = None
 
     def _read(self, fn, args):
         with self._reader.connect() as conn:
             return fn(conn, *args)
 
-    def _write(self, fn, args):
+    def _write_group(self, group: list) -> list[tuple[bool, Any]]:
+        """Run a group of write operations: (True, result) or (False, exception) each."""
+        if len(group) == 1:
+            fn, args, _ = group[0]
+            try:
+                with self._writer.begin() as conn:
+                    return [(True, fn(conn, *args))]
+            except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
+                return [(False, exc)]
+        out: list[tuple[bool, Any]] = []
         with self._writer.begin() as conn:
-            return fn(conn, *args)
+            for fn, args, _ in group:
+                try:
+                    with conn.begin_nested():
+                        out.append((True, fn(conn, *args)))
+                except Exception as exc:  # noqa: BLE001 - handed to the waiting caller
+                    out.append((False, exc))
+        return out
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                group = self._pending[:self.MAX_GROUP]
+                del self._pending[:self.MAX_GROUP]
+                try:
+                    results = await loop.run_in_executor(self._write_pool, self._write_group,
+                                                         group)
+                except Exception as exc:  # noqa: BLE001 - the shared commit failed
+                    results = [(False, exc)] * len(group)
+                for (_fn, _args, future), (ok, value) in zip(group, results, strict=True):
+                    if future.done():
+                        continue
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+        finally:
+            self._drainer = None
 
     async def read(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(
             self._read_pool, self._read, fn, args)
 
     async def write(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(
-            self._write_pool, self._write, fn, args)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((fn, args, future))
+        if self._drainer is None:
+            self._drainer = loop.create_task(self._drain())
+        return await future
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._drainer is not None:
+            await self._drainer
         for pool in (self._write_pool, self._read_pool):
             await loop.run_in_executor(None, pool.shutdown, True)
         self._writer.dispose()

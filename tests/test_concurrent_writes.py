@@ -1,0 +1,68 @@
+"""Many writes at once: each gets its own answer, as if it had been alone.
+
+On SQLite, writes that arrive while the writer is busy share one transaction (one
+savepoint each); a refused one must not take the others with it, nor leave traces.
+"""
+
+import asyncio
+
+from conftest import assert_scim_error, scim
+
+
+async def test_concurrent_writes_succeed_or_fail_alone(gateway):
+    status, victim, _ = await scim(gateway, "POST", "/Users", {"userName": "victim",
+                                                                "title": "v1"})
+    assert status == 201, victim
+    stale = victim["meta"]["version"]
+    status, victim, _ = await scim(gateway, "PUT", f"/Users/{victim['id']}",
+                                   {"userName": "victim", "title": "v2"})
+    assert status == 200, victim
+
+    calls = []
+    for i in range(30):
+        calls.append(scim(gateway, "POST", "/Users", {"userName": f"fresh{i}"}))
+    for _ in range(5):
+        calls.append(scim(gateway, "POST", "/Users", {"userName": "VICTIM"}))  # taken
+    for i in range(5):
+        calls.append(scim(gateway, "PATCH", f"/Users/{victim['id']}", {
+            "Operations": [{"op": "replace", "path": "title", "value": f"stale{i}"}]},
+            headers={"If-Match": stale}))
+    for i in range(5):
+        calls.append(scim(gateway, "POST", "/Users", {"userName": f"bad{i}", "emails": "x"}))
+    results = await asyncio.gather(*calls)
+
+    fresh, taken, stale_patches, bad = (results[:30], results[30:35], results[35:40],
+                                        results[40:])
+    assert [s for s, _b, _r in fresh] == [201] * 30
+    assert len({b["id"] for _s, b, _r in fresh}) == 30
+    for status, body, _ in taken:
+        assert_scim_error(status, body, 409, "uniqueness")
+    for status, body, _ in stale_patches:
+        assert_scim_error(status, body, 412)
+    for status, body, _ in bad:
+        assert_scim_error(status, body, 400)
+
+    status, listing, _ = await scim(gateway, "GET", '/Users?filter=userName sw "fresh"&count=0')
+    assert listing["totalResults"] == 30
+    status, listing, _ = await scim(gateway, "GET", '/Users?filter=userName sw "bad"&count=0')
+    assert listing["totalResults"] == 0
+    status, now, _ = await scim(gateway, "GET", f"/Users/{victim['id']}")
+    assert now["title"] == "v2" and now["meta"]["version"] == victim["meta"]["version"]
+    for _s, body, _r in fresh[:3]:
+        status, got, _ = await scim(gateway, "GET", f"/Users/{body['id']}")
+        assert status == 200 and got["userName"] == body["userName"]
+
+
+async def test_concurrent_patches_of_one_user_all_apply(gateway):
+    """Without If-Match, concurrent PATCHes each apply to the latest version: none lost."""
+    status, user, _ = await scim(gateway, "POST", "/Users", {"userName": "busy"})
+    assert status == 201, user
+    calls = [scim(gateway, "PATCH", f"/Users/{user['id']}", {
+        "Operations": [{"op": "add", "path": "phoneNumbers",
+                        "value": [{"value": f"+1 555 {i:04d}", "type": "work"}]}]})
+        for i in range(12)]
+    results = await asyncio.gather(*calls)
+    assert [s for s, _b, _r in results] == [200] * 12
+    status, got, _ = await scim(gateway, "GET", f"/Users/{user['id']}")
+    assert len(got["phoneNumbers"]) == 12
+    assert got["meta"]["version"] == 'W/"13"'
