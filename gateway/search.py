@@ -85,6 +85,12 @@ class Searcher:
 
         return rewrite(node)
 
+    @staticmethod
+    async def _run(kind: str, store: UserStore, query: Query):
+        if kind == ops.USER:
+            return await store.search_users(query)
+        return await store.search_groups(query)
+
     async def search(self, op: ops.Search) -> ops.Results:
         rtype = self.schemas.of(op.kind)
         node = parse_filter(rtype, op.filter) if op.filter else None
@@ -104,10 +110,8 @@ class Searcher:
         def query(f: Node | None, offset: int, limit: int) -> Query:
             return Query(f, sort, op.descending, offset, limit, True, op.with_relations)
 
-        async def run(store: UserStore, q: Query):
-            if rtype.name == ops.USER:
-                return await store.search_users(q)
-            return await store.search_groups(q)
+        def run(store: UserStore, q: Query):
+            return self._run(op.kind, store, q)
 
         if sort is None or len(plans) == 1:
             # stores one after the other, in configuration order
@@ -159,12 +163,10 @@ class Searcher:
             if domain not in planned:
                 positions[domain] = "done"
 
-        async def fetch(store, f, after, limit):
-            q = Query(f, sort, op.descending, 0, limit, True, op.with_relations,
-                      after=tuple(after) if after else None, keyset=True)
-            page = await (store.search_users(q) if op.kind == ops.USER
-                          else store.search_groups(q))
-            return page
+        def fetch(store, f, after, limit):
+            return self._run(op.kind, store, Query(
+                f, sort, op.descending, 0, limit, True, op.with_relations,
+                after=tuple(after) if after else None, keyset=True))
 
         total, picked = 0, []
         for domain in domains:  # stores finished earlier still count in totalResults

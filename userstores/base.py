@@ -161,7 +161,3 @@ class UserStore(abc.ABC):
 
     @abc.abstractmethod
     async def search_groups(self, query: Query) -> Page: ...
-
-    @abc.abstractmethod
-    async def resolve_members(self, ids: list[str]) -> dict[str, str]:
-        """Which of these ids are users or groups of this store: {id: "User"|"Group"}."""

@@ -86,13 +86,12 @@ def _apply_key(rtype, result: PatchResult, kind: str, key: str, value) -> None:
     _apply_path(rtype, result, kind, key, value, pathless=True)
 
 
-def _holder(rtype: ResourceType, resource: dict, ref: AttrRef, create: bool) -> dict | None:
-    if ref.schema is None or not ref.schema.alias:
-        return resource
-    ext = resource.get(ref.schema.id)
-    if ext is None and create:
-        ext = resource[ref.schema.id] = {}
-    return ext
+def _holder(resource: dict, ref: AttrRef, create: bool) -> dict | None:
+    """Where the attribute lives in the resource; its extension object made when asked."""
+    holder = ref.container(resource)
+    if holder is None and create:
+        holder = resource[ref.schema.id] = {}
+    return holder
 
 
 def _apply_path(rtype, result: PatchResult, kind, path: str, value, pathless=False) -> None:
@@ -125,7 +124,7 @@ def _apply_path(rtype, result: PatchResult, kind, path: str, value, pathless=Fal
     if ref.is_common:  # externalId (id and meta are read-only)
         _single(result.resource, attr, kind, value, path)
         return
-    holder = _holder(rtype, result.resource, ref, create=kind != REMOVE)
+    holder = _holder(result.resource, ref, create=kind != REMOVE)
     if holder is None:
         return
     if pref.value_filter is not None:

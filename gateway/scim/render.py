@@ -89,13 +89,6 @@ def projection(rtype: ResourceType, attributes: str | None, excluded: str | None
     return Projection(_refs(rtype, attributes), _refs(rtype, excluded))
 
 
-def _holder(out: dict, ref: AttrRef) -> dict | None:
-    if ref.schema is not None and ref.schema.alias:
-        value = out.get(ref.schema.id)
-        return value if isinstance(value, dict) else None
-    return out
-
-
 def _keep_sub(value, sub_names: set[str]):
     def trim(item):
         return {k: v for k, v in item.items() if k in sub_names} if isinstance(item, dict) else item
@@ -174,7 +167,7 @@ def project(resource: dict, rtype: ResourceType, proj: Projection) -> dict:
     for ref in proj.exclude:
         if ref.attr.returned == ALWAYS or ref.attr.name == "id":
             continue
-        holder = _holder(out, ref)
+        holder = ref.container(out)
         if holder is None or ref.attr.name not in holder:
             continue
         if holder is not out:

@@ -130,9 +130,6 @@ class SQLUserStore(UserStore):
         return await self._read(ops.search, query, self._users)
 
     # groups --------------------------------------------------------------------------
-    async def resolve_members(self, ids: list[str]) -> dict[str, str]:
-        return await self._read(ops.resolve, ids)
-
     async def create_group(self, data: dict, members: list[dict]) -> Record:
         return await self._write(ops.create_group, self.schemas.group, data, members,
                                  self.domain)
