@@ -26,7 +26,7 @@ PERMISSIONS = tuple(
     f"{kind}:{action}"
     for kind in ("users", "groups")
     for action in ("list", "view", "create", "update", "delete")
-)
+) + ("users:authenticate",)
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ class CheckPassword(Operation):
     user_name: str
     password: str
     kind = USER
-    permission = "users:view"
+    permission = "users:authenticate"
 
 
 @dataclass(frozen=True)

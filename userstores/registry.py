@@ -10,6 +10,9 @@ from .base import UserStore
 
 PRIMARY = "PRIMARY"
 SEPARATOR = "/"
+# WSO2's hybrid roles (Internal/everyone, Application/app): groups of the PRIMARY store
+# whose name keeps its prefix
+HYBRID_DOMAINS = ("INTERNAL", "APPLICATION")
 
 
 def build_store(cfg: StoreConfig, schemas: SchemaRegistry = DEFAULT) -> UserStore:
@@ -47,6 +50,8 @@ class Stores:
             domain, bare = name.split(SEPARATOR, 1)
             if not bare.strip():
                 raise InvalidValue(f"'{name}' has a domain but no name")
+            if domain.upper() in HYBRID_DOMAINS and domain.upper() not in self._by_domain:
+                return self.primary, name
             return self.get(domain), bare
         return self.primary, name
 

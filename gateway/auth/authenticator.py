@@ -7,6 +7,10 @@
   audience, expiry and not-before checked with a leeway): the permissions its
   scopes map to.
 
+- A WS-Security PasswordDigest (``digest``) from an API client with a plain
+  secret: the digest is checked against the secret, the creation time must be
+  recent and each nonce is accepted once.
+
 A successful check is remembered for ``[auth] cache_seconds`` under a keyed
 hash of the credentials (never the credentials themselves), so that a client
 sending the same header does not pay an argon2 verification per request. The
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import hmac
 import os
@@ -36,6 +41,7 @@ from ..passwords import Passwords
 from .principal import SYSTEM, Principal
 
 MAX_CACHE = 10_000
+DIGEST_WINDOW = 300  # seconds a PasswordDigest's creation time may be off (either way)
 
 
 class Authenticator:
@@ -49,6 +55,7 @@ class Authenticator:
             self._issuers[issuer.issuer] = (issuer, KeySet.import_key_set(issuer.jwks))
         self._cache: dict[bytes, tuple[float, Principal]] = {}
         self._key = os.urandom(32)
+        self._nonces: dict[bytes, float] = {}  # digest nonces seen, until they expire
         pipeline.credential_listeners.append(self.forget)
 
     # cache -----------------------------------------------------------------------
@@ -125,6 +132,33 @@ class Authenticator:
             raise Unauthorized("Invalid credentials")
         perms = self.pipeline.permissions_of(entity)
         return Principal(name, "user", perms, user_id=entity.id)
+
+    def digest(self, name: str, digest: str, nonce: bytes, created: str) -> Principal:
+        """A WS-Security PasswordDigest: Base64(SHA-1(nonce + created + secret))."""
+        client = self._clients.get(name)
+        if client is None or client.secret is None:
+            raise Unauthorized("PasswordDigest works only for API clients with a plain secret; "
+                               "send the password as PasswordText over TLS")
+        try:
+            when = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+            if when.tzinfo is None:
+                raise ValueError("no time zone")
+        except ValueError:
+            raise Unauthorized("The UsernameToken's Created time is not valid") from None
+        now = time.time()
+        if abs(now - when.timestamp()) > DIGEST_WINDOW:
+            raise Unauthorized("The UsernameToken is too old (or from the future)")
+        expected = base64.b64encode(hashlib.sha1(  # noqa: S324 - the profile's algorithm
+            nonce + created.encode() + client.secret.encode()).digest()).decode()
+        if not hmac.compare_digest(expected.encode(), digest.encode()):
+            raise Unauthorized("Invalid credentials")
+        seen = hashlib.blake2b(nonce + created.encode(), key=self._key).digest()
+        if len(self._nonces) >= MAX_CACHE:
+            self._nonces = {k: v for k, v in self._nonces.items() if v >= now}
+        if self._nonces.get(seen, 0) >= now:
+            raise Unauthorized("The UsernameToken's nonce was used already")
+        self._nonces[seen] = now + 2 * DIGEST_WINDOW
+        return Principal(f"client:{name}", "client", frozenset(client.permissions))
 
     def _bearer(self, token: str) -> tuple[Principal, float]:
         parts = token.split(".")

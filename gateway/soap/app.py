@@ -1,0 +1,264 @@
+"""The SOAP sub-application mounted at ``/services``: Spyne inside aiohttp.
+
+Endpoints, as WSO2 names them (``{S}`` is ``RemoteUserStoreManagerService`` or
+``RemoteUserStoreManagerServiceV2``):
+
+- ``POST /services/{S}``: SOAP 1.1 or 1.2, told apart by the envelope.
+- ``POST /services/{S}.{S}HttpsSoap11Endpoint`` (and ``Http…``, with or
+  without a trailing slash): SOAP 1.1 only; ``…Soap12Endpoint``: SOAP 1.2 only.
+- ``GET`` any of them with ``?wsdl``: the WSDL of that binding (SOAP 1.1 for
+  the plain path), its address pointing back where it was fetched from.
+
+No WSGI bridge and no thread per request: the adapter parses the envelope
+(hardened, ``envelope.parse``), authenticates, lets Spyne deserialise and
+dispatch, awaits the coroutine the ``async def`` service method returned,
+and lets Spyne serialise the result (in a thread for large replies). V1's
+one-way operations answer HTTP 202 with an empty body; when one fails, the
+caller gets the fault (HTTP 500), which WSO2 does not send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from functools import cache
+
+from aiohttp import web
+from spyne import Application, MethodContext
+from spyne.protocol.soap import Soap11, Soap12
+from spyne.server import ServerBase
+
+from ..errors import (
+    Forbidden,
+    GatewayError,
+    InvalidSyntax,
+    InvalidValue,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    Unauthorized,
+)
+from ..keys import AUTH, CONFIG, PIPELINE
+from . import envelope, permissions, security
+from .envelope import SOAP11, SOAP12, Binding
+from .handlers import Call
+from .models import TNS
+from .service import BY_NAME, V1, V2, Version, build_service
+from .wsdl import build_wsdl, endpoint_name, with_address
+
+log = logging.getLogger("gateway.soap")
+
+# Spyne logs whole invalid requests (credentials included) and every fault: silence it;
+# the adapter logs what matters itself
+for _name in ("spyne.protocol.soap.soap11.invalid", "spyne.server._base",
+              "spyne.application", "spyne.application.client", "spyne.application.server"):
+    logging.getLogger(_name).disabled = True
+logging.getLogger("spyne").setLevel(logging.ERROR)
+
+LARGE_REPLY = 1000  # list results longer than this are serialised in a thread
+BINDING = web.AppKey("soap_binding", Binding)
+
+
+class _Parsed:
+    """Spyne protocols that take the envelope the adapter already parsed (safely)."""
+
+    def create_in_document(self, ctx, charset=None):
+        ctx.in_document = (ctx.in_string, {})  # no SOAP-encoding hrefs to resolve
+
+
+class _Soap11(_Parsed, Soap11):
+    pass
+
+
+class _Soap12(_Parsed, Soap12):
+    pass
+
+
+class _Server(ServerBase):
+    """Spyne's server half without a transport of its own: aiohttp is the transport."""
+
+    transport = "http://schemas.xmlsoap.org/soap/http"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    version: Version
+    binding: Binding | None  # None: either, by the envelope
+
+
+@dataclass
+class Runtime:
+    """One version and binding: its Spyne application and server."""
+
+    app: Application
+    server: ServerBase
+
+
+@cache
+def runtime(version: Version, soap12: bool) -> Runtime:
+    service = build_service(version)
+    in_protocol = _Soap12(validator="soft") if soap12 else _Soap11(validator="soft")
+    out_protocol = Soap12() if soap12 else Soap11()
+    app = Application([service], tns=TNS, name=version.name, in_protocol=in_protocol,
+                      out_protocol=out_protocol)
+    return Runtime(app, _Server(app))
+
+
+@cache
+def wsdl_document(version: Version, soap12: bool) -> bytes:
+    return build_wsdl(runtime(version, soap12).app, version, soap12)
+
+
+def endpoints() -> dict[str, Endpoint]:
+    out = {}
+    for version in (V1, V2):
+        out[version.name] = Endpoint(version, None)
+        for binding, tag in ((SOAP11, "Soap11"), (SOAP12, "Soap12")):
+            for scheme in ("Https", "Http"):
+                out[f"{version.name}.{version.name}{scheme}{tag}Endpoint"] = Endpoint(
+                    version, binding)
+    return out
+
+
+ENDPOINTS = endpoints()
+
+
+def _endpoint(request: web.Request) -> Endpoint:
+    found = ENDPOINTS.get(request.match_info["endpoint"])
+    if found is None:
+        raise web.HTTPNotFound(text=f"No SOAP service at {request.path}")
+    return found
+
+
+def _guess_binding(request: web.Request, endpoint: Endpoint) -> Binding:
+    if endpoint.binding is not None:
+        return endpoint.binding
+    return SOAP12 if "soap+xml" in request.headers.get("Content-Type", "") else SOAP11
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _caller(request: web.Request, header):
+    auth = request.config_dict[AUTH]
+    token = security.username_token(header)
+    if token is None:
+        return await auth.authenticate(request.headers.get("Authorization"))
+    if token.digest:
+        return auth.digest(token.username, token.password, token.nonce, token.created)
+    return await auth.authenticate(token.as_basic())
+
+
+def _fault_response(request: web.Request, error: GatewayError) -> web.Response:
+    endpoint = ENDPOINTS.get(request.match_info.get("endpoint", ""), Endpoint(V1, None))
+    binding = request.get(BINDING) or SOAP11
+    body = envelope.fault(binding, error, endpoint.version.name, endpoint.version.v2)
+    response = web.Response(body=body, status=binding.fault_status(error),
+                            content_type=binding.content_type.split(";")[0], charset="utf-8")
+    if isinstance(error, Unauthorized):
+        response.headers["WWW-Authenticate"] = 'Basic realm="gateway"'
+    return response
+
+
+@web.middleware
+async def soap_errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        if exc.status >= 500:
+            log.error("%s %s failed: %s", request.method, request.path, exc.detail,
+                      exc_info=exc.__cause__)
+        return _fault_response(request, exc)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return _fault_response(request, GatewayError("Internal error"))
+
+
+async def soap_get(request: web.Request) -> web.Response:
+    endpoint = _endpoint(request)
+    if not any(k.lower() == "wsdl" for k in request.query):
+        raise MethodNotAllowed("Send SOAP requests with POST; GET ?wsdl for the WSDL")
+    soap12 = endpoint.binding is SOAP12
+    base = f"{request.scheme}://{request.host}"
+    return web.Response(body=with_address(wsdl_document(endpoint.version, soap12), base),
+                        content_type="text/xml", charset="utf-8")
+
+
+def _spyne_fault(error) -> GatewayError:
+    """A Spyne fault (dispatch, deserialisation, validation) as a Client error."""
+    code = str(getattr(error, "faultcode", "Client"))
+    message = getattr(error, "faultstring", None) or str(error)
+    if code.startswith("Client.ResourceNotFound") or "method" in message.lower() \
+            and "not found" in message.lower():
+        return InvalidValue(f"Unknown operation: {message}")
+    if code.startswith("Client"):
+        return InvalidValue(f"Invalid request: {message}")
+    return InvalidSyntax(f"Invalid request: {message}")
+
+
+async def soap_post(request: web.Request) -> web.Response:
+    endpoint = _endpoint(request)
+    request[BINDING] = _guess_binding(request, endpoint)
+    body = await _read_body(request, request.config_dict[CONFIG].max_body_bytes)
+    root = envelope.parse(body)
+    binding = envelope.binding_of(root)
+    if binding is None:
+        raise InvalidSyntax("The request is not a SOAP envelope")
+    request[BINDING] = binding
+    if endpoint.binding is not None and binding is not endpoint.binding:
+        raise InvalidValue(f"This endpoint takes SOAP {'1.2' if endpoint.binding.soap12 else '1.1'}"
+                           " envelopes")
+    header = root.find(f"{{{binding.env}}}Header")
+    caller = await _caller(request, header)
+
+    rt = runtime(endpoint.version, binding.soap12)
+    ctx = MethodContext(rt.server, MethodContext.SERVER)
+    ctx.in_string = root
+    contexts = rt.server.generate_contexts(ctx)
+    ctx = contexts[0]
+    if ctx.in_error is None:
+        rt.server.get_in_object(ctx)
+    if ctx.in_error is not None:
+        raise _spyne_fault(ctx.in_error)
+    op = BY_NAME[ctx.descriptor.name]
+    if not caller.allows(permissions.required(op)):
+        raise Forbidden(f"'{caller.name}' may not call {op.name} (it needs "
+                        f"{permissions.required(op)})")
+    ctx.udc = Call(caller, request.config_dict[PIPELINE])
+    rt.app.process_request(ctx)
+    if ctx.out_error is not None:
+        raise _spyne_fault(ctx.out_error)
+    result = await ctx.out_object[0]
+    if op.void and not endpoint.version.v2:
+        return web.Response(status=202)
+    ctx.out_object = [result]
+    if isinstance(result, list) and len(result) > LARGE_REPLY:
+        await asyncio.get_running_loop().run_in_executor(None, rt.server.get_out_string, ctx)
+    else:
+        rt.server.get_out_string(ctx)
+    if ctx.out_error is not None:
+        raise GatewayError(f"The reply could not be written: {ctx.out_error}")
+    return web.Response(body=b"".join(ctx.out_string), content_type=binding.content_type
+                        .split(";")[0], charset="utf-8")
+
+
+def create_soap_app() -> web.Application:
+    app = web.Application(middlewares=[soap_errors])
+    for path in ("/{endpoint}", "/{endpoint}/"):
+        app.router.add_get(path, soap_get)
+        app.router.add_post(path, soap_post)
+    return app
+
+
+__all__ = ["create_soap_app", "endpoint_name", "wsdl_document", "runtime", "ENDPOINTS"]

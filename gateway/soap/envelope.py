@@ -1,0 +1,137 @@
+"""SOAP envelopes in and out: a hardened parser, and faults as WSO2 sends them.
+
+Requests are parsed with lxml without entity expansion, network access, DTD
+loading or XInclude; any DOCTYPE is refused, and so are documents deeper than
+``MAX_DEPTH``. Every parse failure is a SOAP Client fault.
+
+Faults carry WSO2's detail element (``<ns:{service}UserStoreException>`` with a
+typed ``UserStoreException``; V2's holds ``errorCode``), so clients generated
+from WSO2's WSDL map them to their typed exception. The fault code says who
+was wrong: ``Client``/``Sender`` for the caller's mistakes, ``Server``/
+``Receiver`` for ours (WSO2 says ``Server`` for everything).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from io import BytesIO
+
+from lxml import etree
+
+from ..errors import GatewayError, InvalidSyntax
+from .models import NS_CORE, TNS
+
+SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+SOAP11_CONTENT_TYPE = "text/xml; charset=utf-8"
+SOAP12_CONTENT_TYPE = "application/soap+xml; charset=utf-8"
+MAX_DEPTH = 64
+
+_PARSER_OPTIONS = dict(resolve_entities=False, no_network=True, load_dtd=False,
+                       huge_tree=False, remove_comments=True, remove_pis=True)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """SOAP 1.1 or 1.2: envelope namespace, content type, fault codes."""
+
+    soap12: bool
+
+    @property
+    def env(self) -> str:
+        return SOAP12_ENV if self.soap12 else SOAP11_ENV
+
+    @property
+    def content_type(self) -> str:
+        return SOAP12_CONTENT_TYPE if self.soap12 else SOAP11_CONTENT_TYPE
+
+    def fault_code(self, error: GatewayError) -> str:
+        client = error.soap_fault == "Client"
+        if self.soap12:
+            return "Sender" if client else "Receiver"
+        return "Client" if client else "Server"
+
+    def fault_status(self, error: GatewayError) -> int:
+        """SOAP 1.1 faults are HTTP 500; SOAP 1.2 sender faults 400 (401/403 kept)."""
+        if error.status in (401, 403):
+            return error.status
+        if self.soap12 and error.soap_fault == "Client":
+            return 400
+        return 500
+
+
+SOAP11, SOAP12 = Binding(False), Binding(True)
+
+
+def parse(body: bytes) -> etree._Element:
+    """The request envelope's root element; InvalidSyntax for anything unsafe or broken."""
+    if not body.strip():
+        raise InvalidSyntax("The request has no body")
+    depth = 0
+    root = None
+    try:
+        for event, element in etree.iterparse(BytesIO(body), events=("start", "end"),
+                                              **_PARSER_OPTIONS):
+            if event == "start":
+                if root is None:
+                    root = element
+                    if element.getroottree().docinfo.doctype:
+                        raise InvalidSyntax("A DOCTYPE is not allowed in a SOAP message")
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise InvalidSyntax(f"The XML is nested deeper than {MAX_DEPTH} levels")
+            else:
+                depth -= 1
+    except etree.XMLSyntaxError as exc:
+        raise InvalidSyntax(f"The request is not well-formed XML: {exc.msg}") from None
+    if root is None:
+        raise InvalidSyntax("The request has no XML element")
+    if root.getroottree().docinfo.doctype:
+        raise InvalidSyntax("A DOCTYPE is not allowed in a SOAP message")
+    return root
+
+
+def binding_of(root: etree._Element) -> Binding | None:
+    """Which SOAP version an envelope is, by its namespace (None: not an envelope)."""
+    if root.tag == f"{{{SOAP11_ENV}}}Envelope":
+        return SOAP11
+    if root.tag == f"{{{SOAP12_ENV}}}Envelope":
+        return SOAP12
+    return None
+
+
+_CODE = re.compile(r"^(\d{5}) - ")
+
+
+def fault(binding: Binding, error: GatewayError, service_name: str, v2: bool) -> bytes:
+    """A fault envelope for an error, with WSO2's typed detail."""
+    env = binding.env
+    nsmap = {"soapenv": env}
+    root = etree.Element(f"{{{env}}}Envelope", nsmap=nsmap)
+    body = etree.SubElement(root, f"{{{env}}}Body")
+    fault_el = etree.SubElement(body, f"{{{env}}}Fault")
+    code = binding.fault_code(error)
+    message = error.detail
+    if binding.soap12:
+        value = etree.SubElement(etree.SubElement(fault_el, f"{{{env}}}Code"), f"{{{env}}}Value")
+        value.text = f"soapenv:{code}"
+        text = etree.SubElement(etree.SubElement(fault_el, f"{{{env}}}Reason"), f"{{{env}}}Text")
+        text.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
+        text.text = message
+        detail = etree.SubElement(fault_el, f"{{{env}}}Detail")
+    else:
+        etree.SubElement(fault_el, "faultcode").text = f"soapenv:{code}"
+        etree.SubElement(fault_el, "faultstring").text = message
+        detail = etree.SubElement(fault_el, "detail")
+    outer = etree.SubElement(detail, f"{{{TNS}}}{service_name}UserStoreException",
+                             nsmap={"ns": TNS})
+    inner = etree.SubElement(outer, f"{{{TNS}}}UserStoreException",
+                             nsmap={"xsi": XSI, "ax": NS_CORE})
+    inner.set(f"{{{XSI}}}type", "ax:UserStoreException")
+    if v2:
+        found = _CODE.match(message)
+        etree.SubElement(inner, f"{{{NS_CORE}}}errorCode").text = (
+            found.group(1) if found else type(error).__name__)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

@@ -1,0 +1,165 @@
+"""The published WSDL: Spyne's schema types in a WSDL 1.1 document written for generators.
+
+Spyne builds the XML Schema of the service from its models (names, order,
+namespaces, ``xs:int``). The rest of Spyne's WSDL trips code generators: it
+declares every namespace it knows (SOAP 1.2 ones in a SOAP 1.1 WSDL), puts a
+``parameterOrder`` naming the wrapper element on every operation, lists an
+importing schema before the schemas it imports, names messages after elements
+and uses its own transport URI. So only the types are taken from Spyne; the
+messages, port type, binding and service are written here, in WSO2's naming
+(``{op}Request``/``{op}Response`` messages with a ``parameters`` part,
+``urn:{op}`` SOAP actions, ``{service}PortType``, ``{service}Soap11Binding``,
+``{service}HttpsSoap11Endpoint``), with one binding per document: SOAP 1.1 or
+SOAP 1.2. The operation wrappers are inlined into their elements as WSO2 has
+them, and V1's one-way operations have neither output nor fault.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+from spyne import Application
+from spyne.interface.wsdl.wsdl11 import Wsdl11
+
+from .service import OPERATIONS, Version
+
+WSDL = "http://schemas.xmlsoap.org/wsdl/"
+XS = "http://www.w3.org/2001/XMLSchema"
+SOAP11 = "http://schemas.xmlsoap.org/wsdl/soap/"
+SOAP12 = "http://schemas.xmlsoap.org/wsdl/soap12/"
+HTTP_TRANSPORT = "http://schemas.xmlsoap.org/soap/http"
+ADDRESS_PLACEHOLDER = "http://localhost:9763/services/"
+
+
+def _q(ns: str, tag: str) -> str:
+    return f"{{{ns}}}{tag}"
+
+
+def _schemas_in_import_order(schemas: list[etree._Element]) -> list[etree._Element]:
+    """Schemas that are imported before the schemas importing them."""
+    by_ns = {s.get("targetNamespace"): s for s in schemas}
+    done: list[etree._Element] = []
+
+    def visit(schema: etree._Element, path: tuple = ()) -> None:
+        if schema in done or schema in path:
+            return
+        for imp in schema.findall(_q(XS, "import")):
+            dep = by_ns.get(imp.get("namespace"))
+            if dep is not None:
+                visit(dep, (*path, schema))
+        done.append(schema)
+
+    for schema in schemas:
+        visit(schema)
+    return done
+
+
+def _inline_wrappers(schema: etree._Element, wrappers: set[str], dropped: set[str]) -> None:
+    """``<element name="x" type="tns:x"/>`` + ``<complexType name="x">`` -> one element
+    with an anonymous type, for the operation wrappers; drop unused wrappers."""
+    types = {t.get("name"): t for t in schema.findall(_q(XS, "complexType"))}
+    for element in schema.findall(_q(XS, "element")):
+        name = element.get("name")
+        if name in dropped:
+            schema.remove(element)
+            schema.remove(types[name])
+            continue
+        if name not in wrappers or name not in types:
+            continue
+        complex_type = types[name]
+        schema.remove(complex_type)
+        del complex_type.attrib["name"]
+        del element.attrib["type"]
+        element.append(complex_type)
+
+
+def _spyne_types(app: Application, version: Version) -> tuple[list[etree._Element], dict]:
+    doc = Wsdl11(app.interface)
+    doc.build_interface_document(ADDRESS_PLACEHOLDER)
+    root = etree.fromstring(doc.get_interface_document())
+    schemas = root.find(_q(WSDL, "types")).findall(_q(XS, "schema"))
+    wrappers, dropped = set(), set()
+    for op in OPERATIONS:
+        wrappers.add(op.name)
+        if op.void and not version.v2:
+            dropped.add(f"{op.name}Response")
+        else:
+            wrappers.add(f"{op.name}Response")
+    for schema in schemas:
+        if schema.get("targetNamespace") == app.tns:
+            _inline_wrappers(schema, wrappers, dropped)
+    prefixes = {p: ns for p, ns in root.nsmap.items()
+                if p and any(ns == s.get("targetNamespace") for s in schemas)}
+    return _schemas_in_import_order(schemas), prefixes
+
+
+def build_wsdl(app: Application, version: Version, soap12: bool) -> bytes:
+    """The WSDL document of one version and one SOAP binding (address placeholder)."""
+    schemas, prefixes = _spyne_types(app, version)
+    tns = app.tns
+    soap = SOAP12 if soap12 else SOAP11
+    nsmap = {"wsdl": WSDL, "xs": XS, ("soap12" if soap12 else "soap"): soap, "tns": tns}
+    nsmap.update({p: ns for p, ns in prefixes.items() if ns != tns})
+    root = etree.Element(_q(WSDL, "definitions"), nsmap=nsmap, targetNamespace=tns)
+    etree.SubElement(root, _q(WSDL, "documentation")).text = version.name
+    types = etree.SubElement(root, _q(WSDL, "types"))
+    for schema in schemas:
+        schema.set("attributeFormDefault", "qualified")
+        types.append(schema)
+
+    fault_name = version.fault.__type_name__
+    etree.SubElement(etree.SubElement(root, _q(WSDL, "message"), name=fault_name),
+                     _q(WSDL, "part"), name="parameters", element=f"tns:{fault_name}")
+    for op in OPERATIONS:
+        one_way = op.void and not version.v2
+        msg = etree.SubElement(root, _q(WSDL, "message"), name=f"{op.name}Request")
+        etree.SubElement(msg, _q(WSDL, "part"), name="parameters", element=f"tns:{op.name}")
+        if not one_way:
+            msg = etree.SubElement(root, _q(WSDL, "message"), name=f"{op.name}Response")
+            etree.SubElement(msg, _q(WSDL, "part"), name="parameters",
+                             element=f"tns:{op.name}Response")
+
+    port_type = etree.SubElement(root, _q(WSDL, "portType"), name=f"{version.name}PortType")
+    for op in OPERATIONS:
+        one_way = op.void and not version.v2
+        operation = etree.SubElement(port_type, _q(WSDL, "operation"), name=op.name)
+        etree.SubElement(operation, _q(WSDL, "input"), message=f"tns:{op.name}Request")
+        if not one_way:
+            etree.SubElement(operation, _q(WSDL, "output"), message=f"tns:{op.name}Response")
+            etree.SubElement(operation, _q(WSDL, "fault"), name=fault_name,
+                             message=f"tns:{fault_name}")
+
+    suffix = "Soap12" if soap12 else "Soap11"
+    binding = etree.SubElement(root, _q(WSDL, "binding"), name=f"{version.name}{suffix}Binding",
+                               type=f"tns:{version.name}PortType")
+    etree.SubElement(binding, _q(soap, "binding"), transport=HTTP_TRANSPORT, style="document")
+    for op in OPERATIONS:
+        one_way = op.void and not version.v2
+        operation = etree.SubElement(binding, _q(WSDL, "operation"), name=op.name)
+        etree.SubElement(operation, _q(soap, "operation"), soapAction=f"urn:{op.name}",
+                         style="document")
+        etree.SubElement(etree.SubElement(operation, _q(WSDL, "input")), _q(soap, "body"),
+                         use="literal")
+        if not one_way:
+            etree.SubElement(etree.SubElement(operation, _q(WSDL, "output")), _q(soap, "body"),
+                             use="literal")
+            fault = etree.SubElement(operation, _q(WSDL, "fault"), name=fault_name)
+            etree.SubElement(fault, _q(soap, "fault"), name=fault_name, use="literal")
+
+    service = etree.SubElement(root, _q(WSDL, "service"), name=version.name)
+    port = etree.SubElement(service, _q(WSDL, "port"),
+                            name=f"{version.name}Https{suffix}Endpoint",
+                            binding=f"tns:{version.name}{suffix}Binding")
+    etree.SubElement(port, _q(soap, "address"),
+                     location=f"{ADDRESS_PLACEHOLDER}{endpoint_name(version, soap12)}")
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def endpoint_name(version: Version, soap12: bool) -> str:
+    """WSO2's endpoint path segment for a binding, e.g.
+    ``RemoteUserStoreManagerService.RemoteUserStoreManagerServiceHttpsSoap12Endpoint``."""
+    return f"{version.name}.{version.name}Https{'Soap12' if soap12 else 'Soap11'}Endpoint"
+
+
+def with_address(document: bytes, base_url: str) -> bytes:
+    """The document with the address placeholder replaced by where it was fetched from."""
+    return document.replace(ADDRESS_PLACEHOLDER.encode(), f"{base_url}/services/".encode())
