@@ -25,8 +25,8 @@ import orjson
 from userstores.registry import PRIMARY, SEPARATOR, Stores
 
 from .. import operations as ops
-from ..auth.principal import Principal
-from ..errors import Conflict, GatewayError, InvalidValue, NotFound
+from ..auth.principal import SYSTEM, Principal
+from ..errors import Conflict, Forbidden, GatewayError, InvalidValue, NotFound
 from ..model.dialects.wso2 import CLAIM, GROUPS_CLAIM, ROLE_CLAIM, WSO2
 from ..model.patch import PatchOperation, apply_patch
 from ..pipeline import Pipeline
@@ -130,10 +130,13 @@ async def find(call: Call, kind: str, name: str | None, relations: bool = False
 
 
 async def need(call: Call, kind: str, name: str | None, relations: bool = False) -> ops.Entity:
+    """The user or group a name means; NotFound (with WSO2's message) if there is none."""
     found = await find(call, kind, name, relations)
     if found is None:
-        what = "User" if kind == ops.USER else "Role"
-        raise NotFound(f"{what} '{name}' does not exist")
+        domain = name.split(SEPARATOR, 1)[0].upper() if SEPARATOR in name else PRIMARY
+        if kind == ops.USER:
+            raise NotFound(f"30007 - UserNotFound: User {name} does not exist in: {domain}")
+        raise NotFound(f"Role {name} does not exist in: {domain}")
     return found
 
 
@@ -168,14 +171,14 @@ async def _search_all(call: Call, op_type, filter_: str | None, domain: str | No
 
 # patterns ---------------------------------------------------------------------------------
 def _pattern_filter(attr: str, pattern: str) -> tuple[str | None, re.Pattern | None]:
-    """A WSO2 wildcard pattern (``*`` any run of characters) as a SCIM filter that
-    narrows the search, and, where the filter alone is not exact, a regular
-    expression every result must match."""
+    """A WSO2 wildcard pattern (``*`` any run of characters, ``?`` one character) as a
+    SCIM filter that narrows the search, and, where the filter alone is not exact, a
+    regular expression every result must match."""
     if pattern.strip("*") == "":
         return None, None
-    if "*" not in pattern:
+    if "*" not in pattern and "?" not in pattern:
         return f"{attr} eq {_quote(pattern)}", None
-    parts = pattern.split("*")
+    parts = re.split(r"[*?]", pattern)
     terms = []
     if parts[0]:
         terms.append(f"{attr} sw {_quote(parts[0])}")
@@ -184,9 +187,10 @@ def _pattern_filter(attr: str, pattern: str) -> tuple[str | None, re.Pattern | N
     middle = [p for p in parts[1:-1] if p]
     terms.extend(f"{attr} co {_quote(p)}" for p in middle)
     exact = None
-    if middle or (parts[0] and parts[-1]):  # the terms alone do not fix the order
-        exact = re.compile(".*".join(re.escape(p) for p in parts), re.IGNORECASE | re.DOTALL)
-    return " and ".join(terms), exact
+    if "?" in pattern or middle or (parts[0] and parts[-1]):  # the terms are not enough
+        exact = re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
+                                   for c in pattern), re.IGNORECASE | re.DOTALL)
+    return " and ".join(terms) or None, exact
 
 
 def _split_domain(call: Call, pattern: str) -> tuple[str | None, str]:
@@ -212,8 +216,14 @@ async def authenticate(call: Call, userName, credential):  # noqa: N802
     return await call.run(ops.CheckPassword(name, credential)) is not None
 
 
-def _claims_patch(claims, *, adding: dict[str, str] | None = None) -> list[PatchOperation]:
-    """ClaimValue items -> canonical PATCH operations (empty value: remove the claim)."""
+def _claims_patch(claims, *, current: dict[str, str | None] | None = None,
+                  dedupe: bool = False) -> list[PatchOperation]:
+    """ClaimValue items -> canonical PATCH operations (empty value: remove the claim).
+
+    With ``current`` (the claims' present values), values are appended to what is
+    there, joined by WSO2's separator; with ``dedupe``, a value already there (any
+    case) is not added again.
+    """
     out = []
     for item in claims or []:
         uri = _claim(getattr(item, "claimURI", None))
@@ -222,10 +232,13 @@ def _claims_patch(claims, *, adding: dict[str, str] | None = None) -> list[Patch
         if uri in WSO2.read_only:
             raise InvalidValue(f"The claim '{uri}' is read-only")
         value = getattr(item, "value", None)
-        if adding is not None and value:
-            current = adding.get(uri)
-            value = f"{current}{SEPARATOR_MULTI}{value}" if current else value
-            adding[uri] = value
+        if current is not None and value:
+            present = current.get(uri)
+            have = [v.lower() for v in (present or "").split(SEPARATOR_MULTI) if v]
+            if dedupe and value.lower() in have:
+                continue
+            value = f"{present}{SEPARATOR_MULTI}{value}" if present else value
+            current[uri] = value
         out.append(WSO2.write(uri, value if value not in (None, "") else None))
     return out
 
@@ -253,12 +266,18 @@ async def addUser(call: Call, userName, credential, roleList, claims, profileNam
             raise InvalidValue(f"Role '{role}' is in the user store {group.domain}; a user of "
                                f"{domain} can only join roles of {domain}")
         roles.append(group)
-    user = await call.run(ops.CreateUser(representation))
+    if roles:  # joining them needs this too: refuse before anything is created
+        call.caller.require(ops.ChangeMembers.permission)
+    try:
+        user = await call.run(ops.CreateUser(representation))
+    except Conflict:
+        raise Conflict(f"30004 - UserAlreadyExistingUsername {name} already exists in the "
+                       "system. Pick another username.") from None
     try:
         for group in roles:
             await call.run(ops.ChangeMembers(group.id, add=[user.id]))
-    except GatewayError:  # nothing half-done: the user goes again
-        await call.run(ops.DeleteUser(user.id))
+    except GatewayError:  # nothing half-done: the gateway removes the user it made
+        await call.pipeline.execute(SYSTEM, ops.DeleteUser(user.id))
         raise
 
 
@@ -269,9 +288,13 @@ async def deleteUser(call: Call, userName):  # noqa: N802
 
 async def updateCredential(call: Call, userName, newCredential, oldCredential):  # noqa: N802
     user = await need(call, ops.USER, userName)
-    await call.run(ops.ChangePassword(_qualified(call, user),
-                                      _required("The new credential", newCredential),
-                                      _present("The old credential", oldCredential)))
+    try:
+        await call.run(ops.ChangePassword(_qualified(call, user),
+                                          _required("The new credential", newCredential),
+                                          _present("The old credential", oldCredential)))
+    except Forbidden:
+        raise Forbidden("30006 - PasswordInvalid Old credential does not match with the "
+                        "existing credentials.") from None
 
 
 async def updateCredentialByAdmin(call: Call, userName, newCredential):  # noqa: N802
@@ -352,30 +375,33 @@ async def setUserClaimValues(call: Call, userName, claims, profileName):  # noqa
     await _patch_claims(call, userName, _claims_patch(claims))
 
 
-async def _add_claims(call: Call, userName, claims) -> None:
+async def _add_claims(call: Call, userName, claims, dedupe: bool) -> None:
     user = await need(call, ops.USER, userName)
+    resource = _resource(call, user)
     current = {}
     for item in claims or []:
         uri = _claim(getattr(item, "claimURI", None))
-        if uri not in current and uri not in (ROLE_CLAIM, GROUPS_CLAIM):
-            current[uri] = WSO2.read_text(_resource(call, user), uri)
-    patch = _claims_patch(claims, adding=current)
+        if uri not in (ROLE_CLAIM, GROUPS_CLAIM):
+            current.setdefault(uri, WSO2.read_text(resource, uri))
+    patch = _claims_patch(claims, current=current, dedupe=dedupe)
     if patch:
         await call.run(ops.PatchUser(user.id, patch))
 
 
 async def addUserClaimValue(call: Call, userName, claimURI, claimValue,  # noqa: N802
                             profileName):
-    """WSO2 appends to a multi-valued claim: ``a`` plus ``b`` is ``a,b``."""
+    """WSO2 appends to the claim: ``a`` plus ``b`` is ``a,b`` (even when ``b`` is there)."""
     from .models import ClaimValue
 
     _profile(profileName)
-    await _add_claims(call, userName, [ClaimValue(claimURI=claimURI, value=claimValue)])
+    await _add_claims(call, userName, [ClaimValue(claimURI=claimURI, value=claimValue)],
+                      dedupe=False)
 
 
 async def addUserClaimValues(call: Call, userName, claims, profileName):  # noqa: N802
+    """As addUserClaimValue, but a value the claim already has (any case) is skipped."""
     _profile(profileName)
-    await _add_claims(call, userName, claims)
+    await _add_claims(call, userName, claims, dedupe=True)
 
 
 async def deleteUserClaimValue(call: Call, userName, claimURI, profileName):  # noqa: N802
@@ -474,19 +500,11 @@ async def isReadOnly(call: Call):  # noqa: N802
 
 
 async def getProperties(call: Call, tenant):  # noqa: N802
-    from .models import ArrayOfString
-
-    primary = call.stores.primary
-    props = {
-        "DomainName": PRIMARY,
-        "ReadOnly": str(primary.capabilities.read_only).lower(),
-        "MultiAttributeSeparator": SEPARATOR_MULTI,
-        "MaxUserNameListLength": str(LIST_LIMIT),
-        "MaxRoleNameListLength": str(LIST_LIMIT),
-        "ReadGroups": "true",
-        "WriteGroups": str(not primary.capabilities.read_only).lower(),
-    }
-    return [ArrayOfString(array=[k, v]) for k, v in props.items()]
+    """WSO2 answers the super tenant's properties with an empty list (and refuses other
+    tenants); there is only the super tenant here."""
+    if tenant is not None and getattr(tenant, "id", None) not in (None, 0, SUPER_TENANT_ID):
+        raise Forbidden("Access Denied")
+    return []
 
 
 async def getProfileNames(call: Call, userName):  # noqa: N802
@@ -546,7 +564,9 @@ async def addRole(call: Call, roleName, userList, permissions):  # noqa: N802
 async def deleteRole(call: Call, roleName):  # noqa: N802
     if _is_everyone(_required("A role name", roleName)):
         raise InvalidValue(f"The role '{EVERYONE}' cannot be deleted")
-    group = await need(call, ops.GROUP, roleName)
+    group = await find(call, ops.GROUP, roleName)
+    if group is None:
+        raise NotFound("31806 - Cannot delete non-existing role")
     await call.run(ops.DeleteGroup(group.id))
 
 

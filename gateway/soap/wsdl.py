@@ -20,6 +20,7 @@ from lxml import etree
 from spyne import Application
 from spyne.interface.wsdl.wsdl11 import Wsdl11
 
+from .models import NS_API, NS_COMMON, NS_CORE, NS_DAO, NS_TENANT
 from .service import OPERATIONS, Version
 
 WSDL = "http://schemas.xmlsoap.org/wsdl/"
@@ -28,6 +29,12 @@ SOAP11 = "http://schemas.xmlsoap.org/wsdl/soap/"
 SOAP12 = "http://schemas.xmlsoap.org/wsdl/soap12/"
 HTTP_TRANSPORT = "http://schemas.xmlsoap.org/soap/http"
 ADDRESS_PLACEHOLDER = "http://localhost:9763/services/"
+
+
+# fixed prefixes (Spyne numbers its own in no stable order)
+PREFIXES = {NS_CORE: "core", NS_API: "api", NS_TENANT: "tenant", NS_DAO: "dao",
+            NS_COMMON: "common", XS: "xs"}
+_QNAME_ATTRIBUTES = ("type", "base", "ref", "element")
 
 
 def _q(ns: str, tag: str) -> str:
@@ -48,9 +55,23 @@ def _schemas_in_import_order(schemas: list[etree._Element]) -> list[etree._Eleme
                 visit(dep, (*path, schema))
         done.append(schema)
 
-    for schema in schemas:
+    for schema in sorted(schemas, key=lambda s: s.get("targetNamespace")):
         visit(schema)
     return done
+
+
+def _stable(schema: etree._Element, prefixes: dict[str, str]) -> None:
+    """Our prefixes in QName values, and the schema's children in a fixed order."""
+    for element in schema.iter():
+        for attr in _QNAME_ATTRIBUTES:
+            value = element.get(attr)
+            if value and ":" in value:
+                prefix, local = value.split(":", 1)
+                element.set(attr, f"{prefixes[element.nsmap[prefix]]}:{local}")
+    order = {"import": 0, "complexType": 1, "simpleType": 1, "element": 2}
+    children = sorted(schema, key=lambda c: (order.get(etree.QName(c).localname, 3),
+                                             c.get("namespace") or c.get("name") or ""))
+    schema[:] = children
 
 
 def _inline_wrappers(schema: etree._Element, wrappers: set[str], dropped: set[str]) -> None:
@@ -84,21 +105,21 @@ def _spyne_types(app: Application, version: Version) -> tuple[list[etree._Elemen
             dropped.add(f"{op.name}Response")
         else:
             wrappers.add(f"{op.name}Response")
+    prefixes = {**PREFIXES, app.tns: "tns"}
     for schema in schemas:
         if schema.get("targetNamespace") == app.tns:
             _inline_wrappers(schema, wrappers, dropped)
-    prefixes = {p: ns for p, ns in root.nsmap.items()
-                if p and any(ns == s.get("targetNamespace") for s in schemas)}
-    return _schemas_in_import_order(schemas), prefixes
+        _stable(schema, prefixes)
+    return _schemas_in_import_order(schemas)
 
 
 def build_wsdl(app: Application, version: Version, soap12: bool) -> bytes:
     """The WSDL document of one version and one SOAP binding (address placeholder)."""
-    schemas, prefixes = _spyne_types(app, version)
+    schemas = _spyne_types(app, version)
     tns = app.tns
     soap = SOAP12 if soap12 else SOAP11
     nsmap = {"wsdl": WSDL, "xs": XS, ("soap12" if soap12 else "soap"): soap, "tns": tns}
-    nsmap.update({p: ns for p, ns in prefixes.items() if ns != tns})
+    nsmap.update({p: ns for ns, p in PREFIXES.items()})
     root = etree.Element(_q(WSDL, "definitions"), nsmap=nsmap, targetNamespace=tns)
     etree.SubElement(root, _q(WSDL, "documentation")).text = version.name
     types = etree.SubElement(root, _q(WSDL, "types"))
@@ -151,6 +172,7 @@ def build_wsdl(app: Application, version: Version, soap12: bool) -> bytes:
                             binding=f"tns:{version.name}{suffix}Binding")
     etree.SubElement(port, _q(soap, "address"),
                      location=f"{ADDRESS_PLACEHOLDER}{endpoint_name(version, soap12)}")
+    etree.cleanup_namespaces(root, top_nsmap=nsmap, keep_ns_prefixes=list(nsmap))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
