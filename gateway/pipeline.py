@@ -112,7 +112,7 @@ class Pipeline:
 
     def _split_name(self, data: dict, key: str) -> UserStore:
         """Strip the domain from a canonical representation's name; return its store."""
-        store, bare = self.stores.split(data[key])
+        store, bare = self.stores.split(data[key], group=key == "displayName")
         data[key] = bare
         return store
 
@@ -129,7 +129,7 @@ class Pipeline:
         raise NotFound(f"{kind} {entity_id} not found")
 
     async def _by_name(self, kind: str, name: str, relations: bool) -> ops.Entity:
-        store, bare = self.stores.split(name)
+        store, bare = self.stores.split(name, group=kind == ops.GROUP)
         if kind == ops.USER:
             rec = await store.get_user_by_name(bare, with_groups=relations)
         else:

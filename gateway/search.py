@@ -43,9 +43,11 @@ class Searcher:
         primary = store.domain.upper() == PRIMARY
         prefix = "" if primary else f"{store.domain}/".lower()
 
+        hybrid = rtype.name == ops.GROUP and self.stores.is_hybrid
+
         def name(n: Compare) -> Node | bool:
             value = n.value
-            if "/" in value:
+            if "/" in value and not (hybrid and hybrid(value)):
                 domain, bare = value.split("/", 1)
                 if domain.upper() == store.domain.upper():
                     return Compare(n.ref, n.op, bare)

@@ -75,6 +75,8 @@ async def test_unknown_domain_is_400_and_stores_nothing(multi_gateway):
     for bad in ("NOPE/x", "INTERNAL/x", "SECONDARY/", "/x"):
         status, body, _ = await scim(multi_gateway, "POST", "/Users", {"userName": bad})
         assert_scim_error(status, body, 400, "invalidValue")
+        if bad == "INTERNAL/x":  # a WSO2 hybrid role name: valid for groups (see below)
+            continue
         status, body, _ = await scim(multi_gateway, "POST", "/Groups", {"displayName": bad})
         assert_scim_error(status, body, 400, "invalidValue")
     assert names(await list_all(multi_gateway)) == [ADMIN_USER[0]]
@@ -291,3 +293,22 @@ async def test_groups_in_the_secondary_domain(multi_gateway):
     assert status == 204
     status, user, _ = await scim(multi_gateway, "GET", f"/Users/{alice['id']}")
     assert not user.get("groups")
+
+
+async def test_hybrid_role_names_are_primary_groups_that_keep_their_prefix(multi_gateway):
+    """WSO2's Internal/ and Application/ roles: groups of PRIMARY, named with the prefix,
+    found by that name, and holding PRIMARY users only."""
+    user = await create(multi_gateway, "/Users", {"userName": "hy"})
+    group = await create(multi_gateway, "/Groups", {"displayName": "Internal/auditors",
+                                                    "members": [{"value": user["id"]}]})
+    assert group["displayName"] == "Internal/auditors"
+    status, body, _ = await scim(multi_gateway, "GET",
+                                 '/Groups?filter=displayName eq "internal/AUDITORS"')
+    assert status == 200 and [g["id"] for g in body["Resources"]] == [group["id"]]
+    status, body, _ = await scim(multi_gateway, "GET",
+                                 '/Groups?domain=PRIMARY&filter=displayName sw "Internal/"')
+    assert [g["displayName"] for g in body["Resources"]] == ["Internal/auditors"]
+    other = await create(multi_gateway, "/Users", {"userName": "SECONDARY/hy2"})
+    status, body, _ = await scim(multi_gateway, "POST", "/Groups", {
+        "displayName": "Application/app1", "members": [{"value": other["id"]}]})
+    assert status == 400, body

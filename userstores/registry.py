@@ -44,14 +44,22 @@ class Stores:
             raise InvalidValue(f"Unknown user store domain '{domain}'")
         return store
 
-    def split(self, name: str) -> tuple[UserStore, str]:
-        """``SECONDARY/alice`` -> (SECONDARY store, "alice"); no domain means PRIMARY."""
+    def is_hybrid(self, name: str) -> bool:
+        """A WSO2 hybrid role name (``Internal/everyone``): a PRIMARY group, prefix kept."""
+        domain = name.split(SEPARATOR, 1)[0].upper() if SEPARATOR in name else ""
+        return domain in HYBRID_DOMAINS and domain not in self._by_domain
+
+    def split(self, name: str, group: bool = False) -> tuple[UserStore, str]:
+        """``SECONDARY/alice`` -> (SECONDARY store, "alice"); no domain means PRIMARY.
+
+        Group names of WSO2's hybrid domains (``Internal/x``) stay whole, in PRIMARY.
+        """
+        if group and self.is_hybrid(name):
+            return self.primary, name
         if SEPARATOR in name:
             domain, bare = name.split(SEPARATOR, 1)
             if not bare.strip():
                 raise InvalidValue(f"'{name}' has a domain but no name")
-            if domain.upper() in HYBRID_DOMAINS and domain.upper() not in self._by_domain:
-                return self.primary, name
             return self.get(domain), bare
         return self.primary, name
 

@@ -38,6 +38,7 @@ LIST_LIMIT = 100  # WSO2's MaxUserNameListLength: listUsers without a (positive)
 SEPARATOR_MULTI = ","  # WSO2's MultiAttributeSeparator
 DIALECT_URI = CLAIM.rstrip("/")
 MAX_NAMES = 10_000  # the most names one list reply carries (getRoleNames, getUserListOfRole)
+HYBRID_FILTER = 'displayName sw "Internal/" or displayName sw "Application/"'
 
 
 @dataclass
@@ -529,7 +530,7 @@ async def getRoleNames(call: Call):  # noqa: N802
 
 
 async def getHybridRoles(call: Call):  # noqa: N802
-    groups = await _search_all(call, ops.SearchGroups, 'displayName sw "Internal/"', PRIMARY,
+    groups = await _search_all(call, ops.SearchGroups, HYBRID_FILTER, PRIMARY,
                                MAX_NAMES, "displayName")
     return [_qualified(call, g) for g in groups] + [EVERYONE]
 
@@ -555,7 +556,7 @@ async def addRole(call: Call, roleName, userList, permissions):  # noqa: N802
     name = _required("A role name", roleName)
     if _is_everyone(name):
         raise Conflict(f"The role '{EVERYONE}' already exists")
-    domain = call.stores.split(name)[0].domain
+    domain = call.stores.split(name, group=True)[0].domain
     ids = await _user_ids(call, userList, domain)
     await call.run(ops.CreateGroup({"displayName": name,
                                     "members": [{"value": i} for i in ids]}))
