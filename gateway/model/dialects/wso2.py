@@ -1,9 +1,16 @@
 """The WSO2 claim dialect (``http://wso2.org/claims/...``) for users.
 
 The table follows WSO2 Identity Server's local claims and their SCIM 2.0
-mappings (its ``claim-config.xml``), so that a claim set over the SOAP
-user-admin service is the same attribute a SCIM client sees. Claims held by
-the server (id, timestamps, roles) are read-only here.
+mappings (its ``claim-config.xml``, IS 5.10 to 7), so that a claim set over
+the SOAP user-admin service is the same attribute a SCIM client sees. Claims
+held by the server (id, timestamps, roles) are read-only here.
+
+Where WSO2 has no SCIM 2.0 mapping (telephone, im, the address parts,
+country, fullname, otherphone) the claim gets the attribute its SCIM 1.1
+mapping names. WSO2's own slips are not copied: its ``gender`` maps to the
+enterprise manager, ``stateorprovince`` to the division and
+``addresses.locality`` to the home address; here they are what their names
+say.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ WSO2_CLAIMS: dict[str, str] = {
     CLAIM + "givenname": "name.givenName",
     CLAIM + "lastname": "name.familyName",
     CLAIM + "fullname": "name.formatted",
+    CLAIM + "formattedName": "name.formatted",
     CLAIM + "middleName": "name.middleName",
     CLAIM + "honorificPrefix": "name.honorificPrefix",
     CLAIM + "honorificSuffix": "name.honorificSuffix",
@@ -43,12 +51,15 @@ WSO2_CLAIMS: dict[str, str] = {
     CLAIM + "emails.other": 'emails[type eq "other"].value',
     CLAIM + "telephone": 'phoneNumbers[type eq "work"].value',
     CLAIM + "mobile": 'phoneNumbers[type eq "mobile"].value',
+    CLAIM + "phoneNumbers.work": 'phoneNumbers[type eq "work"].value',
     CLAIM + "phoneNumbers.home": 'phoneNumbers[type eq "home"].value',
     CLAIM + "phoneNumbers.fax": 'phoneNumbers[type eq "fax"].value',
     CLAIM + "phoneNumbers.pager": 'phoneNumbers[type eq "pager"].value',
     CLAIM + "phoneNumbers.other": 'phoneNumbers[type eq "other"].value',
     CLAIM + "otherphone": f"{W}:otherPhone",
     CLAIM + "im": 'ims[type eq "skype"].value',
+    CLAIM + "skype": 'ims[type eq "skype"].value',
+    CLAIM + "gtalk": 'ims[type eq "gtalk"].value',
     CLAIM + "photourl": 'photos[type eq "photo"].value',
     CLAIM + "thumbnail": 'photos[type eq "thumbnail"].value',
     # address
@@ -65,7 +76,9 @@ WSO2_CLAIMS: dict[str, str] = {
     CLAIM + "division": f"{E}:division",
     CLAIM + "costCenter": f"{E}:costCenter",
     CLAIM + "employeeNumber": f"{E}:employeeNumber",
+    CLAIM + "extendedExternalId": f"{E}:employeeNumber",
     CLAIM + "manager": f"{E}:manager.value",
+    CLAIM + "extendedDisplayName": f"{E}:manager.displayName",
     # account state (WSO2 identity claims)
     CLAIM + "identity/accountLocked": f"{W}:accountLocked",
     CLAIM + "identity/accountDisabled": f"{W}:accountDisabled",
