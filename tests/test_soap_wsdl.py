@@ -13,7 +13,7 @@ from gateway.soap.service import OPERATIONS, V1, V2
 
 ROOT = Path(__file__).resolve().parent.parent
 FROZEN = ROOT / "wsdl"
-REFERENCE = ROOT.parent / "shared" / "reference" / "wso2"
+REFERENCE = ROOT / "tests" / "data" / "wso2"  # WSO2's own WSDLs, verbatim
 WSDL = "http://schemas.xmlsoap.org/wsdl/"
 XS = "http://www.w3.org/2001/XMLSchema"
 SOAP11 = "http://schemas.xmlsoap.org/wsdl/soap/"

@@ -26,6 +26,7 @@ from functools import cache
 
 from aiohttp import web
 from spyne import Application, MethodContext
+from spyne.error import ValidationError
 from spyne.protocol.soap import Soap11, Soap12
 from spyne.server import ServerBase
 
@@ -56,14 +57,23 @@ for _name in ("spyne.protocol.soap.soap11.invalid", "spyne.server._base",
 logging.getLogger("spyne").setLevel(logging.ERROR)
 
 LARGE_REPLY = 1000  # list results longer than this are serialised in a thread
-BINDING = web.AppKey("soap_binding", Binding)
+BINDING = web.RequestKey("soap_binding", Binding)
 
 
 class _Parsed:
-    """Spyne protocols that take the envelope the adapter already parsed (safely)."""
+    """Spyne protocols that take the envelope the adapter already parsed (safely), and
+    read xs:boolean strictly (Spyne takes anything but "true"/"1" as false)."""
 
     def create_in_document(self, ctx, charset=None):
         ctx.in_document = (ctx.in_string, {})  # no SOAP-encoding hrefs to resolve
+
+    def boolean_from_bytes(self, cls, string):
+        value = string.strip().lower()
+        if value in ("true", "1"):
+            return True
+        if value in ("false", "0"):
+            return False
+        raise ValidationError(string, "%r is not an xs:boolean")
 
 
 class _Soap11(_Parsed, Soap11):
@@ -160,7 +170,7 @@ async def _caller(request: web.Request, header):
 
 def _fault_response(request: web.Request, error: GatewayError) -> web.Response:
     endpoint = ENDPOINTS.get(request.match_info.get("endpoint", ""), Endpoint(V1, None))
-    binding = request.get(BINDING) or SOAP11
+    binding = request.get(BINDING) or endpoint.binding or SOAP11
     body = envelope.fault(binding, error, endpoint.version.name, endpoint.version.v2)
     response = web.Response(body=body, status=binding.fault_status(error),
                             content_type=binding.content_type.split(";")[0], charset="utf-8")
@@ -219,6 +229,9 @@ async def soap_post(request: web.Request) -> web.Response:
     if endpoint.binding is not None and binding is not endpoint.binding:
         raise InvalidValue(f"This endpoint takes SOAP {'1.2' if endpoint.binding.soap12 else '1.1'}"
                            " envelopes")
+    body_el = root.find(f"{{{binding.env}}}Body")
+    if body_el is None or len(body_el) != 1:
+        raise InvalidSyntax("The SOAP Body must hold exactly one operation element")
     header = root.find(f"{{{binding.env}}}Header")
     caller = await _caller(request, header)
 

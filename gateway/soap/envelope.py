@@ -54,8 +54,8 @@ class Binding:
         return "Client" if client else "Server"
 
     def fault_status(self, error: GatewayError) -> int:
-        """SOAP 1.1 faults are HTTP 500; SOAP 1.2 sender faults 400 (401/403 kept)."""
-        if error.status in (401, 403):
+        """SOAP 1.1 faults are HTTP 500; SOAP 1.2 sender faults 400 (401/403/405 kept)."""
+        if error.status in (401, 403, 405):
             return error.status
         if self.soap12 and error.soap_fault == "Client":
             return 400

@@ -426,33 +426,40 @@ async def listUsers(call: Call, filter, maxItemLimit):  # noqa: N802, A002
     if limit == 0:
         return []
     domain, pattern = _split_domain(call, filter or "*")
-    scim_filter, exact = _pattern_filter("userName", pattern)
-    found = await _search_all(call, ops.SearchUsers, scim_filter, domain,
-                              limit if exact is None else call.pipeline.config.max_results,
-                              "userName")
-    names = [(_qualified(call, u), u.record.data["userName"]) for u in found]
-    return [q for q, bare in names if exact is None or exact.fullmatch(bare)][:limit]
+    domains = [domain] if domain else [s.domain for s in call.stores.all]
+    out: list[str] = []
+    for d in domains:
+        scim_filter, exact = _pattern_filter("userName", call.stores.qualify(d, pattern))
+        found = await _search_all(call, ops.SearchUsers, scim_filter, d,
+                                  limit if exact is None else call.pipeline.config.max_results,
+                                  "userName")
+        names = [_qualified(call, u) for u in found]
+        out.extend(n for n in names if exact is None or exact.fullmatch(n))
+        if len(out) >= limit:
+            break
+    return out[:limit]
 
 
 def _claim_filter(uri: str, value: str) -> tuple[str | None, re.Pattern | None]:
     """A SCIM filter selecting the users whose claim has this value (``*`` wildcards)."""
     path = WSO2.table[uri]
     leaf = WSO2.leaf(uri)
+    match = re.fullmatch(r"(.+)\[(.+)\]\.(\w+)", path)
+    attr = match.group(3) if match else path
     if leaf.attr.type == "boolean" and "*" not in value:
         if value.lower() not in ("true", "false"):
             raise InvalidValue(f"The claim '{uri}' takes true or false")
         term = f"eq {value.lower()}"
         base, exact = None, None
     else:
-        base, exact = _pattern_filter("@", value)
+        base, exact = _pattern_filter(attr, value)
         term = None
-    match = re.fullmatch(r"(.+)\[(.+)\]\.(\w+)", path)
     if base is None and term is None:
         return (f"{match.group(1)}[{match.group(2)}]" if match else f"{path} pr"), None
     if match:
-        inner = f"{match.group(3)} {term}" if term else base.replace("@", match.group(3))
+        inner = f"{attr} {term}" if term else base
         return f"{match.group(1)}[{match.group(2)} and {inner}]", exact
-    return (f"{path} {term}" if term else base.replace("@", path)), exact
+    return (f"{path} {term}" if term else base), exact
 
 
 async def getUserList(call: Call, claimUri, claimValue, profile):  # noqa: N802
@@ -462,9 +469,9 @@ async def getUserList(call: Call, claimUri, claimValue, profile):  # noqa: N802
     limit = call.pipeline.config.max_results
     if uri in (ROLE_CLAIM, GROUPS_CLAIM):
         return await getUserListOfRole(call, value)
+    if uri == WSO2.known(CLAIM + "username"):  # names: the listUsers rule, every store
+        return await listUsers(call, value, limit)
     domain = None
-    if uri == WSO2.known(CLAIM + "username"):
-        domain, value = _split_domain(call, value)
     scim_filter, exact = _claim_filter(uri, value)
     found = await _search_all(call, ops.SearchUsers, scim_filter, domain, limit, "userName")
     out = []
