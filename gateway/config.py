@@ -30,12 +30,33 @@ PERMISSIONS = tuple(
 
 
 @dataclass(frozen=True)
+class LdapConfig:
+    """How an LDAP store reaches and maps its directory (see docs/ldap.md)."""
+
+    bind_dn: str = ""
+    bind_password: str = ""
+    users_base: str = ""
+    groups_base: str = ""
+    flavor: str = "openldap"  # or "ad"
+    start_tls: bool = False
+    tls_verify: bool = True
+    ca_file: str | None = None
+    timeout_seconds: float = 5.0
+    page_size: int = 500
+    user_object_classes: tuple[str, ...] = ()  # empty: the flavor's
+    group_object_classes: tuple[str, ...] = ()
+    attributes: tuple[tuple[str, str], ...] = ()  # LDAP attribute -> canonical path, added
+    unmapped: str = "refuse"  # or "ignore": attributes the map cannot hold
+
+
+@dataclass(frozen=True)
 class StoreConfig:
     domain: str
     url: str
     type: str = "sql"
     read_only: bool = False
     pool_size: int = 8
+    ldap: LdapConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +150,50 @@ def _get(sec: dict, where: str, key: str, kind, default):
     return value
 
 
+LDAP_KEYS = ("bind_dn", "bind_password", "users_base", "groups_base", "flavor", "start_tls",
+             "tls_verify", "ca_file", "timeout_seconds", "page_size", "user_object_classes",
+             "group_object_classes", "attributes", "unmapped")
+
+
+def _ldap(sec: dict, where: str) -> LdapConfig:
+    def strings(key: str) -> tuple[str, ...]:
+        value = sec.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"[{where}] {key} must be a list of strings")
+        return tuple(value)
+
+    attributes = sec.get("attributes", {})
+    if not isinstance(attributes, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()):
+        raise ConfigError(f"[{where}] attributes must be a table of LDAP attribute = "
+                          "\"canonical path\"")
+    cfg = LdapConfig(
+        bind_dn=_get(sec, where, "bind_dn", str, ""),
+        bind_password=_get(sec, where, "bind_password", str, ""),
+        users_base=_get(sec, where, "users_base", str, ""),
+        groups_base=_get(sec, where, "groups_base", str, ""),
+        flavor=_get(sec, where, "flavor", str, "openldap"),
+        start_tls=_get(sec, where, "start_tls", bool, False),
+        tls_verify=_get(sec, where, "tls_verify", bool, True),
+        ca_file=_get(sec, where, "ca_file", str, None),
+        timeout_seconds=_get(sec, where, "timeout_seconds", float, 5.0),
+        page_size=_get(sec, where, "page_size", int, 500),
+        user_object_classes=strings("user_object_classes"),
+        group_object_classes=strings("group_object_classes"),
+        attributes=tuple(attributes.items()),
+        unmapped=_get(sec, where, "unmapped", str, "refuse"),
+    )
+    if cfg.flavor not in ("openldap", "ad"):
+        raise ConfigError(f"[{where}] flavor must be \"openldap\" or \"ad\"")
+    if cfg.unmapped not in ("refuse", "ignore"):
+        raise ConfigError(f"[{where}] unmapped must be \"refuse\" or \"ignore\"")
+    if not cfg.users_base or not cfg.groups_base:
+        raise ConfigError(f"[{where}] users_base and groups_base are required")
+    if not 1 <= cfg.page_size <= 10_000 or cfg.timeout_seconds <= 0:
+        raise ConfigError(f"[{where}] page_size is 1..10000, timeout_seconds > 0")
+    return cfg
+
+
 def _unknown(sec: dict, where: str, known: set[str]) -> None:
     extra = set(sec) - known
     if extra:
@@ -185,20 +250,22 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         if not isinstance(sec, dict):
             raise ConfigError(f"[userstores.{domain}] must be a table")
         where = f"userstores.{domain}"
-        _unknown(sec, where, {"type", "url", "read_only", "pool_size"})
+        kind = _get(sec, where, "type", str, "sql")
+        _unknown(sec, where, {"type", "url", "read_only", "pool_size"}
+                 | (set(LDAP_KEYS) if kind == "ldap" else set()))
         name = domain.upper()
         if not name.replace("_", "").replace("-", "").isalnum() or "/" in name:
             raise ConfigError(f"[{where}]: a domain name is letters, digits, - and _")
         if name == "INTERNAL":
             raise ConfigError(f"[{where}]: INTERNAL is reserved for internal roles")
-        kind = _get(sec, where, "type", str, "sql")
-        if kind != "sql":
-            raise ConfigError(f"[{where}]: unknown store type {kind!r} (supported: sql)")
+        if kind not in ("sql", "ldap"):
+            raise ConfigError(f"[{where}]: unknown store type {kind!r} (supported: sql, ldap)")
         url = _get(sec, where, "url", str, None)
         if not url:
             raise ConfigError(f"[{where}]: 'url' is required")
         stores[name] = StoreConfig(name, url, kind, _get(sec, where, "read_only", bool, False),
-                                   _get(sec, where, "pool_size", int, 8))
+                                   _get(sec, where, "pool_size", int, 8),
+                                   _ldap(sec, where) if kind == "ldap" else None)
     if "PRIMARY" not in stores:
         stores = {"PRIMARY": StoreConfig("PRIMARY", f"sqlite:///{DEFAULT_DB}"),
                   **stores}

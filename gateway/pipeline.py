@@ -13,7 +13,7 @@ import logging
 import random
 import secrets
 
-from userstores.base import UNCHANGED, UserStore
+from userstores.base import UNCHANGED, PlainPassword, UserStore
 from userstores.registry import PRIMARY, Stores
 
 from . import operations as ops
@@ -143,14 +143,21 @@ class Pipeline:
         if store.domain != current.domain:
             raise Mutability(f"A {kind.lower()} cannot move to another user store domain")
 
-    async def _hash(self, password: str | None) -> str | None:
-        return None if password is None else await self.passwords.hash(password)
+    async def _hash(self, password: str | None, store: UserStore) -> str | None:
+        """What the store keeps of a password: an argon2 hash, or, for a store that keeps
+        passwords itself, the password (policy-checked) in clear."""
+        if password is None:
+            return None
+        if store.capabilities.native_passwords:
+            self.passwords.check_policy(password)
+            return PlainPassword(password)
+        return await self.passwords.hash(password)
 
     # users --------------------------------------------------------------------------------
     async def _create_user(self, op: ops.CreateUser) -> ops.Entity:
         data, password = canonical(self.schemas.user, op.representation)
         store = self._writable(self._split_name(data, "userName"))
-        rec = await store.create_user(data, await self._hash(password))
+        rec = await store.create_user(data, await self._hash(password, store))
         return ops.Entity(ops.USER, store.domain, rec)
 
     async def create_users(self, caller: Principal, representations: list[dict]
@@ -169,7 +176,8 @@ class Pipeline:
             try:
                 data, password = canonical(self.schemas.user, rep)
                 store = self._writable(self._split_name(data, "userName"))
-                batches.setdefault(store.domain, []).append((i, data, await self._hash(password)))
+                batches.setdefault(store.domain, []).append(
+                    (i, data, await self._hash(password, store)))
             except GatewayError as exc:
                 out[i] = exc
         for domain, batch in batches.items():
@@ -192,7 +200,7 @@ class Pipeline:
         store = self._split_name(data, "userName")
         self._same_domain(ops.USER, store, current)
         check_immutable(self.schemas.user, current.record.data, data)
-        pw = UNCHANGED if password is None else await self._hash(password)
+        pw = UNCHANGED if password is None else await self._hash(password, store)
         rec = await self._writable(store).replace_user(
             op.id, data, expected_version=op.if_match, password_hash=pw)
         if password is not None:
@@ -214,7 +222,8 @@ class Pipeline:
             if data == rec.data and result.password is None:
                 return current
             check_immutable(self.schemas.user, rec.data, data)
-            pw = UNCHANGED if result.password is None else await self._hash(result.password)
+            pw = (UNCHANGED if result.password is None
+                  else await self._hash(result.password, store))
             try:
                 new = await self._writable(store).replace_user(
                     op.id, data, expected_version=rec.version, password_hash=pw)
@@ -243,6 +252,9 @@ class Pipeline:
         except InvalidValue:
             await self.passwords.verify(None, op.password)
             return None
+        if store.capabilities.native_passwords:  # the store checks (LDAP: a bind)
+            rec = await store.check_password(bare, op.password)
+            return None if rec is None else ops.Entity(ops.USER, store.domain, rec)
         found = await store.get_password_hash(bare)
         rec, stored = found if found else (None, None)
         if not await self.passwords.verify(stored, op.password) or rec is None:
@@ -263,8 +275,8 @@ class Pipeline:
         rec = await store.get_user_by_name(bare, with_groups=False)
         if rec is None:
             raise NotFound(f"User '{op.user_name}' not found")
-        await self._writable(store).set_password_hash(rec.id, await self.passwords.hash(
-            op.new_password))
+        await self._writable(store).set_password_hash(rec.id, await self._hash(
+            op.new_password, store))
         self._credentials_changed(rec.id)
         return ops.Entity(ops.USER, store.domain, rec)
 
@@ -364,7 +376,7 @@ class Pipeline:
             if target is not store:
                 raise InvalidValue(f"{label}: '{data['userName']}' is not in the domain {domain}")
             data["userName"] = bare
-            items.append((data, await self._hash(password)))
+            items.append((data, await self._hash(password, store)))
         if not hasattr(store, "bulk_insert_users"):
             for data, pw in items:
                 await store.create_user(data, pw)
@@ -392,9 +404,8 @@ class Pipeline:
                 if rec is None:
                     raise
         if password is not None and not created:  # the environment says what it is
-            found = await store.get_password_hash(bare)
-            if found is None or not await self.passwords.verify(found[1], password):
-                await store.set_password_hash(rec.id, await self.passwords.hash(password))
+            if await self._check_password(ops.CheckPassword(name, password)) is None:
+                await store.set_password_hash(rec.id, await self._hash(password, store))
         role = await store.get_group_by_name(ADMIN_ROLE, with_members=False)
         if role is None:
             try:

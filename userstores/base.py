@@ -23,6 +23,9 @@ class Capabilities:
     filter_pushdown: bool = True
     sorting: bool = True
     bulk_load: bool = False
+    # the store keeps passwords itself (LDAP): it gets them in clear (PlainPassword) and
+    # checks them (check_password) instead of keeping the gateway's argon2 hashes
+    native_passwords: bool = False
 
 
 @dataclass
@@ -60,6 +63,13 @@ class Query:
 class Page:
     records: list[Record] = field(default_factory=list)
     total: int = 0
+
+
+class PlainPassword(str):
+    """A password in clear, for a store with ``native_passwords``; never logged."""
+
+    def __repr__(self) -> str:
+        return "PlainPassword(***)"
 
 
 class UNCHANGED:  # noqa: N801 - sentinel
@@ -129,6 +139,11 @@ class UserStore(abc.ABC):
     @abc.abstractmethod
     async def get_password_hash(self, user_name: str) -> tuple[Record, str | None] | None:
         """The user (with groups) and its password hash, by case-insensitive name."""
+
+    async def check_password(self, user_name: str, password: str) -> Record | None:
+        """Stores with ``native_passwords``: the user (with groups) if the password is
+        right, else None."""
+        raise NotImplementedError
 
     # groups ---------------------------------------------------------------
     @abc.abstractmethod
