@@ -21,6 +21,11 @@ def build_store(cfg: StoreConfig, schemas: SchemaRegistry = DEFAULT) -> UserStor
 
         return SQLUserStore(cfg.domain, cfg.url, read_only=cfg.read_only, pool_size=cfg.pool_size,
                             schemas=schemas)
+    if cfg.type == "ldap":
+        from .ldap.store import LDAPUserStore
+
+        return LDAPUserStore(cfg.domain, cfg.url, cfg.ldap, read_only=cfg.read_only,
+                             pool_size=cfg.pool_size, schemas=schemas)
     raise ConfigError(f"unknown user store type {cfg.type!r}")
 
 

@@ -1,0 +1,1 @@
+"""The LDAP user store (OpenLDAP, Active Directory) on ldap3."""
