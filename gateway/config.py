@@ -47,6 +47,7 @@ class LdapConfig:
     group_object_classes: tuple[str, ...] = ()
     attributes: tuple[tuple[str, str], ...] = ()  # LDAP attribute -> canonical path, added
     unmapped: str = "refuse"  # or "ignore": attributes the map cannot hold
+    id_attribute: str = ""  # empty: the flavor's (entryUUID, objectGUID)
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def _get(sec: dict, where: str, key: str, kind, default):
 
 LDAP_KEYS = ("bind_dn", "bind_password", "users_base", "groups_base", "flavor", "start_tls",
              "tls_verify", "ca_file", "timeout_seconds", "page_size", "user_object_classes",
-             "group_object_classes", "attributes", "unmapped")
+             "group_object_classes", "attributes", "unmapped", "id_attribute")
 
 
 def _ldap(sec: dict, where: str) -> LdapConfig:
@@ -182,6 +183,7 @@ def _ldap(sec: dict, where: str) -> LdapConfig:
         group_object_classes=strings("group_object_classes"),
         attributes=tuple(attributes.items()),
         unmapped=_get(sec, where, "unmapped", str, "refuse"),
+        id_attribute=_get(sec, where, "id_attribute", str, ""),
     )
     if cfg.flavor not in ("openldap", "ad"):
         raise ConfigError(f"[{where}] flavor must be \"openldap\" or \"ad\"")

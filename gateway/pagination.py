@@ -39,7 +39,9 @@ def encode(key: str, positions: dict[str, list | str | None]) -> str:
 
 
 def decode(cursor: str, key: str, domains: list[str]) -> dict[str, list | str | None]:
-    """Positions per store domain: [value, seq], "done", or None (from the start)."""
+    """Positions per store domain: [value, tie-breaker], "done", or None (from the start).
+
+    The tie-breaker is the store's own: a creation sequence (SQL), an id (LDAP)."""
     if cursor == "":
         return {d: None for d in domains}
     try:
@@ -56,7 +58,7 @@ def decode(cursor: str, key: str, domains: list[str]) -> dict[str, list | str | 
         raise InvalidCursor("The cursor belongs to another set of user stores")
     for value in positions.values():
         if not (value is None or value == "done" or isinstance(value, list) and len(value) == 2
-                and isinstance(value[1], int)):
+                and isinstance(value[1], int | str) and not isinstance(value[1], bool)):
             raise InvalidCursor("The cursor is damaged")
     return positions
 

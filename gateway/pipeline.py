@@ -389,6 +389,10 @@ class Pipeline:
         generated = None
         name = user_name or "admin"
         store, bare = self.stores.split(name)
+        if store.capabilities.read_only:  # e.g. a directory the gateway only reads
+            log.warning("the user store %s is read-only: no administrator is made there; "
+                        "administer the gateway with an API client ([[clients]])", store.domain)
+            return None
         rec = await store.get_user_by_name(bare, with_groups=True)
         created = False
         if rec is None:

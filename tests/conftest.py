@@ -3,7 +3,11 @@
 The PostgreSQL server is the one on the machine (``GATEWAY_TEST_POSTGRES_URL``,
 default ``postgresql+asyncpg://postgres@127.0.0.1:5432/postgres``); each test
 session creates its own databases there and drops them at the end. Set
-``GATEWAY_TEST_BACKENDS=sqlite`` to run on SQLite only (CI runs both).
+``GATEWAY_TEST_BACKENDS=sqlite`` to run on SQLite only (CI runs all three).
+
+The HTTP scenarios run on the SQL backends; the user store contract
+(``test_userstore_contract.py``) runs on every backend, LDAP included: a real
+``slapd`` started for the session (``ldap_fixtures.py``).
 """
 
 from __future__ import annotations
@@ -16,16 +20,19 @@ from dataclasses import replace
 
 import asyncpg
 import pytest
+from ldap_fixtures import ldap_base, slapd  # noqa: F401 - fixtures
 from sqlalchemy.engine import make_url
 
 from gateway.app import create_app
-from gateway.config import ClientConfig, Config, PasswordConfig, StoreConfig, load
+from gateway.config import ClientConfig, Config, LdapConfig, PasswordConfig, StoreConfig, load
 
 PG_URL = os.environ.get(
     "GATEWAY_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
-BACKENDS = [b.strip() for b in os.environ.get("GATEWAY_TEST_BACKENDS",
-                                               "sqlite,postgres").split(",") if b.strip()]
+ALL_BACKENDS = [b.strip() for b in os.environ.get("GATEWAY_TEST_BACKENDS",
+                                                   "sqlite,postgres,ldap").split(",")
+                if b.strip()]
+BACKENDS = [b for b in ALL_BACKENDS if b != "ldap"]  # the SQL ones
 
 ADMIN_CLIENT = ("test-admin", "test-admin-secret")
 READER_CLIENT = ("test-reader", "test-reader-secret")
@@ -133,20 +140,27 @@ async def make_config(store_url):
         stores = {}
         for domain in domains:
             stores[domain] = StoreConfig(domain, await store_url(domain.lower()))
-        cfg = load(None, environ={})
-        cfg = replace(
-            cfg,
-            stores=stores,
-            passwords=FAST_PASSWORDS,
-            clients=(
-                ClientConfig(ADMIN_CLIENT[0], ("*",), secret=ADMIN_CLIENT[1]),
-                ClientConfig(READER_CLIENT[0], ("users:list", "users:view", "groups:list",
-                                                "groups:view"), secret=READER_CLIENT[1]),
-            ),
-        )
+        cfg = test_config(stores)
         return replace(cfg, **overrides) if overrides else cfg
 
     return make
+
+
+def test_config(stores: dict[str, StoreConfig]) -> Config:
+    """The tests' configuration (fast password hashing, the test clients) on these stores."""
+    return replace(
+        load(None, environ={}),
+        stores=stores,
+        passwords=FAST_PASSWORDS,
+        clients=(
+            ClientConfig(ADMIN_CLIENT[0], ("*",), secret=ADMIN_CLIENT[1]),
+            ClientConfig(READER_CLIENT[0], ("users:list", "users:view", "groups:list",
+                                            "groups:view"), secret=READER_CLIENT[1]),
+        ),
+    )
+
+
+test_config.__test__ = False  # a helper, not a test
 
 
 @pytest.fixture
@@ -196,3 +210,36 @@ def assert_scim_error(status, body, expected_status, scim_type=None):
     assert body.get("detail")
     if scim_type is not None:
         assert body.get("scimType") == scim_type, body
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def any_backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+async def store_config(any_backend, tmp_path, pg_databases, request):
+    """A factory of store configurations on the backend under test (LDAP: a fresh
+    subtree of the session's slapd)."""
+    made = []
+
+    async def make(domain: str = "PRIMARY", read_only: bool = False,
+                   flavor: str = "openldap") -> StoreConfig:
+        if any_backend == "sqlite":
+            return StoreConfig(domain, f"sqlite:///{tmp_path / (domain.lower() + '.db')}",
+                               read_only=read_only)
+        if any_backend == "postgres":
+            url = await pg_databases.create()
+            made.append(url)
+            return StoreConfig(domain, url, read_only=read_only)
+        base = request.getfixturevalue("ldap_base")
+        users, groups = ((base.users_dn, base.groups_dn) if flavor == "openldap"
+                         else (base.ad_users_dn, base.ad_groups_dn))
+        ldap = LdapConfig(bind_dn=base.bind_dn, bind_password=base.password,
+                          users_base=users, groups_base=groups, flavor=flavor,
+                          **({"id_attribute": "entryUUID"} if flavor == "ad" else {}))
+        return StoreConfig(domain, base.url, "ldap", read_only=read_only, ldap=ldap)
+
+    yield make
+    for url in made:
+        await pg_databases.release(url)

@@ -16,7 +16,7 @@ from gateway.errors import InvalidFilter
 from gateway.model.dialect import Dialect
 from gateway.model.query import And, AttrRef, Compare, Node, Not, Or, Present, ValueFilter
 
-from .mapping import ACCOUNT_DISABLED, AD, Flavor
+from .mapping import ACCOUNT_DISABLED, Flavor
 
 TRUE = "(objectClass=*)"
 FALSE = "(!(objectClass=*))"
@@ -153,7 +153,7 @@ class FilterTranslator:
         return any(t.key == ref.key for t in self.targets)
 
     def _active(self, op: str, value) -> str:
-        if self.flavor is AD:
+        if self.flavor.is_ad:
             enabled = f"(!{_AD_DISABLED})"
             if op == "pr":
                 return TRUE

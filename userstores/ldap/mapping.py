@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.errors import InvalidValue
 from gateway.model.dialect import Dialect
@@ -77,6 +77,21 @@ class Flavor:
     version_attribute: str
     fill: tuple[str, ...]  # attributes the object class requires: userName when empty
 
+    @property
+    def is_ad(self) -> bool:
+        return self.name == "ad"
+
+    def with_id(self, id_attribute: str) -> Flavor:
+        """The flavor with another id attribute (and the DN and version attributes of the
+        kind of server that has it): entryUUID is OpenLDAP's, objectGUID AD's."""
+        if not id_attribute or id_attribute == self.id_attribute:
+            return self
+        if id_attribute.lower() == "entryuuid":
+            return replace(self, id_attribute="entryUUID", dn_attribute="entryDN",
+                           version_attribute="entryCSN")
+        return replace(self, id_attribute=id_attribute, dn_attribute="distinguishedName",
+                       version_attribute="uSNChanged")
+
 
 OPENLDAP = Flavor("openldap", ("inetOrgPerson",), ("groupOfNames",), "uid", "uid",
                   OPENLDAP_USER_MAP, "entryUUID", "entryDN", "entryCSN", ("cn", "sn"))
@@ -132,7 +147,7 @@ class Mapping:
         self.group_classes = group_classes or flavor.group_classes
         self.user_attributes = [*table, flavor.id_attribute, flavor.version_attribute,
                                 "createTimestamp", "modifyTimestamp"]
-        if flavor is AD:
+        if flavor.is_ad:
             self.user_attributes.append("userAccountControl")
         self.group_attributes = ["cn", "description", "member", flavor.id_attribute,
                                  flavor.version_attribute, "createTimestamp", "modifyTimestamp"]
@@ -162,7 +177,7 @@ class Mapping:
                 and not leaf.attr.is_complex else str(values[0])
             ops.append(PatchOperation("replace", self.users.table[attr], value))
         data = apply_patch(self.users.rtype, {"userName": str(name)}, ops).resource
-        if self.flavor is AD and attrs.get("userAccountControl") is not None:
+        if self.flavor.is_ad and attrs.get("userAccountControl") is not None:
             data["active"] = not int(_first(attrs["userAccountControl"])) & ACCOUNT_DISABLED
         return data
 
@@ -179,7 +194,7 @@ class Mapping:
         for attr in self.flavor.fill:
             if attr in out and not out[attr]:
                 out[attr] = [data["userName"]]
-        if self.flavor is AD:
+        if self.flavor.is_ad:
             active = data.get("active", True)
             out["userAccountControl"] = [str(NORMAL_ACCOUNT | (0 if active else
                                                                ACCOUNT_DISABLED))]
@@ -193,7 +208,7 @@ class Mapping:
         back = self.user_data({**entry, self.flavor.user_name: [data["userName"]]})
         lost = []
         for key, value in data.items():
-            if key == "active" and self.flavor is not AD:
+            if key == "active" and self.flavor.is_ad is False:
                 if value is False:
                     lost.append("active (false)")
                 continue

@@ -27,7 +27,7 @@ from userstores.base import UNCHANGED, Capabilities, Page, Query, Record, UserSt
 
 from .directory import Directory
 from .filters import TRUE, FilterTranslator, compare
-from .mapping import AD, EMPTY_MEMBER, FLAVORS, Mapping, entry_id
+from .mapping import EMPTY_MEMBER, FLAVORS, Mapping, entry_id
 
 SUBTREE = ldap3.SUBTREE
 MAX_MATCHES = 1_000_000  # the most entries one list may walk
@@ -40,7 +40,7 @@ class LDAPUserStore(UserStore):
         self.domain = domain
         self.url = url
         self.cfg = cfg
-        self.flavor = FLAVORS[cfg.flavor]
+        self.flavor = FLAVORS[cfg.flavor].with_id(cfg.id_attribute)
         self.map = Mapping(self.flavor, schemas.user, schemas.group, cfg.attributes,
                            cfg.unmapped, cfg.user_object_classes, cfg.group_object_classes)
         self._users = FilterTranslator(self.map.users, self.flavor, "User")
@@ -179,7 +179,7 @@ class LDAPUserStore(UserStore):
                 raise Conflict(f"User '{name}' already exists")
             dn = self._user_dn(name)
             attrs = dict(entry)
-            if self.flavor is AD:
+            if self.flavor.is_ad:
                 attrs["cn"] = [name]
             conn.add(dn, list(self.map.user_classes), attrs)
             if password_hash is not None:
@@ -194,7 +194,7 @@ class LDAPUserStore(UserStore):
         return await self.dir.run(create, read=False)
 
     def _set_password(self, conn, dn: str, password: str) -> None:
-        if self.flavor is AD:
+        if self.flavor.is_ad:
             conn.extend.microsoft.modify_password(dn, str(password))
         else:
             conn.extend.standard.modify_password(dn, new_password=str(password))
@@ -258,7 +258,7 @@ class LDAPUserStore(UserStore):
                 old = [str(v) for v in _list(e["attributes"].get(attr))]
                 if old != values:
                     changes[attr] = [(ldap3.MODIFY_REPLACE, values)]
-            if self.flavor is AD:
+            if self.flavor.is_ad:
                 changes.pop("cn", None)
             if changes:
                 conn.modify(dn, changes)
@@ -313,7 +313,7 @@ class LDAPUserStore(UserStore):
         new += [d for d in add if d.lower() not in have and not have.add(d.lower())]
         if [d.lower() for d in new] == [d.lower() for d in current]:
             return
-        values = new or ([] if self.flavor is AD else [EMPTY_MEMBER])
+        values = new or ([] if self.flavor.is_ad else [EMPTY_MEMBER])
         conn.modify(dn, {"member": [(ldap3.MODIFY_REPLACE, values)]})
 
     def _member_targets(self, conn, group_dn: str | None, members: list[dict]) -> list[str]:
@@ -362,7 +362,7 @@ class LDAPUserStore(UserStore):
                 raise Conflict(f"Group '{name}' already exists")
             dns = self._member_targets(conn, None, members)
             attrs = {"cn": [name]}
-            values = dns or ([] if self.flavor is AD else [EMPTY_MEMBER])
+            values = dns or ([] if self.flavor.is_ad else [EMPTY_MEMBER])
             if values:
                 attrs["member"] = values
             conn.add(self._group_dn(name), list(self.map.group_classes), attrs)

@@ -1,0 +1,159 @@
+"""SCIM 1.1 /Bulk (scim-api-01 §3.5).
+
+The request is SCIM 2.0's in another dress (``schemas: [urn:scim:schemas:core:1.0]``,
+``failOnErrors``, ``Operations`` of ``method``/``path``/``bulkId``/``version``/``data``),
+so it is read and ordered by ``gateway.scim.bulk`` (``bulkId:`` references in paths and
+data, resolved whatever their order; circular ones fail with 409). Each operation's
+data is SCIM 1.1 (a PATCH is a partial resource) and runs through the pipeline on its
+own. Each result carries ``status: {"code": "201"}``, with a ``description`` when it
+failed, as charon 1.x and the draft write them.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import operations as ops
+from ..errors import (
+    CircularReference,
+    FailedReference,
+    GatewayError,
+    InvalidSyntax,
+    InvalidValue,
+    MethodNotAllowed,
+)
+from ..keys import CONFIG, PIPELINE
+from ..scim.bulk import _PATH, BulkOp, _location, _order, _substitute, parse_bulk
+from ..scim.http import read_json, version_of
+from ..scim.resources import PRINCIPAL
+from . import members
+from .convert import CORE, to_canonical
+from .http import base_url, respond
+from .patch import parse_patch
+
+
+def _status(code: int | str, description: str | None = None) -> dict:
+    out = {"code": str(code)}
+    if description:
+        out["description"] = description
+    return out
+
+
+def _error(op: BulkOp, exc: GatewayError, location: str | None = None) -> dict:
+    out: dict = {"method": op.method}
+    if op.bulk_id:
+        out["bulkId"] = op.bulk_id
+    if location:
+        out["location"] = location
+    out["status"] = _status(exc.status, exc.detail)
+    return out
+
+
+async def _operation(op: BulkOp, data, pipeline, run) -> tuple[ops.Operation, str]:
+    """The pipeline operation for one bulk operation, and its endpoint (Users, Groups)."""
+    m = _PATH.match(op.path)
+    if m is None:
+        raise InvalidValue(f"Unsupported bulk path {op.path!r} (use /Users, /Groups, "
+                           "/Users/{id} or /Groups/{id})")
+    kind, rid = m["type"], m["id"]
+    is_user = kind == "Users"
+    rtype = pipeline.schemas.of(ops.USER if is_user else ops.GROUP)
+    if_match = version_of(op.version) if op.version else None
+    if op.method == "POST" and rid is not None:
+        raise MethodNotAllowed(f"POST goes to /{kind}, not to one resource")
+    if op.method != "POST" and rid is None:
+        raise MethodNotAllowed(f"{op.method} needs a resource path /{kind}/{{id}}")
+    if op.method == "DELETE":
+        return (ops.DeleteUser(rid, if_match) if is_user else ops.DeleteGroup(rid, if_match)), kind
+    if not isinstance(data, dict):
+        raise InvalidSyntax(f"{op.method} needs 'data' with the resource")
+    if op.method == "PATCH":
+        patch = parse_patch(rtype, data)
+        if is_user:
+            return ops.PatchUser(rid, patch, if_match), kind
+
+        async def group_domain():
+            return (await run(ops.GetGroup(rid, with_members=False))).domain
+
+        patch = await members.resolve_patch(run, patch, group_domain)
+        return ops.PatchGroup(rid, patch, if_match, with_members=False), kind
+    rep = to_canonical(rtype, data)
+    if not is_user:
+        key = next((k for k in rep if k.lower() == "members"), None)
+        name = next((v for k, v in rep.items() if k.lower() == "displayname"), None)
+
+        async def named_domain():
+            return members.group_domain(name)
+
+        if key is not None:
+            rep[key] = await members.resolve(run, rep[key], named_domain)
+    if op.method == "POST":
+        return (ops.CreateUser(rep) if is_user else ops.CreateGroup(rep)), kind
+    return (ops.ReplaceUser(rid, rep, if_match) if is_user
+            else ops.ReplaceGroup(rid, rep, if_match)), kind
+
+
+async def bulk(request: web.Request) -> web.Response:
+    config = request.config_dict[CONFIG]
+    pipeline = request.config_dict[PIPELINE]
+    principal = request[PRINCIPAL]
+
+    async def run(operation: ops.Operation):
+        return await pipeline.execute(principal, operation)
+
+    body = await read_json(request, config.bulk_max_payload_bytes)
+    schemas = body.get("schemas")
+    if schemas is not None and not isinstance(schemas, list):
+        raise InvalidSyntax("'schemas' must be an array")
+    # SCIM 2.0's parser checks its own message schema; SCIM 1.1 names the core schema
+    operations, fail_on_errors = parse_bulk(
+        {k: v for k, v in body.items() if k != "schemas"}, config.bulk_max_operations)
+    ordered, cyclic = _order(operations)
+    for op in cyclic:
+        op.response = _error(op, CircularReference(
+            "Circular bulkId references: these operations reference each other"))
+    errors = 0
+    created: dict[str, str] = {}  # bulkId -> id
+    failed: set[str] = {op.bulk_id for op in cyclic if op.bulk_id}
+    base = base_url(request)
+    for op in ordered:
+        if fail_on_errors is not None and errors >= fail_on_errors:
+            break
+        location = None
+        try:
+            missing = [r for r in op.depends if r not in created]
+            if missing:
+                ref = missing[0]
+                if ref in failed:
+                    raise FailedReference(f"bulkId '{ref}' refers to an operation that failed")
+                raise InvalidValue(f"Unknown bulkId '{ref}'")
+            head, _, tail = op.path.rpartition("/")
+            op.path = f"{head}/{_substitute(tail, created)}" if head else op.path
+            if op.method != "POST":
+                location = _location(base, op.path)
+            data = _substitute(op.data, created) if op.depends else op.data
+            operation, kind = await _operation(op, data, pipeline, run)
+            result = await run(operation)
+        except GatewayError as exc:
+            errors += 1
+            if op.bulk_id:
+                failed.add(op.bulk_id)
+            op.response = _error(op, exc, location)
+            continue
+        out: dict = {"method": op.method}
+        if op.bulk_id:
+            out["bulkId"] = op.bulk_id
+        if op.method == "DELETE":
+            out["location"] = location
+            out["status"] = _status(200)
+        else:
+            out["location"] = f"{base}/{kind}/{result.id}"
+            out["version"] = f'W/"{result.version}"'
+            out["status"] = _status(201 if op.method == "POST" else 200)
+            if op.method == "POST" and op.bulk_id:
+                created[op.bulk_id] = result.id
+        op.response = out
+    return respond({
+        "schemas": [CORE],
+        "Operations": [op.response for op in operations if op.response is not None],
+    })
