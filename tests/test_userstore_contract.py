@@ -10,8 +10,8 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-
 from conftest import ADMIN, ADMIN_USER, assert_scim_error, basic, scim, test_config
+
 from gateway.app import create_app
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"

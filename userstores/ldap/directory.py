@@ -30,20 +30,23 @@ class Directory:
     def __init__(self, domain: str, url: str, cfg: LdapConfig, pool_size: int):
         self.domain = domain
         self.cfg = cfg
-        tls = None
+        self.url = url
+        self._tls = None
         if url.startswith("ldaps://") or cfg.start_tls:
-            tls = ldap3.Tls(validate=ssl.CERT_REQUIRED if cfg.tls_verify else ssl.CERT_NONE,
-                            ca_certs_file=cfg.ca_file)
-        self.server = ldap3.Server(url, get_info=ldap3.NONE, tls=tls,
-                                   connect_timeout=cfg.timeout_seconds)
+            self._tls = ldap3.Tls(validate=ssl.CERT_REQUIRED if cfg.tls_verify
+                                  else ssl.CERT_NONE, ca_certs_file=cfg.ca_file)
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
         self._executor = ThreadPoolExecutor(max_workers=max(1, pool_size),
                                             thread_name_prefix=f"ldap-{domain}")
 
     # connections ---------------------------------------------------------------------
     def connect(self, user: str | None = None, password: str | None = None) -> ldap3.Connection:
+        # a Server of its own each time: ldap3 remembers an address that failed as
+        # unusable, which would outlast a directory's restart
+        server = ldap3.Server(self.url, get_info=ldap3.NONE, tls=self._tls,
+                              connect_timeout=self.cfg.timeout_seconds)
         conn = ldap3.Connection(
-            self.server, user=self.cfg.bind_dn if user is None else user,
+            server, user=self.cfg.bind_dn if user is None else user,
             password=self.cfg.bind_password if password is None else password,
             auto_bind=ldap3.AUTO_BIND_NONE, raise_exceptions=True,
             receive_timeout=max(1, round(self.cfg.timeout_seconds)), read_only=False)

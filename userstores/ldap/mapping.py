@@ -96,7 +96,7 @@ class Flavor:
 OPENLDAP = Flavor("openldap", ("inetOrgPerson",), ("groupOfNames",), "uid", "uid",
                   OPENLDAP_USER_MAP, "entryUUID", "entryDN", "entryCSN", ("cn", "sn"))
 AD = Flavor("ad", ("user",), ("group",), "cn", "sAMAccountName", AD_USER_MAP,
-            "objectGUID", "distinguishedName", "uSNChanged", ())
+            "objectGUID", "distinguishedName", "uSNChanged", ("sn",))
 FLAVORS = {"openldap": OPENLDAP, "ad": AD}
 
 # a groupOfNames must have a member: an empty group holds this (nonexistent) DN
