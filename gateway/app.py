@@ -17,6 +17,7 @@ from .keys import AUTH, CONFIG, PIPELINE, STORES
 from .passwords import Passwords
 from .pipeline import Pipeline
 from .scim.app import create_scim_app
+from .scim11.app import create_scim11_app
 from .soap.app import create_soap_app
 
 log = logging.getLogger("gateway")
@@ -80,6 +81,7 @@ def create_app(config: Config, *, bootstrap: bool = True) -> web.Application:
     app.router.add_get("/health", health)
     app.add_subapp("/scim2", create_scim_app())
     app.add_subapp("/services", create_soap_app())
+    app.add_subapp("/wso2/scim", create_scim11_app())
     return app
 
 

@@ -12,7 +12,8 @@ Endpoints, as WSO2 names them (``{S}`` is ``RemoteUserStoreManagerService`` or
 No WSGI bridge and no thread per request: the adapter parses the envelope
 (hardened, ``envelope.parse``), authenticates, lets Spyne deserialise and
 dispatch, awaits the coroutine the ``async def`` service method returned,
-and lets Spyne serialise the result (in a thread for large replies). V1's
+and writes the reply from the same Spyne models (``reply.py``, in a thread for
+large replies). V1's
 one-way operations answer HTTP 202 with an empty body; when one fails, the
 caller gets the fault (HTTP 500), which WSO2 does not send.
 """
@@ -40,7 +41,7 @@ from ..errors import (
     Unauthorized,
 )
 from ..keys import AUTH, CONFIG, PIPELINE
-from . import envelope, permissions, security
+from . import envelope, permissions, reply, security
 from .envelope import SOAP11, SOAP12, Binding
 from .handlers import Call
 from .models import TNS
@@ -255,15 +256,15 @@ async def soap_post(request: web.Request) -> web.Response:
     result = await ctx.out_object[0]
     if op.void and not endpoint.version.v2:
         return web.Response(status=202)
-    ctx.out_object = [result]
+    returns = ctx.descriptor.out_message.get_flat_type_info(ctx.descriptor.out_message).get(
+        "return")
     if isinstance(result, list) and len(result) > LARGE_REPLY:
-        await asyncio.get_running_loop().run_in_executor(None, rt.server.get_out_string, ctx)
+        body = await asyncio.get_running_loop().run_in_executor(
+            None, reply.write, binding, op.name, returns, result)
     else:
-        rt.server.get_out_string(ctx)
-    if ctx.out_error is not None:
-        raise GatewayError(f"The reply could not be written: {ctx.out_error}")
-    return web.Response(body=b"".join(ctx.out_string), content_type=binding.content_type
-                        .split(";")[0], charset="utf-8")
+        body = reply.write(binding, op.name, returns, result)
+    return web.Response(body=body, content_type=binding.content_type.split(";")[0],
+                        charset="utf-8")
 
 
 def create_soap_app() -> web.Application:

@@ -30,6 +30,7 @@ from ..errors import Conflict, Forbidden, GatewayError, InvalidValue, NotFound
 from ..model.dialects.wso2 import CLAIM, GROUPS_CLAIM, ROLE_CLAIM, WSO2
 from ..model.patch import PatchOperation, apply_patch
 from ..pipeline import Pipeline
+from .models import Item
 
 SUPER_TENANT_ID = -1234  # WSO2's super tenant: the only tenant here
 DEFAULT_PROFILE = "default"
@@ -330,20 +331,16 @@ async def getUserClaimValue(call: Call, userName, claim, profileName):  # noqa: 
 
 
 async def getUserClaimValues(call: Call, userName, profileName):  # noqa: N802
-    from .models import ClaimDTO
-
     _profile(profileName)
     user = await need(call, ops.USER, userName)
     values = WSO2.read_all(_resource(call, user))
-    return [ClaimDTO(claimUri=uri, value=value, dialectURI=DIALECT_URI,
-                     displayTag=uri[len(CLAIM):], description=None, regEx=None,
-                     displayOrder=0, required=False, supportedByDefault=True)
+    return [Item(claimUri=uri, value=value, dialectURI=DIALECT_URI,
+                 displayTag=uri[len(CLAIM):], displayOrder=0, required=False,
+                 supportedByDefault=True)
             for uri, value in values.items()]
 
 
 async def getUserClaimValuesForClaims(call: Call, userName, claims, profileName):  # noqa: N802
-    from .models import ClaimValue
-
     _profile(profileName)
     uris = [_claim(c) for c in claims or []]
     user = await need(call, ops.USER, userName,
@@ -352,7 +349,7 @@ async def getUserClaimValuesForClaims(call: Call, userName, claims, profileName)
     for uri in dict.fromkeys(uris):
         value = _read_claim(call, user, uri)
         if value is not None:
-            out.append(ClaimValue(claimURI=uri, value=value))
+            out.append(Item(claimURI=uri, value=value))
     return out
 
 
@@ -364,11 +361,9 @@ async def _patch_claims(call: Call, userName, patch: list[PatchOperation]) -> No
 
 async def setUserClaimValue(call: Call, userName, claimURI, claimValue,  # noqa: N802
                             profileName):
-    from .models import ClaimValue
-
     _profile(profileName)
     await _patch_claims(call, userName,
-                        _claims_patch([ClaimValue(claimURI=claimURI, value=claimValue)]))
+                        _claims_patch([Item(claimURI=claimURI, value=claimValue)]))
 
 
 async def setUserClaimValues(call: Call, userName, claims, profileName):  # noqa: N802
@@ -392,10 +387,8 @@ async def _add_claims(call: Call, userName, claims, dedupe: bool) -> None:
 async def addUserClaimValue(call: Call, userName, claimURI, claimValue,  # noqa: N802
                             profileName):
     """WSO2 appends to the claim: ``a`` plus ``b`` is ``a,b`` (even when ``b`` is there)."""
-    from .models import ClaimValue
-
     _profile(profileName)
-    await _add_claims(call, userName, [ClaimValue(claimURI=claimURI, value=claimValue)],
+    await _add_claims(call, userName, [Item(claimURI=claimURI, value=claimValue)],
                       dedupe=False)
 
 
@@ -406,18 +399,14 @@ async def addUserClaimValues(call: Call, userName, claims, profileName):  # noqa
 
 
 async def deleteUserClaimValue(call: Call, userName, claimURI, profileName):  # noqa: N802
-    from .models import ClaimValue
-
     _profile(profileName)
-    await _patch_claims(call, userName, _claims_patch([ClaimValue(claimURI=claimURI)]))
+    await _patch_claims(call, userName, _claims_patch([Item(claimURI=claimURI)]))
 
 
 async def deleteUserClaimValues(call: Call, userName, claims, profileName):  # noqa: N802
-    from .models import ClaimValue
-
     _profile(profileName)
     await _patch_claims(call, userName,
-                        _claims_patch([ClaimValue(claimURI=c) for c in claims or []]))
+                        _claims_patch([Item(claimURI=c) for c in claims or []]))
 
 
 async def listUsers(call: Call, filter, maxItemLimit):  # noqa: N802, A002

@@ -48,6 +48,17 @@ def fields(spec: str, **refs) -> list[tuple[str, object]]:
     return out
 
 
+class Item(dict):
+    """A value of one of these complex types as plain data (``Item(claimURI=..., value=...)``):
+    what the handlers return and the reply writer reads (by attribute, as it reads Spyne's
+    own instances); a Spyne instance costs ~25 µs to build."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str):
+        return self.get(name)
+
+
 class ClaimValue(ComplexModel):
     __namespace__ = NS_COMMON
     _type_info = fields("claimURI value")
