@@ -62,6 +62,10 @@ class Dialect:
     def read_all(self, resource: dict) -> dict[str, str]:
         out = {}
         for name in self.table:
+            ref = self._paths[name].ref
+            holder = ref.container(resource)
+            if not holder or ref.attr.name not in holder:  # most attributes are not set
+                continue
             text = self.read_text(resource, name)
             if text is not None:
                 out[name] = text

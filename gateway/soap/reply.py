@@ -32,17 +32,45 @@ def _text(value) -> str:
     return escape(str(value))
 
 
+def _fields(kind) -> list[tuple[str, object, bool]]:
+    """(qualified tag, type, repeated) of a complex type's elements, computed once."""
+    found = _FIELDS.get(kind)
+    if found is None:
+        prefix = PREFIXES.get(kind.get_namespace(), "tns")  # elementFormDefault qualified
+        found = [(name, f"{prefix}:{name}", sub, sub.Attributes.max_occurs > 1,
+                  _complex(sub))
+                 for name, sub in kind.get_flat_type_info(kind).items()]
+        _FIELDS[kind] = found
+    return found
+
+
+_FIELDS: dict[type, list] = {}
+
+
+def _complex(kind) -> bool:
+    return isinstance(kind, type) and issubclass(kind, ComplexModelBase)
+
+
 def _element(out: list[str], tag: str, kind, value) -> None:
     if value is None:
         return
-    if isinstance(kind, type) and issubclass(kind, ComplexModelBase):
-        out.append(f"<{tag}>")
-        prefix = PREFIXES.get(kind.get_namespace(), "tns")  # elementFormDefault qualified
-        for name, sub in kind.get_flat_type_info(kind).items():
-            _values(out, f"{prefix}:{name}", sub, getattr(value, name, None))
-        out.append(f"</{tag}>")
-    else:
+    if not _complex(kind):
         out.append(f"<{tag}>{_text(value)}</{tag}>")
+        return
+    out.append(f"<{tag}>")
+    get = value.get if isinstance(value, dict) else (lambda n: getattr(value, n, None))
+    for name, sub_tag, sub, repeated, nested in _fields(kind):
+        v = get(name)
+        if v is None:
+            continue
+        for item in (v if repeated else (v,)):
+            if item is None:
+                continue
+            if nested:
+                _element(out, sub_tag, sub, item)
+            else:
+                out.append(f"<{sub_tag}>{_text(item)}</{sub_tag}>")
+    out.append(f"</{tag}>")
 
 
 def _values(out: list[str], tag: str, kind, value) -> None:
