@@ -21,7 +21,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import orjson
-from conftest import ADMIN, assert_scim_error
+from conftest import ADMIN, assert_scim_error, scim
 from yarl import URL
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -218,3 +218,15 @@ async def test_unquoted_filter_values_as_wso2_documents_them(gateway):
     assert ids(await listing(gateway, "/Users", ("filter", 'userName eq "kim"'))) == [kim["id"]]
     status, body, _ = await wso2(gateway, "GET", "/Users?" + query(("filter", "userName eq")))
     assert_scim_error(status, body, 400, "invalidFilter")
+
+
+async def test_bare_numeric_names_in_filters_are_strings(gateway):
+    """WSO2's clients send numeric user names unquoted: ``userName Eq 000111``."""
+    for name in ("000111", "12345"):
+        status, body, _ = await scim(gateway, "POST", "/Users", {"userName": name})
+        assert status == 201, body
+    for flt, expected in (("userName Eq 000111", ["000111"]), ("userName eq 12345", ["12345"]),
+                          ("userName sw 1", ["12345"])):
+        status, body, _ = await scim(gateway, "GET", f"/Users?filter={flt}")
+        assert status == 200, body
+        assert [u["userName"] for u in body["Resources"]] == expected, flt

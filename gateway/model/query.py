@@ -286,13 +286,17 @@ class _Resolver:
             raise self.error(f"'{op}' needs a string attribute; '{node.attr_path}' is {leaf.type}")
         if isinstance(node.value, str) and "\x00" in node.value:
             raise self.error("A filter value cannot contain a NUL character")
+        raw = node.value
+        if leaf.type in (STRING, REFERENCE) and isinstance(raw, int | float) \
+                and not isinstance(raw, bool):
+            raw = str(raw)  # WSO2's clients send numeric names bare: userName Eq 12345
         try:
             if op in ("co", "sw", "ew"):
-                if not isinstance(node.value, str):
+                if not isinstance(raw, str):
                     raise ValueError(f"'{op}' takes a string value")
-                value = node.value
+                value = raw
             else:
-                value = coerce(leaf, node.value)
+                value = coerce(leaf, raw)
         except ValueError as exc:
             raise self.error(str(exc)) from None
         return Compare(ref, op, value)
@@ -320,7 +324,8 @@ def _entra_value_path(text: str) -> str:
 _BARE_VALUE = re.compile(
     r"(?P<head>\b(?:eq|ne|co|sw|ew|gt|ge|lt|le)\s+)(?P<value>[^\s\"'()\[\]]+)(?=[\s()\[\]]|$)",
     re.IGNORECASE)
-_LITERAL = re.compile(r"^(?:true|false|null|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)$")
+# JSON literals (a number has no leading zero: 000111 is a bare name to quote)
+_LITERAL = re.compile(r"^(?:true|false|null|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?)$")
 
 
 def _quote_bare_values(text: str) -> str:
