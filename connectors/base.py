@@ -1,4 +1,4 @@
-"""The outbound connector interface (implementations come with outbound provisioning).
+"""The outbound connector interface.
 
 A connector pushes one committed change of a user or group to one downstream
 system. The dispatcher (not the connector) owns retries, ordering and the
@@ -40,6 +40,9 @@ class Change:
     resource: dict | None  # canonical representation after the change (None for delete)
     name: str  # userName / displayName, for lookups when no remote id is known
     password: str | None = None  # only when password provisioning is on for the connector
+    # groups: the remote ids of the members already provisioned at this connector (local id
+    # -> remote id); members without one are left out of what is sent
+    member_remote_ids: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,13 @@ class DeliveryError(GatewayError):
 
 
 class Connector(abc.ABC):
-    """One downstream system."""
+    """One downstream system.
+
+    Built by ``connectors.registry.build(cfg, session)`` from its
+    ``gateway.outbound.config.ConnectorConfig`` and the process's shared
+    ``aiohttp.ClientSession``; ``cfg.type`` names the implementation (``scim2``,
+    ``scim11``, ``spml``, or a third party's ``gateway.connectors`` entry point).
+    """
 
     name: str
 

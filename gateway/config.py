@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .outbound.config import OutboundConfig, parse_outbound
 
 DEFAULT_PORT = 8280
 DEFAULT_DB = "gateway.db"
@@ -106,6 +107,7 @@ class Config:
     roles: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"admin": ("*",)})
     # custom schema extensions: (resource type name, Schema)
     extensions: tuple = ()
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
     source: str = "(defaults)"
 
     @property
@@ -226,7 +228,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         source = str(path)
     _env_overrides(raw, environ)
     _unknown(raw, "top level", {"server", "limits", "passwords", "auth", "userstores",
-                                "clients", "issuers", "roles", "extensions"})
+                                "clients", "issuers", "roles", "extensions", "outbound"})
 
     server = _section(raw, "server")
     _unknown(server, "server", {"host", "port", "workers", "base_url"})
@@ -366,6 +368,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         issuers=tuple(issuers),
         roles=roles,
         extensions=extensions,
+        outbound=parse_outbound(raw.get("outbound")),
         source=source,
     )
     if not 0 < cfg.port < 65536:

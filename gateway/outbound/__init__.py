@@ -1,0 +1,1 @@
+"""Outbound provisioning: the outbox, the dispatcher, connector selection, the admin API."""

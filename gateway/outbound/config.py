@@ -1,0 +1,170 @@
+"""Outbound provisioning settings: ``[outbound]`` and its ``[[outbound.connectors]]``.
+
+See docs/outbound.md for every key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+
+AUTH_KINDS = ("none", "basic", "bearer", "api_key", "wss")
+CONNECTOR_KEYS = {
+    "name", "type", "url", "enabled", "blocking", "auth", "username", "password", "token",
+    "api_key_header", "api_key", "roles", "rule", "provision_groups", "provision_passwords",
+    "default_password", "attributes", "domains", "timeout_seconds", "max_attempts", "options",
+    "verify_tls",
+}
+OUTBOUND_KEYS = {
+    "database", "poll_interval_ms", "concurrency", "lease_seconds", "max_attempts",
+    "backoff_base_seconds", "backoff_max_seconds", "blocking_timeout_seconds",
+    "retention_hours", "connectors", "enabled",
+}
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    """One downstream system and how changes reach it."""
+
+    name: str
+    type: str  # scim2, scim11, spml, or a third-party connector's entry point name
+    url: str
+    enabled: bool = True
+    blocking: bool = False  # the inbound reply waits for this connector's delivery
+    auth: str = "none"  # none, basic, bearer, api_key, wss (WS-Security UsernameToken)
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+    api_key_header: str = "X-API-Key"
+    api_key: str | None = None
+    verify_tls: bool = True
+    roles: tuple[str, ...] = ()  # role-based: only members of these roles (groups)
+    rule: str | None = None  # rule-based: a SCIM filter the user must match
+    provision_groups: bool = True
+    provision_passwords: bool = False
+    default_password: str | None = None  # sent on create when no password is provisioned
+    attributes: tuple[tuple[str, str], ...] = ()  # target attribute -> canonical path
+    domains: tuple[str, ...] = ()  # user store domains whose changes go out (empty: all)
+    timeout_seconds: float = 10.0
+    max_attempts: int | None = None  # default: [outbound] max_attempts
+    options: dict = field(default_factory=dict)  # connector-type-specific settings
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    enabled: bool = True
+    database: str | None = None  # where deliveries and remote ids live (default: PRIMARY's)
+    poll_interval_ms: int = 200
+    concurrency: int = 32
+    lease_seconds: float = 60.0
+    max_attempts: int = 12
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 600.0
+    blocking_timeout_seconds: float = 10.0
+    retention_hours: float = 168.0
+    connectors: tuple[ConnectorConfig, ...] = ()
+
+
+def _typed(sec: dict, where: str, key: str, kind, default):
+    value = sec.get(key, default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if value is not None and (not isinstance(value, kind)
+                              or isinstance(value, bool) and kind in (int, float)):
+        raise ConfigError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def _strings(sec: dict, where: str, key: str) -> tuple[str, ...]:
+    value = sec.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}.{key} must be a list of strings")
+    return tuple(value)
+
+
+def parse_outbound(raw: dict | None) -> OutboundConfig:
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ConfigError("[outbound] must be a table")
+    unknown = set(raw) - OUTBOUND_KEYS
+    if unknown:
+        raise ConfigError(f"[outbound]: unknown keys {sorted(unknown)}")
+    where = "outbound"
+    connectors = []
+    names = set()
+    raw_connectors = raw.get("connectors", [])
+    if not isinstance(raw_connectors, list):
+        raise ConfigError("[[outbound.connectors]] must be an array of tables")
+    for i, sec in enumerate(raw_connectors):
+        cw = f"outbound.connectors[{i}]"
+        if not isinstance(sec, dict):
+            raise ConfigError(f"{cw} must be a table")
+        unknown = set(sec) - CONNECTOR_KEYS
+        if unknown:
+            raise ConfigError(f"{cw}: unknown keys {sorted(unknown)}")
+        name = _typed(sec, cw, "name", str, None)
+        kind = _typed(sec, cw, "type", str, None)
+        url = _typed(sec, cw, "url", str, None)
+        if not name or not kind or not url:
+            raise ConfigError(f"{cw}: name, type and url are required")
+        if name in names:
+            raise ConfigError(f"{cw}: the connector name {name!r} is used twice")
+        names.add(name)
+        auth = _typed(sec, cw, "auth", str, "none")
+        if auth not in AUTH_KINDS:
+            raise ConfigError(f"{cw}.auth must be one of {', '.join(AUTH_KINDS)}")
+        attributes = sec.get("attributes", {})
+        if not isinstance(attributes, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()):
+            raise ConfigError(f"{cw}.attributes must be a table of target = \"canonical path\"")
+        options = sec.get("options", {})
+        if not isinstance(options, dict):
+            raise ConfigError(f"{cw}.options must be a table")
+        rule = _typed(sec, cw, "rule", str, None)
+        if rule:
+            from ..model.query import parse_filter
+            from ..model.registry import DEFAULT
+
+            try:
+                parse_filter(DEFAULT.user, rule)
+            except Exception as exc:  # noqa: BLE001 - any parse error is a config error
+                raise ConfigError(f"{cw}.rule is not a valid SCIM filter: {exc}") from None
+        connectors.append(ConnectorConfig(
+            name=name, type=kind, url=url,
+            enabled=_typed(sec, cw, "enabled", bool, True),
+            blocking=_typed(sec, cw, "blocking", bool, False),
+            auth=auth,
+            username=_typed(sec, cw, "username", str, None),
+            password=_typed(sec, cw, "password", str, None),
+            token=_typed(sec, cw, "token", str, None),
+            api_key_header=_typed(sec, cw, "api_key_header", str, "X-API-Key"),
+            api_key=_typed(sec, cw, "api_key", str, None),
+            verify_tls=_typed(sec, cw, "verify_tls", bool, True),
+            roles=_strings(sec, cw, "roles"),
+            rule=rule,
+            provision_groups=_typed(sec, cw, "provision_groups", bool, True),
+            provision_passwords=_typed(sec, cw, "provision_passwords", bool, False),
+            default_password=_typed(sec, cw, "default_password", str, None),
+            attributes=tuple(attributes.items()),
+            domains=tuple(d.upper() for d in _strings(sec, cw, "domains")),
+            timeout_seconds=_typed(sec, cw, "timeout_seconds", float, 10.0),
+            max_attempts=_typed(sec, cw, "max_attempts", int, None),
+            options=dict(options),
+        ))
+    cfg = OutboundConfig(
+        enabled=_typed(raw, where, "enabled", bool, True),
+        database=_typed(raw, where, "database", str, None),
+        poll_interval_ms=_typed(raw, where, "poll_interval_ms", int, 200),
+        concurrency=_typed(raw, where, "concurrency", int, 32),
+        lease_seconds=_typed(raw, where, "lease_seconds", float, 60.0),
+        max_attempts=_typed(raw, where, "max_attempts", int, 12),
+        backoff_base_seconds=_typed(raw, where, "backoff_base_seconds", float, 1.0),
+        backoff_max_seconds=_typed(raw, where, "backoff_max_seconds", float, 600.0),
+        blocking_timeout_seconds=_typed(raw, where, "blocking_timeout_seconds", float, 10.0),
+        retention_hours=_typed(raw, where, "retention_hours", float, 168.0),
+        connectors=tuple(connectors),
+    )
+    if cfg.concurrency < 1 or cfg.max_attempts < 1 or cfg.poll_interval_ms < 1:
+        raise ConfigError("[outbound]: concurrency, max_attempts, poll_interval_ms must be >= 1")
+    return cfg
