@@ -13,7 +13,9 @@ from userstores.registry import Stores
 
 from .auth.authenticator import Authenticator
 from .config import Config
-from .keys import AUTH, CONFIG, PIPELINE, STORES
+from .keys import AUTH, CONFIG, OUTBOUND, PIPELINE, STORES
+from .outbound.admin import create_admin_app, metrics
+from .outbound.service import OutboundService
 from .passwords import Passwords
 from .pipeline import Pipeline
 from .scim.app import create_scim_app
@@ -52,8 +54,10 @@ async def health(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def create_app(config: Config, *, bootstrap: bool = True) -> web.Application:
-    """The gateway as an aiohttp application (stores opened on startup)."""
+def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
+               ) -> web.Application:
+    """The gateway as an aiohttp application (stores opened on startup; with ``dispatch``,
+    the outbound dispatcher runs in it)."""
     # the largest body any route takes; each route enforces its own limit
     app = web.Application(client_max_size=max(config.max_body_bytes,
                                                config.bulk_max_payload_bytes))
@@ -67,6 +71,15 @@ def create_app(config: Config, *, bootstrap: bool = True) -> web.Application:
         app[STORES] = stores
         app[PIPELINE] = pipeline
         app[AUTH] = Authenticator(config, pipeline, passwords)
+        outbound = OutboundService(config, stores, pipeline)
+        try:
+            await outbound.start(run_dispatcher=dispatch)
+        except BaseException:
+            await outbound.stop()
+            await stores.close()
+            raise
+        app[OUTBOUND] = outbound
+        pipeline.outbound = outbound
         if bootstrap:
             generated = await bootstrap_admin(pipeline)
             if generated:
@@ -74,6 +87,8 @@ def create_app(config: Config, *, bootstrap: bool = True) -> web.Application:
         try:
             yield
         finally:
+            pipeline.outbound = None
+            await outbound.stop()
             await stores.close()
             passwords.close()
 
@@ -82,6 +97,8 @@ def create_app(config: Config, *, bootstrap: bool = True) -> web.Application:
     app.add_subapp("/scim2", create_scim_app())
     app.add_subapp("/services", create_soap_app())
     app.add_subapp("/wso2/scim", create_scim11_app())
+    app.add_subapp("/admin", create_admin_app())
+    app.router.add_get("/metrics", metrics)
     return app
 
 

@@ -27,7 +27,7 @@ PERMISSIONS = tuple(
     f"{kind}:{action}"
     for kind in ("users", "groups")
     for action in ("list", "view", "create", "update", "delete")
-) + ("users:authenticate",)
+) + ("users:authenticate", "admin")
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,11 @@ if TYPE_CHECKING:
 
     from .auth.authenticator import Authenticator
     from .config import Config
+    from .outbound.service import OutboundService
     from .pipeline import Pipeline
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 STORES: web.AppKey[Stores] = web.AppKey("stores")
 PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
 AUTH: web.AppKey[Authenticator] = web.AppKey("authenticator")
+OUTBOUND: web.AppKey[OutboundService] = web.AppKey("outbound")

@@ -34,6 +34,7 @@ from .model.patch import apply_patch
 from .model.registry import SchemaRegistry
 from .model.schema import ResourceType
 from .model.validate import canonical, check_immutable
+from .outbound.queue import stamp as outbound_stamp
 from .passwords import Passwords
 from .search import Searcher
 
@@ -46,6 +47,10 @@ async def _lost_race(attempt: int) -> None:
     """Back off a little (growing, jittered) before patching the newer version again."""
     await asyncio.sleep(random.uniform(0, 0.001 * min(attempt, 20)))  # noqa: S311
 SELF_SERVICE = ("users:view", "users:update")
+# operations that change something, after which outbound provisioning has its say
+WRITES = frozenset({ops.CreateUser, ops.ReplaceUser, ops.PatchUser, ops.DeleteUser,
+                    ops.ChangePassword, ops.CreateGroup, ops.ReplaceGroup, ops.PatchGroup,
+                    ops.ChangeMembers, ops.DeleteGroup})
 ADMIN_ROLE = "admin"
 
 
@@ -59,6 +64,7 @@ class Pipeline:
         # called with a user id when its credentials changed, with None when memberships
         # (roles) changed: lets the authenticator forget what it remembered
         self.credential_listeners: list = []
+        self.outbound = None  # gateway.outbound.service.OutboundService, when running
         self._handlers = {
             ops.CreateUser: self._create_user,
             ops.GetUser: self._get_user,
@@ -84,7 +90,13 @@ class Pipeline:
             raise Unauthorized()
         if not self._self_service(caller, op):
             caller.require(op.permission)
-        return await self._handlers[type(op)](op)
+        outbound = self.outbound if type(op) in WRITES else None
+        since = outbound_stamp() if outbound is not None else ""
+        result = await self._handlers[type(op)](op)
+        deleted = type(op) in (ops.DeleteUser, ops.DeleteGroup)  # they return what was there
+        if outbound is not None and isinstance(result, ops.Entity):
+            await outbound.committed(result, "delete" if deleted else "upsert", since)
+        return None if deleted else result
 
     @staticmethod
     def _self_service(caller: Principal, op: ops.Operation) -> bool:
@@ -237,11 +249,12 @@ class Pipeline:
             return ops.Entity(ops.USER, store.domain, new)
         raise ConcurrentUpdate()
 
-    async def _delete_user(self, op: ops.DeleteUser) -> None:
+    async def _delete_user(self, op: ops.DeleteUser) -> ops.Entity:
         current = await self._find(ops.USER, op.id, relations=False)
         store = self._writable(self.stores.get(current.domain))
         await store.delete_user(op.id, expected_version=op.if_match)
         self._credentials_changed(op.id)
+        return current
 
     async def _check_password(self, op: ops.CheckPassword) -> ops.Entity | None:
         """The user when the password is right, else None (same cost either way)."""
@@ -352,11 +365,12 @@ class Pipeline:
         self._credentials_changed(None)
         return ops.Entity(ops.GROUP, store.domain, rec)
 
-    async def _delete_group(self, op: ops.DeleteGroup) -> None:
+    async def _delete_group(self, op: ops.DeleteGroup) -> ops.Entity:
         current = await self._find(ops.GROUP, op.id, relations=False)
         store = self._writable(self.stores.get(current.domain))
         await store.delete_group(op.id, expected_version=op.if_match)
         self._credentials_changed(None)
+        return current
 
     async def bulk_create_users(self, caller: Principal, domain: str,
                                 representations: list[tuple[str, dict]]) -> int:

@@ -74,8 +74,11 @@ _MEMBERS = (select(_m.c.group_seq, _m.c.member_id, _m.c.member_type,
 MEMBERS_OF = (_MEMBERS.where(_m.c.group_seq.in_(bindparam("seqs", expanding=True)))
               .order_by(_m.c.group_seq, _m.c.member_id))
 MEMBERS_OF_ONE = _MEMBERS.where(_m.c.group_seq == bindparam("seq")).order_by(_m.c.member_id)
-LOCK = {table.name: select(table.c.seq, table.c.version, table.c.created)
-        .where(table.c.id == bindparam("id")) for table in (t.users, t.groups)}
+LOCK = {table.name: select(table.c.seq, table.c.version, table.c.created,
+                          name_col.label("name"))
+        .where(table.c.id == bindparam("id"))
+        for table, name_col in ((t.users, t.users.c.user_name),
+                                (t.groups, t.groups.c.display_name))}
 INSERT_USER = t.users.insert().returning(t.users.c.seq)
 INSERT_GROUP = t.groups.insert().returning(t.groups.c.seq)
 
@@ -202,9 +205,21 @@ def _bump(conn: Connection, table, row, values: dict, kind: str, entity_id: str)
     return ts
 
 
+def emit(conn: Connection, events: list[tuple[str, str, str, str | None]]) -> None:
+    """Record changes in the outbox, in the changing transaction (kind, id, action, name)."""
+    if events:
+        ts = now()
+        conn.execute(t.outbox.insert(), [
+            {"kind": k, "entity_id": i, "action": a, "name": n, "created": ts}
+            for k, i, a, n in events])
+
+
 def _touch_groups_of(conn: Connection, member_id: str) -> None:
     """A member is going away: its groups change version, its memberships go."""
     m = t.memberships
+    emit(conn, [("Group", gid, "upsert", name) for gid, name in conn.execute(
+        select(t.groups.c.id, t.groups.c.display_name).where(
+            t.groups.c.seq.in_(select(m.c.group_seq).where(m.c.member_id == member_id))))])
     conn.execute(
         update(t.groups)
         .where(t.groups.c.seq.in_(select(m.c.group_seq).where(m.c.member_id == member_id)))
@@ -248,6 +263,7 @@ def create_user(conn: Connection, rtype: ResourceType, data: dict,
         raise Conflict(f"User '{name}' already exists") from exc
     _write_values(conn, t.user_values, indexing.rows(rtype, seq, data))
     _check_unique(conn, rtype, t.user_values, seq, data)
+    emit(conn, [("User", uid, "upsert", name)])
     return Record(uid, data, 1, ts, ts, groups=[])
 
 
@@ -277,6 +293,7 @@ def _insert_users(conn: Connection, rtype: ResourceType,
         values.extend(indexing.rows(rtype, seq, data))
         _check_unique(conn, rtype, t.user_values, seq, data, pending=values)
     _write_values(conn, t.user_values, values)
+    emit(conn, [("User", row["id"], "upsert", row["user_name"]) for row in rows])
     return [Record(row["id"], data, 1, ts, ts, groups=[])
             for row, (data, _) in zip(rows, items, strict=True)]
 
@@ -339,6 +356,7 @@ def replace_user(conn: Connection, rtype: ResourceType, user_id: str, data: dict
     conn.execute(delete(t.user_values).where(t.user_values.c.entity == row.seq))
     _write_values(conn, t.user_values, indexing.rows(rtype, row.seq, data))
     _check_unique(conn, rtype, t.user_values, row.seq, data)
+    emit(conn, [("User", user_id, "upsert", name)])
     groups = _groups_of(conn, [user_id])[user_id]
     return Record(user_id, data, row.version + 1, row.created, ts, groups=groups)
 
@@ -346,6 +364,7 @@ def replace_user(conn: Connection, rtype: ResourceType, user_id: str, data: dict
 def set_password_hash(conn: Connection, user_id: str, password_hash: str) -> None:
     row = _lock_row(conn, t.users, user_id, None, "User")
     _bump(conn, t.users, row, {"password_hash": password_hash}, "User", user_id)
+    emit(conn, [("User", user_id, "upsert", row.name)])
 
 
 def delete_user(conn: Connection, user_id: str, expected_version: int | None) -> None:
@@ -353,6 +372,7 @@ def delete_user(conn: Connection, user_id: str, expected_version: int | None) ->
     _touch_groups_of(conn, user_id)
     conn.execute(delete(t.user_values).where(t.user_values.c.entity == row.seq))
     conn.execute(delete(t.users).where(t.users.c.seq == row.seq))
+    emit(conn, [("User", user_id, "delete", row.name)])
 
 
 def search(conn: Connection, query: Query, compiler: FilterCompiler) -> Page:
@@ -456,20 +476,20 @@ def _add_members(conn: Connection, seq: int, rows: list[dict]) -> None:
 
 
 def _membership_changes(conn: Connection, seq: int, add_rows: list[dict], remove: list[str],
-                        remove_all: bool) -> bool:
-    """Whether adding/removing these members changes anything (only they are read)."""
+                        remove_all: bool) -> set[str]:
+    """The members whose membership adding/removing these changes (only they are read)."""
     m = t.memberships
     wanted = {r["member_id"] for r in add_rows}
     if remove_all:  # a replacement: compare the sets
         current = {mid for (mid,) in conn.execute(
             select(m.c.member_id).where(m.c.group_seq == seq))}
-        return current != wanted
+        return current ^ wanted
     ids, present = list(wanted | set(remove)), set()
     for i in range(0, len(ids), CHUNK):
         present.update(mid for (mid,) in conn.execute(
             select(m.c.member_id).where(m.c.group_seq == seq,
                                         m.c.member_id.in_(ids[i:i + CHUNK]))))
-    return bool(wanted - present) or bool(set(remove) & present)
+    return (wanted - present) | (set(remove) & present)
 
 
 def create_group(conn: Connection, rtype: ResourceType, data: dict, members: list[dict],
@@ -488,6 +508,8 @@ def create_group(conn: Connection, rtype: ResourceType, data: dict, members: lis
     _write_values(conn, t.group_values, indexing.rows(rtype, seq, data))
     _check_unique(conn, rtype, t.group_values, seq, data)
     _add_members(conn, seq, rows)
+    emit(conn, [("Group", gid, "upsert", name)]
+         + [(r["member_type"], r["member_id"], "upsert", None) for r in rows])
     return Record(gid, data, 1, ts, ts, members=_members_of(conn, [seq])[seq])
 
 
@@ -506,9 +528,8 @@ def change_members(conn: Connection, rtype: ResourceType, group_id: str,
     m = t.memberships
     row = _lock_row(conn, t.groups, group_id, expected_version, "Group")
     rows = _check_members(conn, add, group_id, domain)
-    changed = data is not None or _membership_changes(conn, row.seq, rows, list(remove),
-                                                      remove_all)
-    if changed:
+    moved = _membership_changes(conn, row.seq, rows, list(remove), remove_all)
+    if data is not None or moved:
         values = {}
         if data is not None:
             name = data["displayName"]
@@ -530,6 +551,10 @@ def change_members(conn: Connection, rtype: ResourceType, group_id: str,
                 conn.execute(delete(m).where(m.c.group_seq == row.seq,
                                              m.c.member_id.in_(ids[i:i + CHUNK])))
         _add_members(conn, row.seq, rows)
+        kinds = dict(resolve(conn, list(moved))) if moved else {}
+        emit(conn, [("Group", group_id, "upsert",
+                     data["displayName"] if data is not None else row.name)]
+             + [(kinds.get(mid, "User"), mid, "upsert", None) for mid in sorted(moved)])
     # no change: nothing written, the version stays
     full = conn.execute(select(t.groups).where(t.groups.c.seq == row.seq)).one()
     return record(full, _members_of(conn, [row.seq])[row.seq] if with_members else None,
@@ -539,6 +564,10 @@ def change_members(conn: Connection, rtype: ResourceType, group_id: str,
 def delete_group(conn: Connection, group_id: str, expected_version: int | None) -> None:
     row = _lock_row(conn, t.groups, group_id, expected_version, "Group")
     _touch_groups_of(conn, group_id)
+    m = t.memberships
+    emit(conn, [("Group", group_id, "delete", row.name)]
+         + [(kind, mid, "upsert", None) for mid, kind in conn.execute(
+             select(m.c.member_id, m.c.member_type).where(m.c.group_seq == row.seq))])
     conn.execute(delete(t.memberships).where(t.memberships.c.group_seq == row.seq))
     conn.execute(delete(t.group_values).where(t.group_values.c.entity == row.seq))
     conn.execute(delete(t.groups).where(t.groups.c.seq == row.seq))

@@ -103,3 +103,17 @@ def _values_table(name: str, owner: str) -> Table:
 
 user_values = _values_table("user_values", "users")
 group_values = _values_table("group_values", "groups")
+
+
+# the transactional outbox: one row per committed change, written in the change's own
+# transaction; the outbound dispatcher (gateway/outbound) fans them out and deletes them
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),  # User, Group
+    Column("entity_id", String(36), nullable=False),
+    Column("action", String(8), nullable=False),  # upsert, delete
+    Column("name", String(512)),  # userName/displayName when known (for deletes)
+    Column("created", String(32), nullable=False),
+)

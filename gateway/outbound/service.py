@@ -1,0 +1,404 @@
+"""Outbound provisioning in the gateway process: fan-out, delivery, blocking waits.
+
+Every committed change is a row in its SQL store's outbox (written in the
+change's own transaction; for stores without transactions, such as LDAP, the
+pipeline queues it right after the change). The dispatcher here moves outbox
+rows into the delivery queue (one delivery per connector that takes the
+store's domain and the entity's kind), claims due deliveries and hands each
+to its connector with the entity as it is *now* (so a retried delivery sends
+current data), keeps the remote-id map, and retries failures with
+exponential backoff and jitter until ``max_attempts``, after which a delivery
+is ``dead`` (the admin API retries or cancels it). Permanent failures (a 4xx
+other than 409/429) are dead at once.
+
+Blocking connectors make the inbound reply wait (at most
+``blocking_timeout_seconds``) until their delivery of that change ended; a
+failure becomes ``ProvisioningFailed`` (the local change stays, the delivery
+stays queued).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import random
+import socket
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from connectors import registry
+from connectors.base import Action, Change, Connector, DeliveryError, EntityKind
+from userstores.registry import Stores
+
+from .. import operations as ops
+from ..config import Config
+from ..errors import ConfigError, GatewayError
+from . import queue
+from .selection import Selector
+
+log = logging.getLogger("gateway.outbound")
+
+FAN_OUT_BATCH = 500
+SETTLE_POLL = 0.02
+
+
+class ProvisioningFailed(GatewayError):
+    """The change was saved locally, but a blocking connector did not take it (yet)."""
+
+    status = 502
+    soap_fault = "Server"
+    default_detail = "The change was saved, but provisioning it failed"
+
+
+@dataclass
+class Metrics:
+    delivered: dict[tuple[str, str], int] = field(default_factory=dict)  # (connector, outcome)
+    failures: dict[tuple[str, str], int] = field(default_factory=dict)  # (connector, kind)
+    lag_buckets: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+    lag: dict[str, list[int]] = field(default_factory=dict)  # connector -> bucket counts
+    lag_sum: dict[str, float] = field(default_factory=dict)
+    lag_count: dict[str, int] = field(default_factory=dict)
+
+    def count(self, table: dict, key: tuple) -> None:
+        table[key] = table.get(key, 0) + 1
+
+    def observe(self, connector: str, seconds: float) -> None:
+        counts = self.lag.setdefault(connector, [0] * (len(self.lag_buckets) + 1))
+        for i, bound in enumerate(self.lag_buckets):
+            if seconds <= bound:
+                counts[i] += 1
+                break
+        else:
+            counts[-1] += 1
+        self.lag_sum[connector] = self.lag_sum.get(connector, 0.0) + seconds
+        self.lag_count[connector] = self.lag_count.get(connector, 0) + 1
+
+
+def _parse(stamp: str) -> dt.datetime:
+    return dt.datetime.strptime(stamp[:26].rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f").replace(
+        tzinfo=dt.UTC)
+
+
+class OutboundService:
+    def __init__(self, config: Config, stores: Stores, pipeline):
+        self.config = config
+        self.cfg = config.outbound
+        self.stores = stores
+        self.pipeline = pipeline
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(24):06x}"
+        self.connectors: dict[str, Connector] = {}
+        self.configs = {c.name: c for c in self.cfg.connectors if c.enabled}
+        self.selectors: dict[str, Selector] = {}
+        self.metrics = Metrics()
+        self.runner = None
+        self._own_runner = False
+        self._session: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+        self._last_purge = 0.0
+
+    # lifecycle --------------------------------------------------------------------------------
+    async def start(self, run_dispatcher: bool = True) -> None:
+        active = [c for c in self.cfg.connectors if c.enabled]
+        try:
+            self.runner = await self._queue_runner()
+        except ConfigError:
+            if active:
+                raise
+            self.runner = None  # no connector, no queue: the outboxes are only drained
+        if self.runner is not None:
+            await self.runner.write(queue.create)
+        self._session = aiohttp.ClientSession()
+        for cfg in active:
+            self.connectors[cfg.name] = registry.build(cfg, self._session)
+            self.selectors[cfg.name] = Selector(cfg, self.pipeline.schemas.user,
+                                                self.stores.qualify)
+        if run_dispatcher and self.cfg.enabled:
+            self._task = asyncio.create_task(self._run(), name="outbound-dispatcher")
+
+    async def _queue_runner(self):
+        from userstores.sql.engine import make_runner
+
+        if self.cfg.database:
+            self._own_runner = True
+            return make_runner(self.cfg.database, 4)
+        primary = self.stores.primary
+        runner = getattr(primary, "_runner", None)
+        if runner is None:
+            raise ConfigError("[outbound] database is required when the PRIMARY store is not "
+                              "SQL: the delivery queue lives in a SQL database")
+        return runner
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - stopping anyway
+                pass
+            self._task = None
+        for connector in self.connectors.values():
+            try:
+                await connector.close()
+            except Exception:  # noqa: BLE001 - closing anyway
+                log.warning("closing connector %s failed", connector)
+        if self._session is not None:
+            await self._session.close()
+        if self._own_runner and self.runner is not None:
+            await self.runner.close()
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    # the dispatcher --------------------------------------------------------------------------
+    async def _run(self) -> None:
+        idle = self.cfg.poll_interval_ms / 1000
+        while True:
+            try:
+                moved = await self.fan_out()
+                claimed = await self.deliver_due()
+                if time.monotonic() - self._last_purge > 3600:
+                    await self._purge()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the dispatcher must outlive a bad moment
+                log.exception("outbound dispatcher round failed")
+                moved = claimed = 0
+                await asyncio.sleep(idle)
+            if moved or claimed:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=idle)
+            except TimeoutError:
+                pass
+
+    def _targets(self, domain: str):
+        def targets(row) -> list[str]:
+            return [name for name, sel in self.selectors.items()
+                    if sel.takes_domain(domain) and sel.takes_kind(row.kind)]
+        return targets
+
+    async def fan_out(self) -> int:
+        """Move outbox rows of every SQL store into the delivery queue."""
+        moved = 0
+        for store in self.stores.all:
+            runner = getattr(store, "_runner", None)
+            if runner is None:
+                continue
+            if not self.selectors or self.runner is None:
+                moved += await runner.write(queue.drain, FAN_OUT_BATCH)
+                continue
+            targets = self._targets(store.domain)
+            if runner is self.runner:
+                moved += await runner.write(queue.fan_out_local, store.domain, FAN_OUT_BATCH,
+                                            targets)
+                continue
+            rows = await runner.write(queue.take_outbox, FAN_OUT_BATCH)
+            if not rows:
+                continue
+            await self.runner.write(queue.enqueue, queue.delivery_rows(store.domain, rows,
+                                                                       targets))
+            await runner.write(queue.drop_outbox, [r.seq for r in rows])
+            moved += len(rows)
+        return moved
+
+    async def record(self, domain: str, kind: str, entity_id: str, action: str,
+                     name: str | None) -> None:
+        """Queue a change of a store without an outbox of its own (LDAP)."""
+        if self.runner is None or not self.selectors:
+            return
+        @dataclass
+        class Row:
+            seq: int
+            kind: str
+            entity_id: str
+            action: str
+            name: str | None
+            created: str
+
+        row = Row(time.time_ns(), kind, entity_id, action, name, queue.stamp())
+        await self.runner.write(queue.enqueue,
+                                queue.delivery_rows(domain, [row], self._targets(domain)))
+        self.kick()
+
+    async def deliver_due(self) -> int:
+        if not self.selectors:
+            return 0
+        rows = await self.runner.write(queue.claim, self.owner, self.cfg.concurrency,
+                                       self.cfg.lease_seconds)
+        if rows:
+            await asyncio.gather(*(self._deliver(row) for row in rows))
+        return len(rows)
+
+    async def _purge(self) -> None:
+        self._last_purge = time.monotonic()
+        cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(hours=self.cfg.retention_hours)
+        await self.runner.write(queue.purge, queue.stamp(cutoff))
+
+    # one delivery ------------------------------------------------------------------------------
+    async def _deliver(self, row) -> None:
+        connector = self.connectors.get(row.connector)
+        if connector is None:  # no longer configured
+            await self._finish(row, "cancelled", "connector not configured", None)
+            return
+        sel = self.selectors[row.connector]
+        limit = self.cfg.lease_seconds / 2
+        try:
+            change, remote, intent = await self._change(row, sel)
+            if change is None:
+                await self._finish(row, "skipped", intent, None)
+                return
+            done = await asyncio.wait_for(connector.deliver(change, remote), timeout=limit)
+        except DeliveryError as exc:
+            await self._failed(row, exc, exc.retryable, getattr(exc, "retry_after", None))
+            return
+        except TimeoutError:
+            await self._failed(row, DeliveryError(f"no answer within {limit:.0f} s",
+                                                  retryable=True), True, None)
+            return
+        except GatewayError as exc:  # the local store, while reading the entity
+            await self._failed(row, exc, exc.status >= 500, None)
+            return
+        except Exception as exc:  # noqa: BLE001 - a connector bug must not kill the loop
+            log.exception("connector %s failed on delivery %s", row.connector, row.id)
+            await self._failed(row, exc, True, None)
+            return
+        mapped = None if change.action == Action.DELETE else done.remote_id
+        await self._finish(row, "done", intent, (row.connector, row.kind, row.entity_id, mapped))
+        self.metrics.count(self.metrics.delivered, (row.connector, intent))
+        self.metrics.observe(row.connector, max(0.0, (dt.datetime.now(dt.UTC)
+                                                      - _parse(row.created)).total_seconds()))
+
+    async def _change(self, row, sel: Selector) -> tuple[Change | None, str | None, str]:
+        """What to send for a delivery (None: nothing), the remote id, and why."""
+        remote = await self.runner.read(queue.remote_id, row.connector, row.kind, row.entity_id)
+        kind = EntityKind(row.kind)
+        if row.action == "delete":
+            if remote is None and (sel.roles or sel.rule is not None):
+                return None, None, "never provisioned"
+            return Change(kind, Action.DELETE, row.entity_id, row.source, None,
+                          row.name or ""), remote, "deleted"
+        store = self.stores.get(row.source)
+        if kind == EntityKind.USER:
+            rec = await store.get_user(row.entity_id, with_groups=True)
+        else:
+            rec = await store.get_group(row.entity_id, with_members=True)
+        if rec is None:
+            return None, None, "gone (its delete follows)"
+        name_key = "userName" if kind == EntityKind.USER else "displayName"
+        name = self.stores.qualify(row.source, rec.data[name_key])
+        resource = {**rec.data, name_key: name, "id": rec.id}
+        if kind == EntityKind.USER and not sel.selects_user(row.source, resource,
+                                                            rec.groups or []):
+            if remote is None:
+                return None, None, "not selected"
+            return Change(kind, Action.DELETE, row.entity_id, row.source, None, name), \
+                remote, "deprovisioned"
+        members = None
+        if kind == EntityKind.GROUP:
+            by_kind: dict[str, list[str]] = {}
+            for m in rec.members or []:
+                by_kind.setdefault(m.get("type", "User"), []).append(m["value"])
+            members = {}
+            for member_kind, ids in by_kind.items():
+                members.update(await self.runner.read(queue.remote_ids_of, row.connector,
+                                                      member_kind, ids))
+            resource["members"] = [{"value": m["value"], "type": m.get("type", "User")}
+                                   for m in rec.members or []]
+        action = Action.CREATE if remote is None else Action.UPDATE
+        return Change(kind, action, row.entity_id, row.source, resource, name,
+                      member_remote_ids=members), remote, \
+            "created" if remote is None else "updated"
+
+    async def _finish(self, row, state: str, outcome: str | None, remote) -> None:
+        ok = await self.runner.write(queue.finish, row.id, self.owner, state, outcome, None,
+                                     None, remote)
+        if not ok:
+            log.warning("delivery %s finished after its lease ran out", row.id)
+
+    async def _failed(self, row, exc: Exception, retryable: bool, retry_after) -> None:
+        cfg = self.configs.get(row.connector)
+        limit = (cfg.max_attempts if cfg is not None and cfg.max_attempts
+                 else self.cfg.max_attempts)
+        detail = getattr(exc, "detail", None) or f"{type(exc).__name__}: {exc}"
+        self.metrics.count(self.metrics.failures,
+                           (row.connector, "retryable" if retryable else "permanent"))
+        if not retryable or row.attempts >= limit:
+            log.warning("delivery %s to %s is dead after %s attempt(s): %s", row.id,
+                        row.connector, row.attempts, detail)
+            await self.runner.write(queue.finish, row.id, self.owner, "dead", "failed",
+                                    detail[:2000], None, None)
+            return
+        delay = min(self.cfg.backoff_max_seconds,
+                    self.cfg.backoff_base_seconds * 2 ** max(0, row.attempts - 1))
+        delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter
+        if retry_after:
+            delay = max(delay, float(retry_after))
+        when = queue.stamp(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay))
+        await self.runner.write(queue.finish, row.id, self.owner, "pending", "retrying",
+                                detail[:2000], when, None)
+
+    # the pipeline's side -----------------------------------------------------------------------
+    def blocking_for(self, domain: str, kind: str) -> list[str]:
+        return [name for name in self.connectors
+                if self.configs[name].blocking and self.selectors[name].takes_domain(domain)
+                and self.selectors[name].takes_kind(kind)]
+
+    async def committed(self, entity: ops.Entity, action: str, since: str) -> None:
+        """After a change committed: queue it (stores without an outbox), wake the
+        dispatcher, and wait for blocking connectors."""
+        if self.runner is None or not self.selectors:
+            self.kick()  # the outbox still drains
+            return
+        store = self.stores.get(entity.domain)
+        if getattr(store, "_runner", None) is None:
+            key = "userName" if entity.kind == ops.USER else "displayName"
+            await self.record(entity.domain, entity.kind, entity.id, action,
+                              self.stores.qualify(entity.domain,
+                                                  entity.record.data.get(key, "")))
+        blocking = self.blocking_for(entity.domain, entity.kind)
+        if not blocking:
+            self.kick()
+            return
+        await self.fan_out()
+        self.kick()
+        await self.settle(store, entity.kind, entity.id, blocking, since)
+
+    async def settle(self, store, kind: str, entity_id: str, connectors: list[str],
+                     since: str) -> None:
+        """Wait until the deliveries of this entity's latest change to ``connectors`` ended."""
+        outbox = getattr(store, "_runner", None)
+        deadline = time.monotonic() + self.cfg.blocking_timeout_seconds
+        while True:
+            rows = await self.runner.read(queue.latest_for, kind, entity_id, connectors, since)
+            latest: dict[str, tuple] = {}
+            for r in rows:  # newest first
+                latest.setdefault(r.connector, r)
+            failed = [(c, latest[c].last_error) for c in connectors
+                      if c in latest and latest[c].state == "dead"]
+            if failed:
+                c, err = failed[0]
+                raise ProvisioningFailed(f"The change was saved, but provisioning it to {c} "
+                                         f"failed: {err}")
+            open_ = [c for c in connectors if c in latest and latest[c].state
+                     in queue.UNFINISHED]
+            if any(c not in latest for c in connectors) and outbox is not None and \
+                    await outbox.read(queue.outbox_has, kind, entity_id):
+                open_ = open_ or ["(not fanned out yet)"]
+            if not open_:  # delivered, or nothing changed that they take
+                return
+            if time.monotonic() > deadline:
+                errors = "; ".join(f"{c}: {latest[c].last_error or 'not delivered yet'}"
+                                   for c in open_ if c in latest) or "not delivered yet"
+                raise ProvisioningFailed(
+                    f"The change was saved, but provisioning it did not finish in "
+                    f"{self.cfg.blocking_timeout_seconds:g} s ({errors}); it stays queued "
+                    "and will be retried")
+            self.kick()
+            await asyncio.sleep(SETTLE_POLL)
+
