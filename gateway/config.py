@@ -67,6 +67,9 @@ class ClientConfig:
     permissions: tuple[str, ...]
     secret: str | None = None
     secret_hash: str | None = None
+    # what this client's changes do: persist and provision onward (default), or only
+    # persist (e.g. a feed from a system that must not get its own changes back)
+    provisioning: str = "persist_provision"
 
 
 @dataclass(frozen=True)
@@ -283,7 +286,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         where = f"clients[{i}]"
         if not isinstance(sec, dict):
             raise ConfigError(f"{where} must be a table")
-        _unknown(sec, where, {"name", "secret", "secret_hash", "permissions"})
+        _unknown(sec, where, {"name", "secret", "secret_hash", "permissions", "provisioning"})
         name = _get(sec, where, "name", str, None)
         if not name:
             raise ConfigError(f"{where}: 'name' is required")
@@ -293,8 +296,12 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         if secret_hash and not str(secret_hash).startswith("$argon2"):
             raise ConfigError(f"{where} ({name}): secret_hash must be an argon2 hash "
                               "(make one with: gateway hash-password)")
+        provisioning = _get(sec, where, "provisioning", str, "persist_provision")
+        if provisioning not in ("persist_provision", "persist"):
+            raise ConfigError(f"{where} ({name}): provisioning is \"persist_provision\" or "
+                              "\"persist\"")
         clients.append(ClientConfig(name, _perms(sec.get("permissions", []), where),
-                                    secret, secret_hash))
+                                    secret, secret_hash, provisioning))
 
     issuers = []
     raw_issuers = raw.get("issuers", [])

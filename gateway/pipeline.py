@@ -13,7 +13,7 @@ import logging
 import random
 import secrets
 
-from userstores.base import UNCHANGED, PlainPassword, UserStore
+from userstores.base import OUTBOX, UNCHANGED, PlainPassword, UserStore
 from userstores.registry import PRIMARY, Stores
 
 from . import operations as ops
@@ -90,9 +90,13 @@ class Pipeline:
             raise Unauthorized()
         if not self._self_service(caller, op):
             caller.require(op.permission)
-        outbound = self.outbound if type(op) in WRITES else None
+        outbound = self.outbound if type(op) in WRITES and caller.provision else None
         since = outbound_stamp() if outbound is not None else ""
-        result = await self._handlers[type(op)](op)
+        token = OUTBOX.set(caller.provision)
+        try:
+            result = await self._handlers[type(op)](op)
+        finally:
+            OUTBOX.reset(token)
         deleted = type(op) in (ops.DeleteUser, ops.DeleteGroup)  # they return what was there
         if outbound is not None and isinstance(result, ops.Entity):
             await outbound.committed(result, "delete" if deleted else "upsert", since)
@@ -182,6 +186,17 @@ class Pipeline:
             caller.require(ops.CreateUser.permission)
         except GatewayError as exc:
             return [exc] * len(representations)
+        token = OUTBOX.set(caller.provision)
+        try:
+            out = await self._create_users(representations)
+        finally:
+            OUTBOX.reset(token)
+        if self.outbound is not None and caller.provision:
+            self.outbound.kick()
+        return out
+
+    async def _create_users(self, representations: list[dict]
+                            ) -> list[ops.Entity | GatewayError]:
         out: list = [None] * len(representations)
         batches: dict[str, list[tuple[int, dict, str | None]]] = {}
         for i, rep in enumerate(representations):

@@ -10,6 +10,7 @@ classes: library errors are wrapped at this boundary.
 from __future__ import annotations
 
 import abc
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from gateway.model.query import AttrRef, Node
@@ -63,6 +64,11 @@ class Query:
 class Page:
     records: list[Record] = field(default_factory=list)
     total: int = 0
+
+
+# whether the changes made in this context are recorded for outbound provisioning (the
+# pipeline turns it off for clients whose changes are only persisted)
+OUTBOX: ContextVar[bool] = ContextVar("outbox", default=True)
 
 
 class PlainPassword(str):

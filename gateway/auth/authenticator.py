@@ -126,7 +126,8 @@ class Authenticator:
                 ok = await self.passwords.verify(client.secret_hash, secret)
             if not ok:
                 raise Unauthorized("Invalid credentials")
-            return Principal(f"client:{name}", "client", frozenset(client.permissions))
+            return Principal(f"client:{name}", "client", frozenset(client.permissions),
+                             provision=client.provisioning != "persist")
         entity = await self.pipeline.execute(SYSTEM, CheckPassword(name, secret))
         if entity is None:
             raise Unauthorized("Invalid credentials")
@@ -158,7 +159,8 @@ class Authenticator:
         if self._nonces.get(seen, 0) >= now:
             raise Unauthorized("The UsernameToken's nonce was used already")
         self._nonces[seen] = now + 2 * DIGEST_WINDOW
-        return Principal(f"client:{name}", "client", frozenset(client.permissions))
+        return Principal(f"client:{name}", "client", frozenset(client.permissions),
+                         provision=client.provisioning != "persist")
 
     def _bearer(self, token: str) -> tuple[Principal, float]:
         parts = token.split(".")

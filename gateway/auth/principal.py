@@ -13,6 +13,7 @@ class Principal:
     kind: str  # "client" (configured API client), "user" (store user), "token" (bearer JWT)
     permissions: frozenset[str]
     user_id: str | None = None
+    provision: bool = True  # its changes go on to outbound provisioning
 
     def allows(self, permission: str) -> bool:
         perms = self.permissions

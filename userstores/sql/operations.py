@@ -207,7 +207,7 @@ def _bump(conn: Connection, table, row, values: dict, kind: str, entity_id: str)
 
 def emit(conn: Connection, events: list[tuple[str, str, str, str | None]]) -> None:
     """Record changes in the outbox, in the changing transaction (kind, id, action, name)."""
-    if events:
+    if events and not conn.info.get("outbox_off"):
         ts = now()
         conn.execute(t.outbox.insert(), [
             {"kind": k, "entity_id": i, "action": a, "name": n, "created": ts}

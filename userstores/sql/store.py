@@ -17,7 +17,7 @@ from sqlalchemy.exc import (
 
 from gateway.errors import Conflict, GatewayError, InvalidValue, ReadOnlyStore, StoreUnavailable
 from gateway.model.registry import DEFAULT, SchemaRegistry
-from userstores.base import UNCHANGED, Capabilities, Page, Query, Record, UserStore
+from userstores.base import OUTBOX, UNCHANGED, Capabilities, Page, Query, Record, UserStore
 
 from . import operations as ops
 from .engine import Runner, make_runner
@@ -59,6 +59,8 @@ class SQLUserStore(UserStore):
     async def _write(self, fn, *args):
         if self.capabilities.read_only:
             raise ReadOnlyStore(f"The user store {self.domain} is read-only")
+        if not OUTBOX.get():
+            fn = _without_outbox(fn)
         try:
             return await self._runner.write(fn, *args)
         except GatewayError:
@@ -158,3 +160,14 @@ class SQLUserStore(UserStore):
 
     async def search_groups(self, query: Query) -> Page:
         return await self._read(ops.search, query, self._groups)
+
+
+def _without_outbox(fn):
+    """The store operation, recording nothing in the outbox."""
+    def run(conn, *args):
+        conn.info["outbox_off"] = True
+        try:
+            return fn(conn, *args)
+        finally:
+            conn.info.pop("outbox_off", None)
+    return run
