@@ -55,9 +55,12 @@ class DeliveryError(GatewayError):
 
     status = 502
 
-    def __init__(self, detail: str, *, retryable: bool):
+    def __init__(self, detail: str, *, retryable: bool, retry_after: float | None = None,
+                 target_status: int | None = None):
         super().__init__(detail)
         self.retryable = retryable
+        self.retry_after = retry_after  # seconds the target asked to wait (Retry-After)
+        self.target_status = target_status  # the target's HTTP status, when it answered
 
 
 class Connector(abc.ABC):

@@ -255,7 +255,7 @@ class OutboundService:
                 return
             done = await asyncio.wait_for(connector.deliver(change, remote), timeout=limit)
         except DeliveryError as exc:
-            await self._failed(row, exc, exc.retryable, getattr(exc, "retry_after", None))
+            await self._failed(row, exc, exc.retryable, exc.retry_after)
             return
         except TimeoutError:
             await self._failed(row, DeliveryError(f"no answer within {limit:.0f} s",

@@ -116,4 +116,7 @@ outbox = Table(
     Column("action", String(8), nullable=False),  # upsert, delete
     Column("name", String(512)),  # userName/displayName when known (for deletes)
     Column("created", String(32), nullable=False),
+    # never reuse a sequence number (SQLite would, once the table is empty): deliveries
+    # are unique per (store, sequence, connector)
+    sqlite_autoincrement=True,
 )
