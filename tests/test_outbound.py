@@ -372,3 +372,38 @@ async def test_unknown_connector_type_fails_the_start(aiohttp_client, make_confi
     with pytest.raises(ConfigError, match="nosuch"):
         await aiohttp_client(create_app(cfg))
 
+
+
+async def test_spml_target_through_the_dispatcher(aiohttp_server, source):
+    """The same engine, to an SPML 2.0 target (schema-validating, in the test)."""
+    from spml_target import SpmlTarget
+
+    spml = SpmlTarget(auth="wss")
+    server = await aiohttp_server(spml.app())
+    gw = await source(ConnectorConfig(
+        name="spml", type="spml", url=str(server.make_url("/spml")), auth="wss",
+        username=spml.username, password=spml.password, provision_groups=False,
+        options={"target_id": spml.target_id, "container_id": "ou=people"}))
+    _, lee, _ = await scim(gw, "POST", "/Users", {
+        "userName": "lee", "name": {"givenName": "Lee", "familyName": "Ray"},
+        "emails": [{"value": "lee@example.org", "primary": True}]})
+
+    async def added():
+        return spml.psos.get("lee")
+    pso = await eventually(added)
+    assert pso.attrs["givenname"] == ["Lee"] and pso.attrs["mail"] == ["lee@example.org"]
+    await scim(gw, "PATCH", f"/Users/{lee['id']}", {"schemas": [PATCH], "Operations": [
+        {"op": "replace", "path": "name.givenName", "value": "Leo"}]})
+
+    async def modified():
+        p = spml.psos.get("lee")
+        return p and p.attrs.get("givenname") == ["Leo"]
+    await eventually(modified)
+    await scim(gw, "DELETE", f"/Users/{lee['id']}")
+
+    async def deleted():
+        return "lee" not in spml.psos
+    await eventually(deleted)
+    rows = await events(gw, f"entity={lee['id']}")
+    assert [r["state"] for r in rows] == ["done"] * 3 and rows[-1]["remote_id"] == "lee"
+    assert spml.invalid == [] and spml.reply_errors == []
