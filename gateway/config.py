@@ -297,9 +297,9 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
             raise ConfigError(f"{where} ({name}): secret_hash must be an argon2 hash "
                               "(make one with: gateway hash-password)")
         provisioning = _get(sec, where, "provisioning", str, "persist_provision")
-        if provisioning not in ("persist_provision", "persist"):
-            raise ConfigError(f"{where} ({name}): provisioning is \"persist_provision\" or "
-                              "\"persist\"")
+        if provisioning not in ("persist_provision", "persist", "provision"):
+            raise ConfigError(f"{where} ({name}): provisioning is \"persist_provision\", "
+                              "\"persist\" or \"provision\"")
         clients.append(ClientConfig(name, _perms(sec.get("permissions", []), where),
                                     secret, secret_hash, provisioning))
 

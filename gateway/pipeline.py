@@ -27,6 +27,7 @@ from .errors import (
     InvalidValue,
     Mutability,
     NotFound,
+    NotSupported,
     Unauthorized,
     VersionMismatch,
 )
@@ -90,6 +91,12 @@ class Pipeline:
             raise Unauthorized()
         if not self._self_service(caller, op):
             caller.require(op.permission)
+        if not caller.store:  # provision-only: straight to the connectors, nothing kept
+            from .outbound.direct import provision_only
+
+            if self.outbound is None:
+                raise NotSupported("Outbound provisioning is not running")
+            return await provision_only(self.outbound, op)
         outbound = self.outbound if type(op) in WRITES and caller.provision else None
         since = outbound_stamp() if outbound is not None else ""
         token = OUTBOX.set(caller.provision)
@@ -186,6 +193,14 @@ class Pipeline:
             caller.require(ops.CreateUser.permission)
         except GatewayError as exc:
             return [exc] * len(representations)
+        if not caller.store:  # provision-only: one by one, straight to the connectors
+            out = []
+            for rep in representations:
+                try:
+                    out.append(await self.execute(caller, ops.CreateUser(rep)))
+                except GatewayError as exc:
+                    out.append(exc)
+            return out
         token = OUTBOX.set(caller.provision)
         try:
             out = await self._create_users(representations)

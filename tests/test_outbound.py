@@ -407,3 +407,39 @@ async def test_spml_target_through_the_dispatcher(aiohttp_server, source):
     rows = await events(gw, f"entity={lee['id']}")
     assert [r["state"] for r in rows] == ["done"] * 3 and rows[-1]["remote_id"] == "lee"
     assert spml.invalid == [] and spml.reply_errors == []
+
+
+async def test_provision_only_clients_store_nothing(peers, aiohttp_client, make_config,
+                                                   admin_env):
+    """WSO2's "dumb mode": the change goes straight to the target, the reply is what the
+    target answered, nothing is kept here."""
+    from conftest import basic
+
+    from gateway.config import ClientConfig
+
+    target, _proxy, proxy_server = peers
+    cfg = await make_config()
+    cfg = replace(cfg, clients=(*cfg.clients, ClientConfig(
+        "relay", ("*",), secret="relay-secret-1", provisioning="provision")),
+        outbound=outbound(connector(proxy_server)))
+    gw = await aiohttp_client(create_app(cfg))
+    relay = basic("relay", "relay-secret-1")
+    status, made, _ = await scim(gw, "POST", "/Users", {"userName": "passing",
+                                                        "title": "Visitor"}, auth=relay)
+    assert status == 201, made
+    remote = (await target_users(target))["passing"]
+    assert made["id"] == remote["id"] and remote["title"] == "Visitor"
+    status, body, _ = await scim(gw, "GET", '/Users?filter=userName eq "passing"')
+    assert body["totalResults"] == 0  # nothing stored here
+    status, body, _ = await scim(gw, "PUT", f"/Users/{made['id']}", {
+        "userName": "passing", "title": "Guest"}, auth=relay)
+    assert status == 200, body
+    assert (await target_users(target))["passing"]["title"] == "Guest"
+    status, body, _ = await scim(gw, "GET", f"/Users/{made['id']}", auth=relay)
+    assert_scim_error(status, body, 501)
+    status, _, _ = await scim(gw, "DELETE", f"/Users/{made['id']}", auth=relay)
+    assert status == 204
+    assert "passing" not in await target_users(target)
+    _proxy.mode = "400"
+    status, body, _ = await scim(gw, "POST", "/Users", {"userName": "refused"}, auth=relay)
+    assert_scim_error(status, body, 502)

@@ -127,7 +127,8 @@ class Authenticator:
             if not ok:
                 raise Unauthorized("Invalid credentials")
             return Principal(f"client:{name}", "client", frozenset(client.permissions),
-                             provision=client.provisioning != "persist")
+                             provision=client.provisioning != "persist",
+                             store=client.provisioning != "provision")
         entity = await self.pipeline.execute(SYSTEM, CheckPassword(name, secret))
         if entity is None:
             raise Unauthorized("Invalid credentials")
@@ -160,7 +161,8 @@ class Authenticator:
             raise Unauthorized("The UsernameToken's nonce was used already")
         self._nonces[seen] = now + 2 * DIGEST_WINDOW
         return Principal(f"client:{name}", "client", frozenset(client.permissions),
-                         provision=client.provisioning != "persist")
+                         provision=client.provisioning != "persist",
+                         store=client.provisioning != "provision")
 
     def _bearer(self, token: str) -> tuple[Principal, float]:
         parts = token.split(".")

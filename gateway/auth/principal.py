@@ -14,6 +14,7 @@ class Principal:
     permissions: frozenset[str]
     user_id: str | None = None
     provision: bool = True  # its changes go on to outbound provisioning
+    store: bool = True  # its changes are stored (False: provision-only, "dumb mode")
 
     def allows(self, permission: str) -> bool:
         perms = self.permissions
