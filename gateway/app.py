@@ -13,7 +13,9 @@ from userstores.registry import Stores
 
 from .auth.authenticator import Authenticator
 from .config import Config
-from .keys import AUTH, CONFIG, OUTBOUND, PIPELINE, STORES
+from .jit.app import create_jit_app
+from .jit.service import JitService
+from .keys import AUTH, CONFIG, JIT, OUTBOUND, PIPELINE, STORES
 from .outbound.admin import create_admin_app, metrics
 from .outbound.service import OutboundService
 from .passwords import Passwords
@@ -80,6 +82,15 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
             raise
         app[OUTBOUND] = outbound
         pipeline.outbound = outbound
+        jit = JitService(config.jit, pipeline, outbound.runner)
+        try:
+            await jit.start()
+        except BaseException:
+            await jit.stop()
+            await outbound.stop()
+            await stores.close()
+            raise
+        app[JIT] = jit
         if bootstrap:
             generated = await bootstrap_admin(pipeline)
             if generated:
@@ -88,6 +99,7 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
             yield
         finally:
             pipeline.outbound = None
+            await jit.stop()
             await outbound.stop()
             await stores.close()
             passwords.close()
@@ -98,6 +110,7 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
     app.add_subapp("/services", create_soap_app())
     app.add_subapp("/wso2/scim", create_scim11_app())
     app.add_subapp("/admin", create_admin_app())
+    app.add_subapp("/jit", create_jit_app())
     app.router.add_get("/metrics", metrics)
     return app
 

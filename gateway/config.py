@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError
+from .jit.config import JitConfig, parse_jit
 from .outbound.config import OutboundConfig, parse_outbound
 
 DEFAULT_PORT = 8280
@@ -27,7 +28,7 @@ PERMISSIONS = tuple(
     f"{kind}:{action}"
     for kind in ("users", "groups")
     for action in ("list", "view", "create", "update", "delete")
-) + ("users:authenticate", "admin")
+) + ("users:authenticate", "admin", "jit")
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class Config:
     # custom schema extensions: (resource type name, Schema)
     extensions: tuple = ()
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
+    jit: JitConfig = field(default_factory=JitConfig)
     source: str = "(defaults)"
 
     @property
@@ -231,7 +233,8 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         source = str(path)
     _env_overrides(raw, environ)
     _unknown(raw, "top level", {"server", "limits", "passwords", "auth", "userstores",
-                                "clients", "issuers", "roles", "extensions", "outbound"})
+                                "clients", "issuers", "roles", "extensions", "outbound",
+                                "jit"})
 
     server = _section(raw, "server")
     _unknown(server, "server", {"host", "port", "workers", "base_url"})
@@ -376,6 +379,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         roles=roles,
         extensions=extensions,
         outbound=parse_outbound(raw.get("outbound")),
+        jit=parse_jit(raw.get("jit"), base),
         source=source,
     )
     if not 0 < cfg.port < 65536:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
     from .auth.authenticator import Authenticator
     from .config import Config
+    from .jit.service import JitService
     from .outbound.service import OutboundService
     from .pipeline import Pipeline
 
@@ -19,3 +20,4 @@ STORES: web.AppKey[Stores] = web.AppKey("stores")
 PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
 AUTH: web.AppKey[Authenticator] = web.AppKey("authenticator")
 OUTBOUND: web.AppKey[OutboundService] = web.AppKey("outbound")
+JIT: web.AppKey[JitService] = web.AppKey("jit")

@@ -1,0 +1,1 @@
+"""Just-in-time provisioning from federated logins (OIDC ID tokens, SAML 2.0 assertions)."""
