@@ -12,7 +12,9 @@
   ``azp``, when several audiences, must be it); ``exp`` and ``nbf``/``iat`` are
   checked with the configured leeway.
 - A token is accepted once: its ``jti`` (or, without one, its hash) is
-  remembered until it expires (``replay.py``).
+  remembered until it expires (``replay.py``); the service marks it when it
+  acts on the login, so a token refused for a missing consent or username can
+  be sent again with them.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from joserfc.jwk import KeySet
 from ..errors import InvalidValue
 from .config import ProviderConfig
 from .errors import InvalidLogin
-from .replay import ReplayCache
 
 REFRESH_FLOOR = 10.0  # seconds between two JWKS fetches
 MAX_TOKEN = 16_384
@@ -48,11 +49,9 @@ def _segment(part: str) -> dict:
 
 
 class OidcVerifier:
-    def __init__(self, cfg: ProviderConfig, session: aiohttp.ClientSession | None,
-                 replay: ReplayCache):
+    def __init__(self, cfg: ProviderConfig, session: aiohttp.ClientSession | None):
         self.cfg = cfg
         self.session = session
-        self.replay = replay
         self._keys: KeySet | None = KeySet.import_key_set(cfg.jwks) if cfg.jwks else None
         self._fetched = 0.0
 
@@ -77,7 +76,11 @@ class OidcVerifier:
         stale = (self._keys is None or self.cfg.jwks_url is not None
                  and time.monotonic() - self._fetched > self.cfg.jwks_cache_seconds)
         if stale:
-            await self._fetch()
+            try:
+                await self._fetch()
+            except InvalidLogin:
+                if self._keys is None:
+                    raise  # nothing to fall back on; cached keys stay usable otherwise
         if self._keys is not None and kid is not None and not any(
                 k.kid == kid for k in self._keys.keys):
             await self._fetch()  # a new key at the provider (rotation)
@@ -106,9 +109,12 @@ class OidcVerifier:
                                f"{exc.description or type(exc).__name__}") from None
         claims = verified.claims
         self._check(claims)
-        key = claims.get("jti") or hashlib.sha256(token.encode()).hexdigest()
-        self.replay.use(f"oidc:{self.cfg.issuer}:{key}", float(claims["exp"]))
         return claims
+
+    def replay_key(self, token: str, claims: dict) -> tuple[str, float]:
+        """What the replay memory keeps of a verified token, and until when."""
+        key = claims.get("jti") or hashlib.sha256(token.encode()).hexdigest()
+        return f"oidc:{self.cfg.issuer}:{key}", float(claims["exp"])
 
     def _check(self, claims: dict) -> None:
         cfg, now, skew = self.cfg, time.time(), self.cfg.leeway_seconds

@@ -13,7 +13,8 @@
   ``AudienceRestriction`` must name our SP entity id; a bearer
   ``SubjectConfirmationData NotOnOrAfter`` holds; a Response must say
   ``Success``.
-- An assertion is accepted once: its ID is remembered until it expires.
+- An assertion is accepted once: its ID is remembered until it expires (the
+  service marks it when it acts on the login).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from ..errors import GatewayError, InvalidValue
 from ..soap.envelope import parse as parse_xml
 from .config import ProviderConfig
 from .errors import InvalidLogin
-from .replay import ReplayCache
 
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -54,12 +54,12 @@ def _time(value: str | None) -> float | None:
 
 
 class SamlVerifier:
-    def __init__(self, cfg: ProviderConfig, replay: ReplayCache):
+    def __init__(self, cfg: ProviderConfig):
         self.cfg = cfg
-        self.replay = replay
 
-    def verify(self, encoded: str) -> tuple[str, dict[str, list[str]]]:
-        """(the NameID, the attributes) of a verified assertion."""
+    def verify(self, encoded: str) -> tuple[str, dict[str, list[str]], tuple[str, float]]:
+        """(the NameID, the attributes, the replay key and its expiry) of a verified
+        assertion; the service marks the key when it acts on the login."""
         if not isinstance(encoded, str) or len(encoded) > MAX_RESPONSE * 4 // 3 + 4:
             raise InvalidValue("saml_response must be Base64 of at most 256 KiB")
         try:
@@ -121,7 +121,8 @@ class SamlVerifier:
         if code is None or code.get("Value") != SUCCESS:
             raise InvalidLogin("The SAML Response does not report success")
 
-    def _assertion(self, a: etree._Element) -> tuple[str, dict[str, list[str]]]:
+    def _assertion(self, a: etree._Element
+                   ) -> tuple[str, dict[str, list[str]], tuple[str, float]]:
         cfg, now, skew = self.cfg, time.time(), self.cfg.leeway_seconds
         issuer = a.findtext(_q(SAML, "Issuer"))
         if (issuer or "").strip() != cfg.issuer:
@@ -153,7 +154,6 @@ class SamlVerifier:
         assertion_id = a.get("ID")
         if not assertion_id:
             raise InvalidLogin("The assertion has no ID")
-        self.replay.use(f"saml:{cfg.issuer}:{assertion_id}", after)
         attributes: dict[str, list[str]] = {}
         for attr in a.iter(_q(SAML, "Attribute")):
             name = attr.get("Name")
@@ -161,4 +161,4 @@ class SamlVerifier:
                 attributes.setdefault(name, []).extend(
                     (v.text or "") for v in attr.iter(_q(SAML, "AttributeValue")))
         attributes["NameID"] = [name_id.strip()]
-        return name_id.strip(), attributes
+        return name_id.strip(), attributes, (f"saml:{cfg.issuer}:{assertion_id}", after)

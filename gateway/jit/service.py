@@ -70,8 +70,8 @@ class JitService:
         self._session = aiohttp.ClientSession()
         users = self.pipeline.schemas.user
         for cfg in self.config.providers:
-            verifier = (OidcVerifier(cfg, self._session, self.replay) if cfg.type == "oidc"
-                        else SamlVerifier(cfg, self.replay))
+            verifier = (OidcVerifier(cfg, self._session) if cfg.type == "oidc"
+                        else SamlVerifier(cfg))
             self.providers[cfg.name] = Provider(cfg, verifier, users)
 
     async def stop(self) -> None:
@@ -91,13 +91,14 @@ class JitService:
             if not isinstance(token, str):
                 raise InvalidValue("id_token is required")
             claims = await provider.verifier.verify(token)
+            replay = provider.verifier.replay_key(token, claims)
             values = {k: v if isinstance(v, list) else [v] for k, v in claims.items()
                       if v is not None}
         else:
             response = body.get("saml_response")
             if not isinstance(response, str):
                 raise InvalidValue("saml_response is required")
-            _subject, values = provider.verifier.verify(response)
+            _subject, values, replay = provider.verifier.verify(response)
         subject = _first(values.get(cfg.subject_claim))
         if not subject:
             raise InvalidLogin(f"The login has no subject ({cfg.subject_claim})")
@@ -105,9 +106,29 @@ class JitService:
         if link is not None:
             found = await self._existing(provider, link[0])
             if found is not None:
+                self.replay.use(*replay)
                 return await self._update(provider, found, values)
             await self.runner.write(links.drop, cfg.name, str(subject))  # user deleted: anew
+        self._ready(provider, body)  # a login refused for what the user must add is no use
+        self.replay.use(*replay)
         return await self._create(provider, str(subject), values, body)
+
+    @staticmethod
+    def _ready(provider: Provider, body: dict) -> None:
+        """What a first login needs besides the token, per mode (checked before the token
+        counts as used, so that it can be sent again with what was missing)."""
+        mode = provider.cfg.mode
+        if mode == "consent" and body.get("consent") is not True:
+            raise ConsentRequired("The user has not consented: nothing was provisioned "
+                                  "(send consent: true)")
+        if mode == "username" and not (isinstance(body.get("username"), str)
+                                       and body["username"].strip()):
+            raise InvalidValue("This provider lets the user choose a username: "
+                               "'username' is required at the first login")
+        if mode == "password" and not (isinstance(body.get("password"), str)
+                                       and body["password"]):
+            raise InvalidValue("This provider lets the user set a password: 'password' "
+                               "is required at the first login")
 
     async def _existing(self, provider: Provider, user_id: str) -> ops.Entity | None:
         try:
