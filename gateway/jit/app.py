@@ -45,11 +45,16 @@ async def login(request: web.Request) -> web.Response:
     caller = await request.config_dict[AUTH].authenticate(request.headers.get("Authorization"))
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise PayloadTooLarge(f"The body is larger than {MAX_BODY} bytes")
-    raw = await request.content.read(MAX_BODY + 1)
+    raw = bytearray()
+    while len(raw) <= MAX_BODY:  # read() returns what has arrived: read to the end
+        chunk = await request.content.read(MAX_BODY + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
     if len(raw) > MAX_BODY:
         raise PayloadTooLarge(f"The body is larger than {MAX_BODY} bytes")
     try:
-        body = orjson.loads(raw)
+        body = orjson.loads(bytes(raw))
     except orjson.JSONDecodeError:
         raise InvalidSyntax("The body is not JSON") from None
     if not isinstance(body, dict):

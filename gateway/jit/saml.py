@@ -37,6 +37,7 @@ SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
+BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 MAX_RESPONSE = 262_144
 
 
@@ -48,7 +49,10 @@ def _time(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:  # SAML times are UTC, with or without the Z
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        return parsed.timestamp()
     except ValueError:
         raise InvalidLogin(f"The assertion has an invalid time {value!r}") from None
 
@@ -62,8 +66,8 @@ class SamlVerifier:
         assertion; the service marks the key when it acts on the login."""
         if not isinstance(encoded, str) or len(encoded) > MAX_RESPONSE * 4 // 3 + 4:
             raise InvalidValue("saml_response must be Base64 of at most 256 KiB")
-        try:
-            raw = base64.b64decode(encoded, validate=True)
+        try:  # IdPs often wrap their Base64 at 76 columns
+            raw = base64.b64decode("".join(encoded.split()), validate=True)
         except (binascii.Error, ValueError):
             raise InvalidValue("saml_response is not Base64") from None
         try:
@@ -138,16 +142,22 @@ class SamlVerifier:
             raise InvalidLogin("The assertion is not valid yet")
         if after <= now - skew:
             raise InvalidLogin("The assertion has expired")
-        audiences = [(x.text or "").strip() for x in conditions.iter(_q(SAML, "Audience"))]
-        if cfg.audience not in audiences:
+        restrictions = conditions.findall(_q(SAML, "AudienceRestriction"))
+        if not restrictions or any(  # each restriction must name us (SAML core 2.5.1.4)
+                cfg.audience not in [(x.text or "").strip()
+                                     for x in r.findall(_q(SAML, "Audience"))]
+                for r in restrictions):
             raise InvalidLogin("The assertion is not meant for this service provider "
                                "(AudienceRestriction)")
         subject = a.find(_q(SAML, "Subject"))
         name_id = subject.findtext(_q(SAML, "NameID")) if subject is not None else None
         if not name_id or not name_id.strip():
             raise InvalidLogin("The assertion has no NameID")
-        for data in (subject.iter(_q(SAML, "SubjectConfirmationData"))
-                     if subject is not None else ()):
+        bearer = [c for c in subject.findall(_q(SAML, "SubjectConfirmation"))
+                  if c.get("Method") == BEARER]
+        if not bearer:
+            raise InvalidLogin("The assertion has no bearer subject confirmation")
+        for data in subject.iter(_q(SAML, "SubjectConfirmationData")):
             until = _time(data.get("NotOnOrAfter"))
             if until is not None and until <= now - skew:
                 raise InvalidLogin("The assertion's subject confirmation has expired")
