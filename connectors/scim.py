@@ -5,9 +5,12 @@ The dispatcher owns retries, ordering and the remote-id mapping; this connector 
 one change and says what happened. Every delivery is idempotent, so that a retry after
 a lost answer, a restart or a ``kill -9`` mid-delivery neither loses nor duplicates:
 
-- create/update without a remote id: look the entity up by name (``userName`` /
-  ``displayName`` ``eq``; ``Eq`` for SCIM 1.1); found: update it; else POST. A POST
-  answered 409 (a retried create whose first answer was lost) is looked up and updated.
+- create (no remote id yet): POST. A POST answered 409 (the target has it: a retried
+  create whose first answer was lost, or an entity made there before) is looked up by
+  name (``userName`` / ``displayName`` ``eq``; ``Eq`` for SCIM 1.1) and updated. This
+  relies on the target refusing a second entity of the same name with 409, as RFC 7644
+  asks.
+- update without a remote id: look the entity up by name; found: update it; else POST.
 - with a remote id: PUT (or PATCH, ``options.update = "patch"``); a 404 means the entity
   vanished at the target: it is created again and the new remote id returned.
 - delete: DELETE the remote id, or the entity found by ``Change.name``; a 404 or no such
@@ -196,7 +199,11 @@ class ScimConnector(Connector):
         scim11 = self.dialect is SCIM11
         update = outgoing(change, self.cfg, self.attributes, scim11=scim11, creating=False)
         name = wire_name(change, update)
-        rid = remote_id if remote_id else await self.lookup(kind, name)
+        # a create goes straight to POST: a target that has the entity already (a retried
+        # create whose answer was lost) says 409, and it is then looked up and updated; an
+        # update without a mapping looks the entity up first
+        rid = remote_id if remote_id or change.action == Action.CREATE else \
+            await self.lookup(kind, name)
         for _ in range(MAX_STEPS):
             if rid is None:
                 body = outgoing(change, self.cfg, self.attributes, scim11=scim11, creating=True)

@@ -26,8 +26,9 @@ class FaultProxy:
     _session: aiohttp.ClientSession | None = None
 
     def count(self, method: str, prefix: str = "") -> int:
+        """Requests the target accepted (2xx)."""
         return sum(1 for m, p, s in self.seen if m == method and p.startswith(prefix)
-                   and s < 500)
+                   and 200 <= s < 300)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         mode = self.mode

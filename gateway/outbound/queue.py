@@ -153,7 +153,8 @@ def delivery_rows(source: str, rows, targets) -> list[dict]:
 
 # claims -----------------------------------------------------------------------------------
 def claim(conn: Connection, owner: str, limit: int, lease_seconds: float) -> list:
-    """Due deliveries, the oldest unfinished one per (connector, entity), leased to owner."""
+    """Due deliveries, the oldest unfinished one per (connector, entity), leased to owner,
+    each with the remote id its connector knows the entity by (``mapped``)."""
     d = deliveries
     now = dt.datetime.now(dt.UTC)
     # claims whose process died: claimable again
@@ -174,8 +175,19 @@ def claim(conn: Connection, owner: str, limit: int, lease_seconds: float) -> lis
     conn.execute(update(d).where(d.c.id.in_(ids), d.c.state == "pending")
                  .values(state="inflight", lease_until=until, owner=owner,
                          attempts=d.c.attempts + 1, updated=stamp(now)))
-    return conn.execute(select(d).where(d.c.id.in_(ids), d.c.owner == owner,
-                                        d.c.state == "inflight").order_by(d.c.id)).all()
+    r = remote_ids
+    mapped = (select(r.c.remote_id).where(r.c.connector == d.c.connector, r.c.kind == d.c.kind,
+                                          r.c.local_id == d.c.entity_id)
+              .scalar_subquery().label("mapped"))
+    return conn.execute(select(d, mapped).where(d.c.id.in_(ids), d.c.owner == owner,
+                                                d.c.state == "inflight").order_by(d.c.id)).all()
+
+
+def release(conn: Connection, owner: str) -> None:
+    """A stopping process hands its claims back (they need not wait for their lease)."""
+    d = deliveries
+    conn.execute(update(d).where(d.c.owner == owner, d.c.state == "inflight")
+                 .values(state="pending", owner=None, lease_until=None, updated=stamp()))
 
 
 def finish(conn: Connection, delivery_id: int, owner: str, state: str, outcome: str | None,
@@ -197,6 +209,12 @@ def finish(conn: Connection, delivery_id: int, owner: str, state: str, outcome: 
     if remote is not None:
         set_remote(conn, *remote)
     return True
+
+
+def finish_many(conn: Connection, owner: str, items: list[tuple]) -> list[bool]:
+    """Several ``finish`` in one transaction (the dispatcher batches what ended together)."""
+    return [finish(conn, delivery_id, owner, state, outcome, error, next_at, remote)
+            for delivery_id, state, outcome, error, next_at, remote in items]
 
 
 # remote ids -----------------------------------------------------------------------------------
@@ -264,8 +282,11 @@ def cancel(conn: Connection, delivery_id: int) -> bool:
 
 
 def backlog(conn: Connection) -> list:
+    """Deliveries waiting, in flight or dead, per connector (finished ones are many and
+    counted by the processes that finished them)."""
     d = deliveries
     return conn.execute(select(d.c.connector, d.c.state, func.count())
+                        .where(d.c.state.in_((*UNFINISHED, "dead")))
                         .group_by(d.c.connector, d.c.state)).all()
 
 

@@ -98,6 +98,9 @@ class OutboundService:
         self._own_runner = False
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()  # deliveries in flight in this process
+        self._finishes: list[tuple] = []  # ended deliveries waiting to be recorded
+        self._flusher: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._last_purge = 0.0
 
@@ -141,6 +144,16 @@ class OutboundService:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - stopping anyway
                 pass
             self._task = None
+        running, self._running = list(self._running), set()
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        if self.runner is not None:
+            try:  # what this process had claimed goes back to the queue at once
+                await self.runner.write(queue.release, self.owner)
+            except Exception:  # noqa: BLE001 - the leases run out anyway
+                log.warning("could not hand back the claims of %s", self.owner)
         for connector in self.connectors.values():
             try:
                 await connector.close()
@@ -160,7 +173,7 @@ class OutboundService:
         while True:
             try:
                 moved = await self.fan_out()
-                claimed = await self.deliver_due()
+                claimed = await self.start_due()
                 if time.monotonic() - self._last_purge > 3600:
                     await self._purge()
             except asyncio.CancelledError:
@@ -226,14 +239,22 @@ class OutboundService:
                                 queue.delivery_rows(domain, [row], self._targets(domain)))
         self.kick()
 
-    async def deliver_due(self) -> int:
-        if not self.selectors:
+    async def start_due(self) -> int:
+        """Claim due deliveries for the free slots and start them (not waiting for them:
+        a slow target holds one slot, never the dispatcher)."""
+        free = self.cfg.concurrency - len(self._running)
+        if not self.selectors or free <= 0:
             return 0
-        rows = await self.runner.write(queue.claim, self.owner, self.cfg.concurrency,
-                                       self.cfg.lease_seconds)
-        if rows:
-            await asyncio.gather(*(self._deliver(row) for row in rows))
+        rows = await self.runner.write(queue.claim, self.owner, free, self.cfg.lease_seconds)
+        for row in rows:
+            task = asyncio.create_task(self._deliver(row), name=f"outbound-{row.id}")
+            self._running.add(task)
+            task.add_done_callback(self._delivered)
         return len(rows)
+
+    def _delivered(self, task: asyncio.Task) -> None:
+        self._running.discard(task)
+        self._wake.set()  # a slot is free
 
     async def _purge(self) -> None:
         self._last_purge = time.monotonic()
@@ -269,14 +290,15 @@ class OutboundService:
             await self._failed(row, exc, True, None)
             return
         mapped = None if change.action == Action.DELETE else done.remote_id
-        await self._finish(row, "done", intent, (row.connector, row.kind, row.entity_id, mapped))
-        self.metrics.count(self.metrics.delivered, (row.connector, intent))
-        self.metrics.observe(row.connector, max(0.0, (dt.datetime.now(dt.UTC)
-                                                      - _parse(row.created)).total_seconds()))
+        if await self._finish(row, "done", intent,
+                              (row.connector, row.kind, row.entity_id, mapped)):
+            self.metrics.count(self.metrics.delivered, (row.connector, intent))
+            self.metrics.observe(row.connector, max(0.0, (
+                dt.datetime.now(dt.UTC) - _parse(row.created)).total_seconds()))
 
     async def _change(self, row, sel: Selector) -> tuple[Change | None, str | None, str]:
         """What to send for a delivery (None: nothing), the remote id, and why."""
-        remote = await self.runner.read(queue.remote_id, row.connector, row.kind, row.entity_id)
+        remote = row.mapped
         kind = EntityKind(row.kind)
         if row.action == "delete":
             if remote is None and (sel.roles or sel.rule is not None):
@@ -315,11 +337,32 @@ class OutboundService:
                       member_remote_ids=members), remote, \
             "created" if remote is None else "updated"
 
-    async def _finish(self, row, state: str, outcome: str | None, remote) -> None:
-        ok = await self.runner.write(queue.finish, row.id, self.owner, state, outcome, None,
-                                     None, remote)
+    async def _finish(self, row, state: str, outcome: str | None, remote,
+                      error: str | None = None, next_at: str | None = None) -> bool:
+        """Record how a delivery ended; deliveries ending together share one transaction."""
+        future = asyncio.get_running_loop().create_future()
+        self._finishes.append(((row.id, state, outcome, error, next_at, remote), future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        ok = await future
         if not ok:
             log.warning("delivery %s finished after its lease ran out", row.id)
+        return ok
+
+    async def _flush(self) -> None:
+        while self._finishes:
+            batch, self._finishes = self._finishes, []
+            try:
+                results = await self.runner.write(queue.finish_many, self.owner,
+                                                  [item for item, _f in batch])
+            except Exception as exc:  # noqa: BLE001 - each waiting delivery gets the error
+                for _item, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_item, future), ok in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(ok)
 
     async def _failed(self, row, exc: Exception, retryable: bool, retry_after) -> None:
         cfg = self.configs.get(row.connector)
@@ -331,8 +374,7 @@ class OutboundService:
         if not retryable or row.attempts >= limit:
             log.warning("delivery %s to %s is dead after %s attempt(s): %s", row.id,
                         row.connector, row.attempts, detail)
-            await self.runner.write(queue.finish, row.id, self.owner, "dead", "failed",
-                                    detail[:2000], None, None)
+            await self._finish(row, "dead", "failed", None, detail[:2000])
             return
         delay = min(self.cfg.backoff_max_seconds,
                     self.cfg.backoff_base_seconds * 2 ** max(0, row.attempts - 1))
@@ -340,8 +382,7 @@ class OutboundService:
         if retry_after:
             delay = max(delay, float(retry_after))
         when = queue.stamp(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay))
-        await self.runner.write(queue.finish, row.id, self.owner, "pending", "retrying",
-                                detail[:2000], when, None)
+        await self._finish(row, "pending", "retrying", None, detail[:2000], when)
 
     # the pipeline's side -----------------------------------------------------------------------
     def blocking_for(self, domain: str, kind: str) -> list[str]:
