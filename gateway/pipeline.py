@@ -421,11 +421,17 @@ class Pipeline:
                 raise InvalidValue(f"{label}: '{data['userName']}' is not in the domain {domain}")
             data["userName"] = bare
             items.append((data, await self._hash(password, store)))
-        if not hasattr(store, "bulk_insert_users"):
-            for data, pw in items:
-                await store.create_user(data, pw)
-            return len(items)
-        return await store.bulk_insert_users(items)
+        # an initial load with no connector configured leaves no outbox rows behind
+        token = OUTBOX.set(caller.provision and any(
+            c.enabled for c in self.config.outbound.connectors))
+        try:
+            if not hasattr(store, "bulk_insert_users"):
+                for data, pw in items:
+                    await store.create_user(data, pw)
+                return len(items)
+            return await store.bulk_insert_users(items)
+        finally:
+            OUTBOX.reset(token)
 
     # bootstrap -----------------------------------------------------------------------------------
     async def ensure_admin(self, user_name: str | None, password: str | None) -> str | None:
