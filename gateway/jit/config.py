@@ -13,7 +13,7 @@ KEYS = {
     "name", "type", "issuer", "audience", "algorithms", "jwks", "jwks_file", "jwks_url",
     "jwks_cache_seconds", "certificates", "certificate_files", "leeway_seconds",
     "username_claim", "subject_claim", "claims", "roles_claim", "roles", "mode", "domain",
-    "link_existing", "owned_claims",
+    "link_existing", "owned_claims", "max_age_seconds",
 }
 ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
               "ES512", "EdDSA")
@@ -42,12 +42,13 @@ class ProviderConfig:
     domain: str = "PRIMARY"  # a fixed user store domain, or "as_in_username"
     link_existing: bool = False  # link to an unlinked local user of the same name
     owned_claims: tuple[str, ...] | None = None  # claims the IdP owns (default: all mapped)
+    max_age_seconds: int = 3600  # a token/assertion issued longer ago is refused
 
 
 @dataclass(frozen=True)
 class JitConfig:
     providers: tuple[ProviderConfig, ...] = field(default_factory=tuple)
-    replay_cache_size: int = 100_000
+    replay_cache_size: int = 1_000_000
 
 
 def _get(sec: dict, where: str, key: str, kind, default):
@@ -72,7 +73,7 @@ def parse_jit(raw: dict | None, base: Path) -> JitConfig:
     raw = raw or {}
     if not isinstance(raw, dict):
         raise ConfigError("[jit] must be a table")
-    unknown = set(raw) - {"providers"}
+    unknown = set(raw) - {"providers", "replay_cache_size"}
     if unknown:
         raise ConfigError(f"[jit]: unknown keys {sorted(unknown)}")
     providers, names = [], set()
@@ -143,5 +144,9 @@ def parse_jit(raw: dict | None, base: Path) -> JitConfig:
             domain=_get(sec, where, "domain", str, "PRIMARY"),
             link_existing=_get(sec, where, "link_existing", bool, False),
             owned_claims=tuple(owned) if isinstance(owned, list) else None,
+            max_age_seconds=_get(sec, where, "max_age_seconds", int, 3600),
         ))
-    return JitConfig(tuple(providers))
+    size = _get(raw, "jit", "replay_cache_size", int, 1_000_000)
+    if size < 1:
+        raise ConfigError("[jit] replay_cache_size must be at least 1")
+    return JitConfig(tuple(providers), size)

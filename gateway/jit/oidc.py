@@ -114,7 +114,11 @@ class OidcVerifier:
     def replay_key(self, token: str, claims: dict) -> tuple[str, float]:
         """What the replay memory keeps of a verified token, and until when."""
         key = claims.get("jti") or hashlib.sha256(token.encode()).hexdigest()
-        return f"oidc:{self.cfg.issuer}:{key}", float(claims["exp"])
+        until = float(claims["exp"])
+        iat = claims.get("iat")
+        if isinstance(iat, int | float):  # refused after max_age anyway: no need to keep it
+            until = min(until, iat + self.cfg.max_age_seconds + self.cfg.leeway_seconds)
+        return f"oidc:{self.cfg.issuer}:{key}", until
 
     def _check(self, claims: dict) -> None:
         cfg, now, skew = self.cfg, time.time(), self.cfg.leeway_seconds
@@ -136,6 +140,10 @@ class OidcVerifier:
             if value is not None and (not isinstance(value, int | float)
                                       or value > now + skew):
                 raise InvalidLogin(f"The ID token is not valid yet ({name})")
+        iat = claims.get("iat")
+        if isinstance(iat, int | float) and iat < now - cfg.max_age_seconds - skew:
+            raise InvalidLogin(f"The ID token was issued more than {cfg.max_age_seconds} s "
+                               "ago (max_age_seconds)")
         subject = claims.get(cfg.subject_claim)
         if not isinstance(subject, str) or not subject:
             raise InvalidLogin(f"The ID token has no subject ({cfg.subject_claim})")

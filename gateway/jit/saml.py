@@ -164,6 +164,12 @@ class SamlVerifier:
         assertion_id = a.get("ID")
         if not assertion_id:
             raise InvalidLogin("The assertion has no ID")
+        issued = _time(a.get("IssueInstant"))
+        if issued is not None:
+            if issued < now - cfg.max_age_seconds - skew:
+                raise InvalidLogin(f"The assertion was issued more than {cfg.max_age_seconds} s "
+                                   "ago (max_age_seconds)")
+            after = min(after, issued + cfg.max_age_seconds + skew)  # refused later anyway
         attributes: dict[str, list[str]] = {}
         for attr in a.iter(_q(SAML, "Attribute")):
             name = attr.get("Name")

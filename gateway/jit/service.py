@@ -36,6 +36,7 @@ from .saml import SamlVerifier
 
 log = logging.getLogger("gateway.jit")
 PERMISSION = "jit"
+LINK_CACHE = 100_000
 ACTING = frozenset({"users:create", "users:update", "users:view", "groups:update",
                     "groups:view"})
 
@@ -58,6 +59,7 @@ class JitService:
         self.runner = runner
         self.replay = ReplayCache(config.replay_cache_size)
         self.providers: dict[str, Provider] = {}
+        self._links: dict[tuple[str, str], tuple[str, str]] = {}
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -102,16 +104,30 @@ class JitService:
         subject = _first(values.get(cfg.subject_claim))
         if not subject:
             raise InvalidLogin(f"The login has no subject ({cfg.subject_claim})")
-        link = await self.runner.read(links.get, cfg.name, str(subject))
+        link = await self._link(cfg.name, str(subject))
         if link is not None:
             found = await self._existing(provider, link[0])
             if found is not None:
                 self.replay.use(*replay)
                 return await self._update(provider, found, values)
+            self._links.pop((cfg.name, str(subject)), None)
             await self.runner.write(links.drop, cfg.name, str(subject))  # user deleted: anew
         self._ready(provider, body)  # a login refused for what the user must add is no use
         self.replay.use(*replay)
         return await self._create(provider, str(subject), values, body)
+
+    async def _link(self, provider: str, subject: str) -> tuple[str, str] | None:
+        """The linked user (id, domain): remembered, since a link never changes (it only
+        goes, with its user, which the caller notices)."""
+        key = (provider, subject)
+        found = self._links.get(key)
+        if found is None:
+            found = await self.runner.read(links.get, provider, subject)
+            if found is not None:
+                if len(self._links) >= LINK_CACHE:
+                    self._links.clear()
+                self._links[key] = found
+        return found
 
     @staticmethod
     def _ready(provider: Provider, body: dict) -> None:
@@ -190,7 +206,7 @@ class JitService:
             created = "created"
         except Conflict:
             # a local user of that name: only linked when the provider is trusted to
-            link = await self.runner.read(links.get, cfg.name, subject)
+            link = await self._link(cfg.name, subject)
             if link is not None:  # a concurrent first login of the same subject won
                 found = await self._existing(provider, link[0])
                 if found is not None:
@@ -217,6 +233,12 @@ class JitService:
                       ) -> tuple[ops.Entity, str]:
         patch = self._patch(provider, values, provider.owned)
         changed = False
+        if patch:  # written only when it changes something (most logins change nothing)
+            before = {**user.record.data, "userName": self.pipeline.stores.qualify(
+                user.domain, user.record.data["userName"])}
+            after = apply_patch(self.pipeline.schemas.user, before, patch).resource
+            if after == before:
+                patch = []
         if patch:
             after = await self.pipeline.execute(provider.principal,
                                                 ops.PatchUser(user.id, patch))

@@ -105,6 +105,22 @@ def take_outbox(conn: Connection, limit: int) -> list:
     return conn.execute(stmt).all()
 
 
+def outbox_waiting(conn: Connection) -> bool:
+    """Whether a store's outbox has rows (a read: no write transaction when idle)."""
+    o = store_tables.outbox
+    return conn.execute(select(o.c.seq).limit(1)).first() is not None
+
+
+def work_waiting(conn: Connection) -> bool:
+    """Whether anything could be claimed now (a due delivery or a lapsed lease)."""
+    d = deliveries
+    now = stamp()
+    due = select(d.c.id).where(d.c.state == "pending", d.c.next_at <= now).limit(1)
+    lapsed = select(d.c.id).where(d.c.state == "inflight", d.c.lease_until < now).limit(1)
+    return (conn.execute(due).first() is not None
+            or conn.execute(lapsed).first() is not None)
+
+
 def outbox_has(conn: Connection, kind: str, entity_id: str) -> bool:
     """Whether a change of this entity still waits in the store's outbox."""
     o = store_tables.outbox

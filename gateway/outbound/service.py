@@ -203,6 +203,8 @@ class OutboundService:
             runner = getattr(store, "_runner", None)
             if runner is None:
                 continue
+            if not await runner.read(queue.outbox_waiting):
+                continue  # idle: no write transaction competes with requests
             if not self.selectors or self.runner is None:
                 moved += await runner.write(queue.drain, FAN_OUT_BATCH)
                 continue
@@ -243,7 +245,7 @@ class OutboundService:
         """Claim due deliveries for the free slots and start them (not waiting for them:
         a slow target holds one slot, never the dispatcher)."""
         free = self.cfg.concurrency - len(self._running)
-        if not self.selectors or free <= 0:
+        if not self.selectors or free <= 0 or not await self.runner.read(queue.work_waiting):
             return 0
         rows = await self.runner.write(queue.claim, self.owner, free, self.cfg.lease_seconds)
         for row in rows:
