@@ -43,6 +43,7 @@ from .selection import Selector
 log = logging.getLogger("gateway.outbound")
 
 FAN_OUT_BATCH = 500
+IDLE_DRAIN = 5.0  # seconds between outbox checks of a process with no connector
 SETTLE_POLL = 0.02
 
 
@@ -169,7 +170,9 @@ class OutboundService:
 
     # the dispatcher --------------------------------------------------------------------------
     async def _run(self) -> None:
-        idle = self.cfg.poll_interval_ms / 1000
+        # without connectors there is only the outbox to drain: this process's writes wake
+        # the dispatcher, other processes' rows are picked up within IDLE_DRAIN seconds
+        idle = self.cfg.poll_interval_ms / 1000 if self.selectors else IDLE_DRAIN
         while True:
             try:
                 moved = await self.fan_out()
