@@ -111,7 +111,7 @@ INDEXES = [
     ("userPrincipalName", "eq,sub"),
 ]
 
-_MODULES = ["back_mdb", "memberof", "refint"]
+_MODULES = ["back_mdb", "memberof", "refint", "sssvlv"]
 
 
 def _libc_prctl():
@@ -217,6 +217,11 @@ class Slapd:
             "",
             "overlay refint",
             "refint_attributes member memberOf",
+            "",
+            # server-side sorting and virtual list views: the store pages large lists with them
+            "overlay sssvlv",
+            "sssvlv-max 64",
+            "sssvlv-maxkeys 2",
             "",
         ]
         return "\n".join(lines)

@@ -206,3 +206,34 @@ def _run_cli(main, argv):
     except SystemExit as exc:
         return exc.code
 
+
+
+async def test_default_order_lists_use_the_directorys_list_view(ldap_gateway, ldap_base):
+    """Index and cursor pages in id order are sorted, windowed and counted by slapd
+    (server-side sort + VLV), and still give every user exactly once."""
+    from gateway.keys import STORES
+
+    gw = await ldap_gateway()
+    made = set()
+    for i in range(25):
+        status, body, _ = await scim(gw, "POST", "/Users", {"userName": f"v{i:02d}"})
+        made.add(body["id"])
+    _, root, _ = await scim(gw, "GET", '/Users?filter=userName eq "root"')
+    everyone = made | {u["id"] for u in root["Resources"]}
+    seen = []
+    for start in (1, 11, 21):
+        status, body, _ = await scim(gw, "GET", f"/Users?startIndex={start}&count=10")
+        assert status == 200 and body["totalResults"] == len(everyone)
+        seen += [u["id"] for u in body["Resources"]]
+    assert seen == sorted(everyone)  # id order, each once
+    status, body, _ = await scim(gw, "GET", "/Users?startIndex=100&count=10")
+    assert body["totalResults"] == len(everyone) and body.get("Resources", []) == []
+    cursor, pages = "", []
+    for _ in range(10):
+        status, body, _ = await scim(gw, "GET", f"/Users?count=7&cursor={cursor}")
+        pages += [u["id"] for u in body["Resources"]]
+        cursor = body.get("nextCursor")
+        if not cursor:
+            break
+    assert pages == sorted(everyone)
+    assert gw.app[STORES].primary._vlv is True  # the list view, not the key walk

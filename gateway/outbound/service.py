@@ -177,7 +177,7 @@ class OutboundService:
             try:
                 moved = await self.fan_out()
                 claimed = await self.start_due()
-                if time.monotonic() - self._last_purge > 3600:
+                if self.runner is not None and time.monotonic() - self._last_purge > 3600:
                     await self._purge()
             except asyncio.CancelledError:
                 raise

@@ -4,10 +4,13 @@ Users live under ``users_base`` as ``uid=<name>`` (AD: ``cn=<name>``), groups
 under ``groups_base`` as ``cn=<name>``; ids are the directory's own stable ids
 (entryUUID, AD objectGUID), so they survive restarts, renames and moves of the
 gateway. Passwords are the directory's: set with the password-modify
-operation (AD: ``unicodePwd``), checked with a bind. Searches use the simple
-paged results control, never reading the whole directory into memory: a list
-first collects the sort key and id of each match, then reads only the entries
-of the page.
+operation (AD: ``unicodePwd``), checked with a bind. A list in the default
+order (by id) is one search with server-side sorting and a virtual list view
+when the directory offers them (OpenLDAP's ``sssvlv``, Active Directory): the
+directory sorts, counts and returns the page. Otherwise, and for other sort
+orders, the store walks the matches with the simple paged results control,
+keeping only each match's sort key and id, then reads the entries of the page
+(never the whole directory in memory, but time in proportion to the matches).
 
 The directory has no transactions: a create that fails half-way (the entry was
 added, the password was not accepted) removes the entry again; a version
@@ -28,6 +31,7 @@ from userstores.base import UNCHANGED, Capabilities, Page, Query, Record, UserSt
 from .directory import Directory
 from .filters import TRUE, FilterTranslator, compare
 from .mapping import EMPTY_MEMBER, FLAVORS, Mapping, entry_id
+from .vlv import SSS_OID, VLV_OID, sort_control, vlv_control, vlv_response
 
 SUBTREE = ldap3.SUBTREE
 MAX_MATCHES = 1_000_000  # the most entries one list may walk
@@ -53,6 +57,14 @@ class LDAPUserStore(UserStore):
     # lifecycle ---------------------------------------------------------------------------
     async def open(self) -> None:
         self.dir = Directory(self.domain, self.url, self.cfg, self._pool_size)
+        self._vlv: bool | None = None  # found out at the first list
+
+    def _supports_vlv(self, conn) -> bool:
+        conn.search("", "(objectClass=*)", ldap3.BASE, attributes=["supportedControl"])
+        found = [e for e in conn.response if e.get("type") == "searchResEntry"]
+        controls = {str(c) for c in _list(found[0]["attributes"].get("supportedControl"))} \
+            if found else set()
+        return SSS_OID in controls and VLV_OID in controls
 
     async def close(self) -> None:
         if self.dir is not None:
@@ -457,6 +469,10 @@ class LDAPUserStore(UserStore):
         flt = f"(&(objectClass={classes[0]}){flt})"
         id_attr = self.flavor.id_attribute
         sort_attr = self._sort_attribute(kind, query.sort)
+        if self._vlv is None:
+            self._vlv = await self.dir.run(self._supports_vlv)
+        if self._vlv and query.sort is None and not query.descending:
+            return await self.dir.run(self._window, kind, query, base, flt, attrs)
 
         def run(conn):
             # 1. the key (sort value, id) of every match: small, whatever the entries hold
@@ -501,6 +517,44 @@ class LDAPUserStore(UserStore):
             return Page(out, total if query.with_total else 0)
 
         return await self.dir.run(run)
+
+    def _view(self, base: str, flt: str, attrs, window) -> tuple[list, tuple | None]:
+        """One list-view search, on a connection of its own: the directory keeps one view
+        per connection (OpenLDAP refuses a second), and it goes with the connection."""
+        view = self.dir.connect()
+        try:
+            view.search(base, flt, SUBTREE, attributes=attrs,
+                        controls=[sort_control(self.flavor.id_attribute), window])
+            entries = [e for e in view.response or () if e.get("type") == "searchResEntry"]
+            return entries, vlv_response((view.result or {}).get("controls"))
+        except KeyError:  # ldap3 does not know result 76 (virtualListViewError)
+            return [], None
+        finally:
+            view.unbind()
+
+    def _window(self, conn, kind: str, query: Query, base: str, flt: str, attrs) -> Page:
+        """One page in id order, sorted and counted by the directory (server-side sort and
+        a virtual list view): one short search whatever the number of matches."""
+        if query.after is not None:  # the first entry >= the last one seen, which is skipped
+            window = vlv_control(query.limit, value=str(query.after[1]))
+        else:
+            window = vlv_control(max(query.limit - 1, 0), offset=query.offset + 1)
+        entries, found = self._view(base, flt, attrs, window)
+        if found is None:  # past the end (virtualListViewError): just the count
+            _nothing, found = self._view(base, flt, ["1.1"], vlv_control(0, offset=1))
+            entries = []
+        total = found[1] if found else len(entries)
+        if query.after is None and query.offset >= total:
+            entries = []  # past the end the directory answers with the last entries
+        out = []
+        for e in entries:
+            rec = (self._user_record(conn, e, query.with_relations) if kind == "User"
+                   else self._group_record(conn, e, query.with_relations))
+            if query.after is not None and rec.id <= str(query.after[1]):
+                continue
+            rec.position = (None, rec.id)
+            out.append(rec)
+        return Page(out[:query.limit], total if query.with_total else 0)
 
 
 def _after(key: tuple, after: tuple, descending: bool) -> bool:
