@@ -16,6 +16,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config_values import string_table, strings, typed
 from .errors import ConfigError
 from .jit.config import JitConfig, parse_jit
 from .outbound.config import OutboundConfig, parse_outbound
@@ -149,13 +150,7 @@ def _section(raw: dict, name: str) -> dict:
     return value
 
 
-def _get(sec: dict, where: str, key: str, kind, default):
-    value = sec.get(key, default)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if value is not None and not isinstance(value, kind) or isinstance(value, bool) and kind is int:
-        raise ConfigError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
-    return value
+_get = typed
 
 
 LDAP_KEYS = ("bind_dn", "bind_password", "users_base", "groups_base", "flavor", "start_tls",
@@ -164,17 +159,6 @@ LDAP_KEYS = ("bind_dn", "bind_password", "users_base", "groups_base", "flavor", 
 
 
 def _ldap(sec: dict, where: str) -> LdapConfig:
-    def strings(key: str) -> tuple[str, ...]:
-        value = sec.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"[{where}] {key} must be a list of strings")
-        return tuple(value)
-
-    attributes = sec.get("attributes", {})
-    if not isinstance(attributes, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()):
-        raise ConfigError(f"[{where}] attributes must be a table of LDAP attribute = "
-                          "\"canonical path\"")
     cfg = LdapConfig(
         bind_dn=_get(sec, where, "bind_dn", str, ""),
         bind_password=_get(sec, where, "bind_password", str, ""),
@@ -186,9 +170,9 @@ def _ldap(sec: dict, where: str) -> LdapConfig:
         ca_file=_get(sec, where, "ca_file", str, None),
         timeout_seconds=_get(sec, where, "timeout_seconds", float, 5.0),
         page_size=_get(sec, where, "page_size", int, 500),
-        user_object_classes=strings("user_object_classes"),
-        group_object_classes=strings("group_object_classes"),
-        attributes=tuple(attributes.items()),
+        user_object_classes=strings(sec, where, "user_object_classes"),
+        group_object_classes=strings(sec, where, "group_object_classes"),
+        attributes=string_table(sec, where, "attributes"),
         unmapped=_get(sec, where, "unmapped", str, "refuse"),
         id_attribute=_get(sec, where, "id_attribute", str, ""),
     )

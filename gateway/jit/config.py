@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config_values import string_table, typed
 from ..errors import ConfigError
 
 MODES = ("silent", "username", "password", "consent")
@@ -51,24 +52,6 @@ class JitConfig:
     replay_cache_size: int = 1_000_000
 
 
-def _get(sec: dict, where: str, key: str, kind, default):
-    value = sec.get(key, default)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if value is not None and (not isinstance(value, kind)
-                              or isinstance(value, bool) and kind in (int, float)):
-        raise ConfigError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
-    return value
-
-
-def _table(sec: dict, where: str, key: str) -> tuple[tuple[str, str], ...]:
-    value = sec.get(key, {})
-    if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise ConfigError(f"{where}.{key} must be a table of strings")
-    return tuple(value.items())
-
-
 def parse_jit(raw: dict | None, base: Path) -> JitConfig:
     raw = raw or {}
     if not isinstance(raw, dict):
@@ -87,8 +70,8 @@ def parse_jit(raw: dict | None, base: Path) -> JitConfig:
         unknown = set(sec) - KEYS
         if unknown:
             raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
-        name, kind = _get(sec, where, "name", str, None), _get(sec, where, "type", str, None)
-        issuer, audience = _get(sec, where, "issuer", str, None), _get(sec, where, "audience",
+        name, kind = typed(sec, where, "name", str, None), typed(sec, where, "type", str, None)
+        issuer, audience = typed(sec, where, "issuer", str, None), typed(sec, where, "audience",
                                                                       str, None)
         if not name or kind not in ("oidc", "saml") or not issuer or not audience:
             raise ConfigError(f"{where}: name, type (oidc or saml), issuer and audience "
@@ -96,7 +79,7 @@ def parse_jit(raw: dict | None, base: Path) -> JitConfig:
         if name in names:
             raise ConfigError(f"{where}: the provider name {name!r} is used twice")
         names.add(name)
-        mode = _get(sec, where, "mode", str, "silent")
+        mode = typed(sec, where, "mode", str, "silent")
         if mode not in MODES:
             raise ConfigError(f"{where}.mode is one of {', '.join(MODES)}")
         algorithms = tuple(sec.get("algorithms", ProviderConfig.algorithms))
@@ -115,7 +98,7 @@ def parse_jit(raw: dict | None, base: Path) -> JitConfig:
                 jwks = json.loads((base / sec["jwks_file"]).read_text())
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"{where}: cannot read jwks_file: {exc}") from None
-        jwks_url = _get(sec, where, "jwks_url", str, None)
+        jwks_url = typed(sec, where, "jwks_url", str, None)
         certificates = list(sec.get("certificates", []))
         for path in sec.get("certificate_files", []):
             try:
@@ -130,23 +113,23 @@ def parse_jit(raw: dict | None, base: Path) -> JitConfig:
         providers.append(ProviderConfig(
             name=name, type=kind, issuer=issuer, audience=audience, algorithms=algorithms,
             jwks=jwks, jwks_url=jwks_url,
-            jwks_cache_seconds=_get(sec, where, "jwks_cache_seconds", float, 3600.0),
+            jwks_cache_seconds=typed(sec, where, "jwks_cache_seconds", float, 3600.0),
             certificates=tuple(certificates),
-            leeway_seconds=_get(sec, where, "leeway_seconds", int, 60),
-            username_claim=_get(sec, where, "username_claim", str,
+            leeway_seconds=typed(sec, where, "leeway_seconds", int, 60),
+            username_claim=typed(sec, where, "username_claim", str,
                                 "preferred_username" if kind == "oidc" else "NameID"),
-            subject_claim=_get(sec, where, "subject_claim", str,
+            subject_claim=typed(sec, where, "subject_claim", str,
                                "sub" if kind == "oidc" else "NameID"),
-            claims=_table(sec, where, "claims"),
-            roles_claim=_get(sec, where, "roles_claim", str, None),
-            roles=_table(sec, where, "roles"),
+            claims=string_table(sec, where, "claims"),
+            roles_claim=typed(sec, where, "roles_claim", str, None),
+            roles=string_table(sec, where, "roles"),
             mode=mode,
-            domain=_get(sec, where, "domain", str, "PRIMARY"),
-            link_existing=_get(sec, where, "link_existing", bool, False),
+            domain=typed(sec, where, "domain", str, "PRIMARY"),
+            link_existing=typed(sec, where, "link_existing", bool, False),
             owned_claims=tuple(owned) if isinstance(owned, list) else None,
-            max_age_seconds=_get(sec, where, "max_age_seconds", int, 3600),
+            max_age_seconds=typed(sec, where, "max_age_seconds", int, 3600),
         ))
-    size = _get(raw, "jit", "replay_cache_size", int, 1_000_000)
+    size = typed(raw, "jit", "replay_cache_size", int, 1_000_000)
     if size < 1:
         raise ConfigError("[jit] replay_cache_size must be at least 1")
     return JitConfig(tuple(providers), size)

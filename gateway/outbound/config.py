@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..config_values import string_table, strings, typed
 from ..errors import ConfigError
 
 AUTH_KINDS = ("none", "basic", "bearer", "api_key", "wss")
@@ -66,23 +67,6 @@ class OutboundConfig:
     connectors: tuple[ConnectorConfig, ...] = ()
 
 
-def _typed(sec: dict, where: str, key: str, kind, default):
-    value = sec.get(key, default)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if value is not None and (not isinstance(value, kind)
-                              or isinstance(value, bool) and kind in (int, float)):
-        raise ConfigError(f"{where}.{key}: expected {kind.__name__}, got {value!r}")
-    return value
-
-
-def _strings(sec: dict, where: str, key: str) -> tuple[str, ...]:
-    value = sec.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where}.{key} must be a list of strings")
-    return tuple(value)
-
-
 def parse_outbound(raw: dict | None) -> OutboundConfig:
     raw = raw or {}
     if not isinstance(raw, dict):
@@ -103,25 +87,21 @@ def parse_outbound(raw: dict | None) -> OutboundConfig:
         unknown = set(sec) - CONNECTOR_KEYS
         if unknown:
             raise ConfigError(f"{cw}: unknown keys {sorted(unknown)}")
-        name = _typed(sec, cw, "name", str, None)
-        kind = _typed(sec, cw, "type", str, None)
-        url = _typed(sec, cw, "url", str, None)
+        name = typed(sec, cw, "name", str, None)
+        kind = typed(sec, cw, "type", str, None)
+        url = typed(sec, cw, "url", str, None)
         if not name or not kind or not url:
             raise ConfigError(f"{cw}: name, type and url are required")
         if name in names:
             raise ConfigError(f"{cw}: the connector name {name!r} is used twice")
         names.add(name)
-        auth = _typed(sec, cw, "auth", str, "none")
+        auth = typed(sec, cw, "auth", str, "none")
         if auth not in AUTH_KINDS:
             raise ConfigError(f"{cw}.auth must be one of {', '.join(AUTH_KINDS)}")
-        attributes = sec.get("attributes", {})
-        if not isinstance(attributes, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()):
-            raise ConfigError(f"{cw}.attributes must be a table of target = \"canonical path\"")
         options = sec.get("options", {})
         if not isinstance(options, dict):
             raise ConfigError(f"{cw}.options must be a table")
-        rule = _typed(sec, cw, "rule", str, None)
+        rule = typed(sec, cw, "rule", str, None)
         if rule:
             from ..model.query import parse_filter
             from ..model.registry import DEFAULT
@@ -132,37 +112,37 @@ def parse_outbound(raw: dict | None) -> OutboundConfig:
                 raise ConfigError(f"{cw}.rule is not a valid SCIM filter: {exc}") from None
         connectors.append(ConnectorConfig(
             name=name, type=kind, url=url,
-            enabled=_typed(sec, cw, "enabled", bool, True),
-            blocking=_typed(sec, cw, "blocking", bool, False),
+            enabled=typed(sec, cw, "enabled", bool, True),
+            blocking=typed(sec, cw, "blocking", bool, False),
             auth=auth,
-            username=_typed(sec, cw, "username", str, None),
-            password=_typed(sec, cw, "password", str, None),
-            token=_typed(sec, cw, "token", str, None),
-            api_key_header=_typed(sec, cw, "api_key_header", str, "X-API-Key"),
-            api_key=_typed(sec, cw, "api_key", str, None),
-            verify_tls=_typed(sec, cw, "verify_tls", bool, True),
-            roles=_strings(sec, cw, "roles"),
+            username=typed(sec, cw, "username", str, None),
+            password=typed(sec, cw, "password", str, None),
+            token=typed(sec, cw, "token", str, None),
+            api_key_header=typed(sec, cw, "api_key_header", str, "X-API-Key"),
+            api_key=typed(sec, cw, "api_key", str, None),
+            verify_tls=typed(sec, cw, "verify_tls", bool, True),
+            roles=strings(sec, cw, "roles"),
             rule=rule,
-            provision_groups=_typed(sec, cw, "provision_groups", bool, True),
-            provision_passwords=_typed(sec, cw, "provision_passwords", bool, False),
-            default_password=_typed(sec, cw, "default_password", str, None),
-            attributes=tuple(attributes.items()),
-            domains=tuple(d.upper() for d in _strings(sec, cw, "domains")),
-            timeout_seconds=_typed(sec, cw, "timeout_seconds", float, 10.0),
-            max_attempts=_typed(sec, cw, "max_attempts", int, None),
+            provision_groups=typed(sec, cw, "provision_groups", bool, True),
+            provision_passwords=typed(sec, cw, "provision_passwords", bool, False),
+            default_password=typed(sec, cw, "default_password", str, None),
+            attributes=string_table(sec, cw, "attributes"),
+            domains=tuple(d.upper() for d in strings(sec, cw, "domains")),
+            timeout_seconds=typed(sec, cw, "timeout_seconds", float, 10.0),
+            max_attempts=typed(sec, cw, "max_attempts", int, None),
             options=dict(options),
         ))
     cfg = OutboundConfig(
-        enabled=_typed(raw, where, "enabled", bool, True),
-        database=_typed(raw, where, "database", str, None),
-        poll_interval_ms=_typed(raw, where, "poll_interval_ms", int, 200),
-        concurrency=_typed(raw, where, "concurrency", int, 32),
-        lease_seconds=_typed(raw, where, "lease_seconds", float, 60.0),
-        max_attempts=_typed(raw, where, "max_attempts", int, 12),
-        backoff_base_seconds=_typed(raw, where, "backoff_base_seconds", float, 1.0),
-        backoff_max_seconds=_typed(raw, where, "backoff_max_seconds", float, 600.0),
-        blocking_timeout_seconds=_typed(raw, where, "blocking_timeout_seconds", float, 10.0),
-        retention_hours=_typed(raw, where, "retention_hours", float, 168.0),
+        enabled=typed(raw, where, "enabled", bool, True),
+        database=typed(raw, where, "database", str, None),
+        poll_interval_ms=typed(raw, where, "poll_interval_ms", int, 200),
+        concurrency=typed(raw, where, "concurrency", int, 32),
+        lease_seconds=typed(raw, where, "lease_seconds", float, 60.0),
+        max_attempts=typed(raw, where, "max_attempts", int, 12),
+        backoff_base_seconds=typed(raw, where, "backoff_base_seconds", float, 1.0),
+        backoff_max_seconds=typed(raw, where, "backoff_max_seconds", float, 600.0),
+        blocking_timeout_seconds=typed(raw, where, "blocking_timeout_seconds", float, 10.0),
+        retention_hours=typed(raw, where, "retention_hours", float, 168.0),
         connectors=tuple(connectors),
     )
     if cfg.concurrency < 1 or cfg.max_attempts < 1 or cfg.poll_interval_ms < 1:
