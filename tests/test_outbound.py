@@ -320,6 +320,7 @@ async def test_admin_api_needs_admin_and_reports(peers, source):
     assert status == 400
     _, kim, _ = await scim(gw, "POST", "/Users", {"userName": "kim"})
     await eventually(lambda: _done(gw, kim["id"]))
+    await settled(gw, _proxy)  # the bootstrap administrator's deliveries too
     status, body, _ = await scim_admin(gw, "GET", "/admin/outbound/connectors")
     assert status == 200
     (info,) = body["connectors"]

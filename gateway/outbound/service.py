@@ -44,6 +44,7 @@ log = logging.getLogger("gateway.outbound")
 
 FAN_OUT_BATCH = 500
 IDLE_DRAIN = 5.0  # seconds between outbox checks of a process with no connector
+STOP_GRACE = 5.0  # seconds the work in flight gets to end when the gateway stops
 SETTLE_POLL = 0.02
 
 
@@ -101,6 +102,7 @@ class OutboundService:
         self._task: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()  # deliveries in flight in this process
         self._finishes: list[tuple] = []  # ended deliveries waiting to be recorded
+        self._stopping = False
         self._flusher: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._last_purge = 0.0
@@ -138,18 +140,18 @@ class OutboundService:
         return runner
 
     async def stop(self) -> None:
+        """Stop at a clean point: the dispatcher ends its round and deliveries in flight get
+        a few seconds to finish (cancelling them inside a database call can leave a pooled
+        connection stuck); what is left is cancelled, and the claims handed back."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - stopping anyway
-                pass
+            await _settle_or_cancel([self._task], STOP_GRACE)
             self._task = None
         running, self._running = list(self._running), set()
-        for task in running:
-            task.cancel()
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
+        await _settle_or_cancel(running, STOP_GRACE)
+        if self._flusher is not None:
+            await _settle_or_cancel([self._flusher], STOP_GRACE)
         if self.runner is not None:
             try:  # what this process had claimed goes back to the queue at once
                 await self.runner.write(queue.release, self.owner)
@@ -173,7 +175,7 @@ class OutboundService:
         # without connectors there is only the outbox to drain: this process's writes wake
         # the dispatcher, other processes' rows are picked up within IDLE_DRAIN seconds
         idle = self.cfg.poll_interval_ms / 1000 if self.selectors else IDLE_DRAIN
-        while True:
+        while not self._stopping:
             try:
                 moved = await self.fan_out()
                 claimed = await self.start_due()
@@ -248,7 +250,8 @@ class OutboundService:
         """Claim due deliveries for the free slots and start them (not waiting for them:
         a slow target holds one slot, never the dispatcher)."""
         free = self.cfg.concurrency - len(self._running)
-        if not self.selectors or free <= 0 or not await self.runner.read(queue.work_waiting):
+        if self._stopping or not self.selectors or free <= 0 or \
+                not await self.runner.read(queue.work_waiting):
             return 0
         rows = await self.runner.write(queue.claim, self.owner, free, self.cfg.lease_seconds)
         for row in rows:
@@ -448,3 +451,13 @@ class OutboundService:
             self.kick()
             await asyncio.sleep(SETTLE_POLL)
 
+
+async def _settle_or_cancel(tasks: list[asyncio.Task], grace: float) -> None:
+    """Let tasks end within ``grace`` seconds, then cancel what is left."""
+    if not tasks:
+        return
+    _done, pending = await asyncio.wait(tasks, timeout=grace)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
