@@ -234,12 +234,6 @@ def finish_many(conn: Connection, owner: str, items: list[tuple]) -> list[bool]:
 
 
 # remote ids -----------------------------------------------------------------------------------
-def remote_id(conn: Connection, connector: str, kind: str, local_id: str) -> str | None:
-    r = remote_ids
-    return conn.execute(select(r.c.remote_id).where(
-        r.c.connector == connector, r.c.kind == kind, r.c.local_id == local_id)).scalar()
-
-
 def remote_ids_of(conn: Connection, connector: str, kind: str, local_ids: list[str]
                   ) -> dict[str, str]:
     r = remote_ids

@@ -27,6 +27,7 @@ import random
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import aiohttp
 
@@ -46,6 +47,17 @@ FAN_OUT_BATCH = 500
 IDLE_DRAIN = 5.0  # seconds between outbox checks of a process with no connector
 STOP_GRACE = 5.0  # seconds the work in flight gets to end when the gateway stops
 SETTLE_POLL = 0.02
+
+
+class OutboxRow(NamedTuple):
+    """A change as an outbox row has it (for stores without an outbox table)."""
+
+    seq: int
+    kind: str
+    entity_id: str
+    action: str
+    name: str | None
+    created: str
 
 
 class ProvisioningFailed(GatewayError):
@@ -232,16 +244,7 @@ class OutboundService:
         """Queue a change of a store without an outbox of its own (LDAP)."""
         if self.runner is None or not self.selectors:
             return
-        @dataclass
-        class Row:
-            seq: int
-            kind: str
-            entity_id: str
-            action: str
-            name: str | None
-            created: str
-
-        row = Row(time.time_ns(), kind, entity_id, action, name, queue.stamp())
+        row = OutboxRow(time.time_ns(), kind, entity_id, action, name, queue.stamp())
         await self.runner.write(queue.enqueue,
                                 queue.delivery_rows(domain, [row], self._targets(domain)))
         self.kick()

@@ -153,23 +153,24 @@ class Mapping:
                                  flavor.version_attribute, "createTimestamp", "modifyTimestamp"]
 
     # reading -------------------------------------------------------------------------
-    def _meta(self, attrs: dict) -> tuple[str, int, str, str]:
+    def meta(self, attrs: dict) -> tuple[str, int, str, str]:
+        """(id, version, created, lastModified) of an entry."""
         f = self.flavor
         created = attrs.get("createTimestamp") or attrs.get("whenCreated")
         modified = attrs.get("modifyTimestamp") or attrs.get("whenChanged") or created
-        return (entry_id(_first(attrs.get(f.id_attribute))),
-                version_of(_first(attrs.get(f.version_attribute)) or 0),
-                _generalized(_first(created)) if created else "1970-01-01T00:00:00Z",
-                _generalized(_first(modified)) if modified else "1970-01-01T00:00:00Z")
+        return (entry_id(first_value(attrs.get(f.id_attribute))),
+                version_of(first_value(attrs.get(f.version_attribute)) or 0),
+                _generalized(first_value(created)) if created else "1970-01-01T00:00:00Z",
+                _generalized(first_value(modified)) if modified else "1970-01-01T00:00:00Z")
 
     def user_data(self, attrs: dict) -> dict:
         """The canonical attributes of a user entry."""
         from gateway.model.patch import PatchOperation
 
-        name = _first(attrs.get(self.flavor.user_name))
+        name = first_value(attrs.get(self.flavor.user_name))
         ops = []
         for attr in self.users.table:
-            values = [v for v in _list(attrs.get(attr)) if v not in (None, "")]
+            values = [v for v in values_list(attrs.get(attr)) if v not in (None, "")]
             if not values or attr == self.flavor.user_name:
                 continue
             leaf = self.users.leaf(attr)
@@ -178,11 +179,8 @@ class Mapping:
             ops.append(PatchOperation("replace", self.users.table[attr], value))
         data = apply_patch(self.users.rtype, {"userName": str(name)}, ops).resource
         if self.flavor.is_ad and attrs.get("userAccountControl") is not None:
-            data["active"] = not int(_first(attrs["userAccountControl"])) & ACCOUNT_DISABLED
+            data["active"] = not int(first_value(attrs["userAccountControl"])) & ACCOUNT_DISABLED
         return data
-
-    def meta(self, attrs: dict) -> tuple[str, int, str, str]:
-        return self._meta(attrs)
 
     # writing ---------------------------------------------------------------------------
     def user_entry(self, data: dict) -> dict[str, list[str]]:
@@ -245,13 +243,13 @@ def strip_flags(value):
     return value
 
 
-def _first(value):
+def first_value(value):
     if isinstance(value, list):
         return value[0] if value else None
     return value
 
 
-def _list(value) -> list:
+def values_list(value) -> list:
     if value is None:
         return []
     return list(value) if isinstance(value, list | tuple) else [value]

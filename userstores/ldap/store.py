@@ -30,7 +30,7 @@ from userstores.base import UNCHANGED, Capabilities, Page, Query, Record, UserSt
 
 from .directory import Directory
 from .filters import TRUE, FilterTranslator, compare
-from .mapping import EMPTY_MEMBER, FLAVORS, Mapping, entry_id
+from .mapping import EMPTY_MEMBER, FLAVORS, Mapping, entry_id, first_value, values_list
 from .vlv import SSS_OID, VLV_OID, sort_control, vlv_control, vlv_response
 
 SUBTREE = ldap3.SUBTREE
@@ -62,7 +62,7 @@ class LDAPUserStore(UserStore):
     def _supports_vlv(self, conn) -> bool:
         conn.search("", "(objectClass=*)", ldap3.BASE, attributes=["supportedControl"])
         found = [e for e in conn.response if e.get("type") == "searchResEntry"]
-        controls = {str(c) for c in _list(found[0]["attributes"].get("supportedControl"))} \
+        controls = {str(c) for c in values_list(found[0]["attributes"].get("supportedControl"))} \
             if found else set()
         return SSS_OID in controls and VLV_OID in controls
 
@@ -129,8 +129,8 @@ class LDAPUserStore(UserStore):
             conn.search(self.cfg.groups_base, compare("member", "eq", entry["dn"]), SUBTREE,
                         attributes=["cn", self.flavor.id_attribute])
             groups = sorted(
-                ({"value": entry_id(_first(g["attributes"][self.flavor.id_attribute])),
-                  "display": str(_first(g["attributes"]["cn"]))}
+                ({"value": entry_id(first_value(g["attributes"][self.flavor.id_attribute])),
+                  "display": str(first_value(g["attributes"]["cn"]))}
                  for g in conn.response if g.get("type") == "searchResEntry"),
                 key=lambda g: g["display"].lower())
         return Record(rid, self.map.user_data(attrs), version, created, modified, groups=groups)
@@ -138,7 +138,7 @@ class LDAPUserStore(UserStore):
     def _group_record(self, conn, entry: dict, with_members: bool) -> Record:
         attrs = entry["attributes"]
         rid, version, created, modified = self.map.meta(attrs)
-        data = {"displayName": str(_first(attrs["cn"]))}
+        data = {"displayName": str(first_value(attrs["cn"]))}
         members = self._resolve_dns(conn, _member_dns(attrs)) if with_members else None
         return Record(rid, data, version, created, modified, members=members)
 
@@ -156,9 +156,9 @@ class LDAPUserStore(UserStore):
                         paged_size=self.cfg.page_size, generator=True):
                     if e.get("type") != "searchResEntry":
                         continue
-                    out.append({"value": entry_id(_first(e["attributes"][id_attr])),
+                    out.append({"value": entry_id(first_value(e["attributes"][id_attr])),
                                 "type": kind,
-                                "display": str(_first(e["attributes"][name_attr]))})
+                                "display": str(first_value(e["attributes"][name_attr]))})
         return sorted(out, key=lambda m: m["display"].lower())
 
     def _dns_of_ids(self, conn, ids: list[str]) -> dict[str, tuple[str, str]]:
@@ -172,7 +172,7 @@ class LDAPUserStore(UserStore):
                 conn.search(base, flt, SUBTREE, attributes=[id_attr])
                 for e in conn.response:
                     if e.get("type") == "searchResEntry":
-                        out[entry_id(_first(e["attributes"][id_attr]))] = (e["dn"], kind)
+                        out[entry_id(first_value(e["attributes"][id_attr]))] = (e["dn"], kind)
         return out
 
     @staticmethod
@@ -255,7 +255,7 @@ class LDAPUserStore(UserStore):
             rid, version, *_ = self.map.meta(e["attributes"])
             self._check_version(f"User {user_id}", version, expected_version)
             dn = e["dn"]
-            old_name = str(_first(e["attributes"][self.flavor.user_name]))
+            old_name = str(first_value(e["attributes"][self.flavor.user_name]))
             if data["userName"] != old_name:
                 other = self._one(conn, "User", self._by_name("User", data["userName"]))
                 if other is not None and other["dn"] != dn:
@@ -267,7 +267,7 @@ class LDAPUserStore(UserStore):
             for attr, values in entry.items():
                 if attr == self.flavor.user_rdn:
                     continue
-                old = [str(v) for v in _list(e["attributes"].get(attr))]
+                old = [str(v) for v in values_list(e["attributes"].get(attr))]
                 if old != values:
                     changes[attr] = [(ldap3.MODIFY_REPLACE, values)]
             if self.flavor.is_ad:
@@ -423,7 +423,7 @@ class LDAPUserStore(UserStore):
             current = _member_dns(e["attributes"])
             remove_dns = current if remove_all else [
                 d for d, _k in self._dns_of_ids(conn, list(remove)).values()]
-            if data is not None and data["displayName"] != str(_first(e["attributes"]["cn"])):
+            if data is not None and data["displayName"] != str(first_value(e["attributes"]["cn"])):
                 other = self._one(conn, "Group", self._by_name("Group", data["displayName"]))
                 if other is not None and other["dn"] != dn:
                     raise Conflict(f"Group '{data['displayName']}' already exists")
@@ -484,9 +484,9 @@ class LDAPUserStore(UserStore):
                 if e.get("type") != "searchResEntry":
                     continue
                 a = e["attributes"]
-                value = _first(a.get(sort_attr)) if sort_attr else None
+                value = first_value(a.get(sort_attr)) if sort_attr else None
                 keys.append((None if value in (None, "") else str(value).lower(),
-                             entry_id(_first(a[id_attr]))))
+                             entry_id(first_value(a[id_attr]))))
                 if len(keys) > MAX_MATCHES:
                     raise InvalidValue(f"More than {MAX_MATCHES} matches: narrow the filter")
             keys.sort(key=lambda k: (k[0] is None, k[0] or "", k[1]),
@@ -578,16 +578,4 @@ def _desc_after(key: tuple, after: tuple) -> bool:
 
 
 def _member_dns(attrs: dict) -> list[str]:
-    return [str(m) for m in _list(attrs.get("member")) if str(m).lower() != EMPTY_MEMBER]
-
-
-def _first(value):
-    if isinstance(value, list):
-        return value[0] if value else None
-    return value
-
-
-def _list(value) -> list:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list | tuple) else [value]
+    return [str(m) for m in values_list(attrs.get("member")) if str(m).lower() != EMPTY_MEMBER]
