@@ -32,26 +32,35 @@ def error_response(exc: GatewayError) -> web.Response:
     return response
 
 
-@web.middleware
-async def scim_errors(request: web.Request, handler):
-    try:
-        return await handler(request)
-    except GatewayError as exc:
-        if exc.status >= 500:
-            log.error("%s %s failed: %s", request.method, request.path, exc.detail,
-                      exc_info=exc.__cause__)
-        return error_response(exc)
-    except web.HTTPRequestEntityTooLarge:
-        return error_response(PayloadTooLarge("The request body is too large"))
-    except web.HTTPNotFound:
-        return error_response(NotFound(f"No such endpoint: {request.path}"))
-    except web.HTTPMethodNotAllowed:
-        return error_response(MethodNotAllowed(f"{request.method} is not allowed here"))
-    except web.HTTPException:
-        raise
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
-        return error_response(GatewayError("Internal error"))
+def error_middleware(render, logger: logging.Logger):
+    """A middleware answering every error, ours or aiohttp's, with ``render(error)``
+    (each SCIM version has its own error body); a 500 never carries a traceback."""
+
+    @web.middleware
+    async def errors(request: web.Request, handler):
+        try:
+            return await handler(request)
+        except GatewayError as exc:
+            if exc.status >= 500:
+                logger.error("%s %s failed: %s", request.method, request.path, exc.detail,
+                             exc_info=exc.__cause__)
+            return render(exc)
+        except web.HTTPRequestEntityTooLarge:
+            return render(PayloadTooLarge("The request body is too large"))
+        except web.HTTPNotFound:
+            return render(NotFound(f"No such endpoint: {request.path}"))
+        except web.HTTPMethodNotAllowed:
+            return render(MethodNotAllowed(f"{request.method} is not allowed here"))
+        except web.HTTPException:
+            raise
+        except Exception:
+            logger.exception("%s %s failed", request.method, request.path)
+            return render(GatewayError("Internal error"))
+
+    return errors
+
+
+scim_errors = error_middleware(error_response, log)
 
 
 @web.middleware

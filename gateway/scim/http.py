@@ -72,3 +72,15 @@ def version_of(header: str | None) -> int | None:
         return int(text)
     except ValueError:
         raise VersionMismatch(f"The resource does not have the version {header}") from None
+
+
+def none_match(request, version: int) -> bool:
+    """Whether the request's If-None-Match names this version (or ``*``): the client has
+    it, and the answer is 304. An unparseable tag matches nothing."""
+    header = request.headers.get("If-None-Match")
+    if header is None:
+        return False
+    try:
+        return version_of(header) in (None, version)
+    except VersionMismatch:
+        return False

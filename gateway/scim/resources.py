@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import operations as ops
-from ..errors import InvalidValue, NotSupported, VersionMismatch
+from ..errors import InvalidValue, NotSupported
 from ..keys import CONFIG, PIPELINE
 from ..model.schema import ResourceType
-from .http import LIST_RESPONSE, SEARCH_REQUEST, read_json, respond, version_of
+from .http import LIST_RESPONSE, SEARCH_REQUEST, none_match, read_json, respond, version_of
 from .patch import parse_patch
 from .render import Projection, project, projection, resource_json
 
@@ -89,14 +89,8 @@ class ResourceHandlers:
         load = proj.wants(self.relation)
         op = ops.GetUser(rid, load) if self.is_user else ops.GetGroup(rid, load)
         entity = await self._run(request, op)
-        none_match = request.headers.get("If-None-Match")
-        if none_match is not None:
-            try:
-                matched = version_of(none_match) in (None, entity.version)
-            except VersionMismatch:  # an unparseable tag matches nothing
-                matched = False
-            if matched:
-                return respond(None, 304, etag=entity.version)
+        if none_match(request, entity.version):
+            return respond(None, 304, etag=entity.version)
         return self._single(request, entity, proj)
 
     async def replace(self, request: web.Request) -> web.Response:

@@ -11,8 +11,8 @@ import logging
 
 from aiohttp import web
 
-from ..errors import GatewayError, MethodNotAllowed, NotFound, PayloadTooLarge
 from ..keys import AUTH, CONFIG
+from ..scim.app import error_middleware
 from ..scim.resources import PRINCIPAL
 from .bulk import bulk
 from .discovery import service_provider_configs
@@ -25,26 +25,7 @@ log = logging.getLogger("gateway.scim11")
 PUBLIC = ("/ServiceProviderConfigs",)
 
 
-@web.middleware
-async def scim11_errors(request: web.Request, handler):
-    try:
-        return await handler(request)
-    except GatewayError as exc:
-        if exc.status >= 500:
-            log.error("%s %s failed: %s", request.method, request.path, exc.detail,
-                      exc_info=exc.__cause__)
-        return error_response(exc)
-    except web.HTTPRequestEntityTooLarge:
-        return error_response(PayloadTooLarge("The request body is too large"))
-    except web.HTTPNotFound:
-        return error_response(NotFound(f"No such endpoint: {request.path}"))
-    except web.HTTPMethodNotAllowed:
-        return error_response(MethodNotAllowed(f"{request.method} is not allowed here"))
-    except web.HTTPException:
-        raise
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
-        return error_response(GatewayError("Internal error"))
+scim11_errors = error_middleware(error_response, log)
 
 
 @web.middleware

@@ -12,10 +12,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from .. import operations as ops
-from ..errors import InvalidValue, VersionMismatch
+from ..errors import InvalidValue
 from ..keys import CONFIG, PIPELINE
 from ..model.schema import ResourceType
-from ..scim.http import read_json, version_of
+from ..scim.http import none_match, read_json, version_of
 from ..scim.render import Projection, project, projection, resource_json
 from ..scim.resources import PRINCIPAL
 from ..scim.resources import _int as integer
@@ -102,14 +102,8 @@ class ResourceHandlers:
         load = proj.wants(self.relation)
         op = ops.GetUser(rid, load) if self.is_user else ops.GetGroup(rid, load)
         entity = await self.runner(request)(op)
-        none_match = request.headers.get("If-None-Match")
-        if none_match is not None:
-            try:
-                matched = version_of(none_match) in (None, entity.version)
-            except VersionMismatch:  # an unparseable tag matches nothing
-                matched = False
-            if matched:
-                return respond(None, 304, etag=entity.version)
+        if none_match(request, entity.version):
+            return respond(None, 304, etag=entity.version)
         return self.single(request, entity, proj)
 
     async def replace(self, request: web.Request) -> web.Response:
