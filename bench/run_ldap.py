@@ -90,6 +90,13 @@ from run_scim import (  # noqa: E402
 )
 from run_scim import Phase as _Phase  # noqa: E402
 
+from userstores.ldap.vlv import (  # noqa: E402
+    VLV_RESPONSE_OID,
+    _tlvs,
+    sort_control,
+    vlv_control,
+)
+
 DOMAIN = "CORP"
 PAGE = 100
 TARGETS = {"lookup_p99_ms": 15.0, "full_list_seconds": 300.0, "list_rss_growth_mb": 50.0}
@@ -620,53 +627,12 @@ def profile_summary(path: str, top: int = 30) -> str:
 
 # --- diagnostics: the key walk without the gateway ----------------------------------------
 
-SSS_OID = "1.2.840.113556.1.4.473"  # server-side sort request (RFC 2891)
-VLV_OID = "2.16.840.1.113730.3.4.9"  # virtual list view request (draft-ietf-ldapext-ldapv3-vlv)
-VLV_RESPONSE_OID = "2.16.840.1.113730.3.4.10"
-
-
-def _ber(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return bytes([tag, n]) + content
-    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(size)]) + size + content
-
-
-def _int(n: int) -> bytes:
-    return _ber(0x02, n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big", signed=True))
-
-
 def _first(value):
     return value[0] if isinstance(value, list) else value
 
 
-def _tlvs(data: bytes):
-    i = 0
-    while i < len(data):
-        tag, length = data[i], data[i + 1]
-        i += 2
-        if length & 0x80:
-            k = length & 0x7F
-            length = int.from_bytes(data[i:i + k], "big")
-            i += k
-        yield tag, data[i:i + length]
-        i += length
-
-
-def sss_control(attr: str) -> tuple:
-    """SortKeyList of one key, ascending, the attribute's own ordering rule."""
-    return (SSS_OID, True, _ber(0x30, _ber(0x30, _ber(0x04, attr.encode()))))
-
-
-def vlv_control(after: int, offset: int | None = None, value: str | None = None,
-                context: bytes | None = None) -> tuple:
-    """beforeCount 0, afterCount ``after``; target byOffset (contentCount 0: the server's)
-    or greaterThanOrEqual ``value``."""
-    target = (_ber(0xA0, _int(offset) + _int(0)) if value is None
-              else _ber(0x81, value.encode()))
-    body = _int(0) + _int(after) + target + (_ber(0x04, context) if context else b"")
-    return (VLV_OID, True, _ber(0x30, body))
+# the list-view controls: the BER writing and reading of the store's own module
+sss_control = sort_control
 
 
 def vlv_response(result: dict) -> tuple[int, int, int, bytes] | None:

@@ -46,12 +46,15 @@ def sort_control(attr: str, descending: bool = False) -> tuple:
     return (SSS_OID, True, _ber(0x30, _ber(0x30, key)))
 
 
-def vlv_control(after: int, offset: int | None = None, value: str | None = None) -> tuple:
+def vlv_control(after: int, offset: int | None = None, value: str | None = None,
+                context: bytes | None = None) -> tuple:
     """A window: ``after`` entries following the target, which is the 1-based position
-    ``offset`` (byOffset) or the first entry >= ``value`` (greaterThanOrEqual)."""
+    ``offset`` (byOffset) or the first entry >= ``value`` (greaterThanOrEqual); with the
+    ``context`` an earlier answer gave, the same view continues on its connection."""
     target = (_ber(0xA0, _int(offset) + _int(0)) if value is None
               else _ber(0x81, value.encode()))
-    return (VLV_OID, True, _ber(0x30, _int(0) + _int(after) + target))
+    body = _int(0) + _int(after) + target + (_ber(0x04, context) if context else b"")
+    return (VLV_OID, True, _ber(0x30, body))
 
 
 def vlv_response(controls: dict | None) -> tuple[int, int, int] | None:
