@@ -46,6 +46,7 @@ class Provider:
         self.cfg = cfg
         self.verifier = verifier
         self.principal = Principal(f"jit:{cfg.name}", "jit", ACTING)
+        self.targets = dict(cfg.claims)  # claim -> canonical path
         self.paths = {claim: parse_path(users, path) for claim, path in cfg.claims}
         owned = cfg.owned_claims if cfg.owned_claims is not None else [c for c, _ in cfg.claims]
         self.owned = [c for c in owned if c in self.paths]
@@ -164,7 +165,7 @@ class JitService:
             value = [str(v) for v in got] if multi and not leaf.is_complex else got[0]
             if leaf.type == "boolean" and isinstance(value, str):
                 value = value.lower() == "true"
-            out.append(PatchOperation("replace", dict(provider.cfg.claims)[claim], value))
+            out.append(PatchOperation("replace", provider.targets[claim], value))
         return out
 
     def _username(self, provider: Provider, values: dict, body: dict) -> str:
