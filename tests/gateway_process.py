@@ -197,7 +197,7 @@ class GatewayProcess:
         return body["events"]
 
     async def delivered_total(self) -> int:
-        """Deliveries this process made (``gateway_outbound_deliveries_total``, summed)."""
+        """Deliveries made (``gateway_outbound_deliveries_total``, summed over outcomes)."""
         status, text = await self.call("GET", "/metrics")
         assert status == 200, text
         return sum(int(m) for m in re.findall(

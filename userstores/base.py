@@ -128,6 +128,16 @@ class UserStore(abc.ABC):
     async def get_user_by_name(self, user_name: str, *, with_groups: bool = True
                                ) -> Record | None: ...
 
+    async def get_users(self, user_ids: list[str]) -> dict[str, Record]:
+        """Several users by id, with their groups (missing ones are left out); stores that
+        can read them in one query do."""
+        out = {}
+        for user_id in user_ids:
+            rec = await self.get_user(user_id, with_groups=True)
+            if rec is not None:
+                out[user_id] = rec
+        return out
+
     @abc.abstractmethod
     async def replace_user(self, user_id: str, data: dict, *, expected_version: int | None,
                            password_hash: str | None | type[UNCHANGED] = UNCHANGED) -> Record:
@@ -157,6 +167,15 @@ class UserStore(abc.ABC):
 
     @abc.abstractmethod
     async def get_group(self, group_id: str, *, with_members: bool = True) -> Record | None: ...
+
+    async def get_groups(self, group_ids: list[str]) -> dict[str, Record]:
+        """Several groups by id, with their members (missing ones are left out)."""
+        out = {}
+        for group_id in group_ids:
+            rec = await self.get_group(group_id, with_members=True)
+            if rec is not None:
+                out[group_id] = rec
+        return out
 
     @abc.abstractmethod
     async def get_group_by_name(self, name: str, *, with_members: bool = True

@@ -10,7 +10,8 @@ Both need the ``admin`` permission (``*`` has it):
 - ``POST /admin/outbound/events/{id}/cancel``: a waiting or dead delivery is dropped
 - ``GET /admin/outbound/connectors``: each connector's settings, health and backlog
 - ``GET /metrics``: Prometheus text: queue depth per connector and state, deliveries
-  and failures of this process, commit-to-delivery lag histogram
+  and failures, commit-to-delivery lag histogram (counters of every process sharing
+  the queue, kept in its database)
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ async def admin_errors(request: web.Request, handler):
 def _row(r) -> dict:
     return {k: getattr(r, k) for k in (
         "id", "connector", "source", "kind", "entity_id", "action", "name", "state",
-        "attempts", "next_at", "last_error", "outcome", "remote_id", "created", "updated")}
+        "attempts", "next_at", "last_error", "outcome", "remote_id", "owner", "created",
+        "updated")}
 
 
 def _service(request: web.Request):
@@ -143,34 +145,36 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def _metrics(request: web.Request) -> web.Response:
     service = _service(request)
-    m = service.metrics
     lines = ["# HELP gateway_outbound_queue Deliveries in the queue, by connector and state",
              "# TYPE gateway_outbound_queue gauge"]
     for name, state, n in await service.runner.read(queue.backlog):
         lines.append(f'gateway_outbound_queue{{connector="{name}",state="{state}"}} {n}')
-    lines += ["# HELP gateway_outbound_deliveries_total Deliveries made by this process",
+    by_metric: dict[str, dict[str, dict[str, float]]] = {}
+    for name, metric, label, value in await service.runner.read(queue.counts):
+        by_metric.setdefault(metric, {}).setdefault(name, {})[label] = value
+    lines += ["# HELP gateway_outbound_deliveries_total Deliveries made (all processes)",
               "# TYPE gateway_outbound_deliveries_total counter"]
-    for (name, outcome), n in sorted(m.delivered.items()):
-        lines.append(f'gateway_outbound_deliveries_total{{connector="{name}",'
-                     f'outcome="{outcome}"}} {n}')
-    lines += ["# HELP gateway_outbound_failures_total Failed delivery attempts of this process",
+    for name, per in sorted(by_metric.get("delivered", {}).items()):
+        lines += [f'gateway_outbound_deliveries_total{{connector="{name}",outcome="{o}"}} '
+                  f'{n:.0f}' for o, n in sorted(per.items())]
+    lines += ["# HELP gateway_outbound_failures_total Failed delivery attempts (all processes)",
               "# TYPE gateway_outbound_failures_total counter"]
-    for (name, kind), n in sorted(m.failures.items()):
-        lines.append(f'gateway_outbound_failures_total{{connector="{name}",kind="{kind}"}} {n}')
+    for name, per in sorted(by_metric.get("failures", {}).items()):
+        lines += [f'gateway_outbound_failures_total{{connector="{name}",kind="{k}"}} {n:.0f}'
+                  for k, n in sorted(per.items())]
     lines += ["# HELP gateway_outbound_lag_seconds From commit to delivery",
               "# TYPE gateway_outbound_lag_seconds histogram"]
-    for name, counts in sorted(m.lag.items()):
-        running = 0
-        for bound, n in zip(m.lag_buckets, counts, strict=False):
-            running += n
+    for name, per in sorted(by_metric.get("lag_bucket", {}).items()):
+        running = 0.0
+        for bound in (*(f"{b:g}" for b in queue.LAG_BUCKETS), "+Inf"):
+            running += per.get(bound, 0.0)
             lines.append(f'gateway_outbound_lag_seconds_bucket{{connector="{name}",'
-                         f'le="{bound:g}"}} {running}')
-        lines.append(f'gateway_outbound_lag_seconds_bucket{{connector="{name}",le="+Inf"}} '
-                     f'{running + counts[-1]}')
-        lines.append(f'gateway_outbound_lag_seconds_sum{{connector="{name}"}} '
-                     f'{m.lag_sum[name]:.6f}')
+                         f'le="{bound}"}} {running:.0f}')
+        lag_sum = by_metric.get("lag_sum", {}).get(name, {}).get("", 0.0)
+        lag_count = by_metric.get("lag_count", {}).get(name, {}).get("", 0.0)
+        lines.append(f'gateway_outbound_lag_seconds_sum{{connector="{name}"}} {lag_sum:.6f}')
         lines.append(f'gateway_outbound_lag_seconds_count{{connector="{name}"}} '
-                     f'{m.lag_count[name]}')
+                     f'{lag_count:.0f}')
     return web.Response(text="\n".join(lines) + "\n",
                         content_type="text/plain", charset="utf-8")
 

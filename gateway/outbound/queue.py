@@ -21,6 +21,7 @@ import datetime as dt
 from sqlalchemy import (
     BigInteger,
     Column,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -29,6 +30,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
+    case,
     delete,
     func,
     select,
@@ -67,6 +70,8 @@ deliveries = Table(
 )
 Index("ix_outbound_due", deliveries.c.state, deliveries.c.next_at)
 Index("ix_outbound_entity", deliveries.c.connector, deliveries.c.entity_id, deliveries.c.id)
+# the claim walks unfinished rows in id order and stops at its limit (not a sort of the backlog)
+Index("ix_outbound_claim", deliveries.c.state, deliveries.c.id)
 
 remote_ids = Table(
     "outbound_remote_ids",
@@ -77,6 +82,20 @@ remote_ids = Table(
     Column("remote_id", String(512), nullable=False),
     Column("updated", String(32), nullable=False),
 )
+
+# counters of every process together, kept in the transactions that record deliveries:
+# (connector, metric, label) -> value; metric is delivered (label: outcome), failures
+# (label: retryable, permanent), lag_bucket (label: the bucket's upper bound), lag_sum,
+# lag_count (label: "")
+counters = Table(
+    "outbound_counters",
+    metadata,
+    Column("connector", String(128), primary_key=True),
+    Column("metric", String(16), primary_key=True),
+    Column("label", String(32), primary_key=True),
+    Column("value", Float, nullable=False),
+)
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 UNFINISHED = ("pending", "inflight")
 STATES = ("pending", "inflight", "done", "skipped", "dead", "cancelled")
@@ -89,6 +108,9 @@ def stamp(at: dt.datetime | None = None) -> str:
 
 def create(conn: Connection) -> None:
     metadata.create_all(conn)
+    for table in metadata.tables.values():  # indexes added since a table was made
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
 
 
 def _insert(conn: Connection):
@@ -180,7 +202,10 @@ def claim(conn: Connection, owner: str, limit: int, lease_seconds: float) -> lis
     earlier = select(e.c.id).where(e.c.connector == d.c.connector,
                                    e.c.entity_id == d.c.entity_id, e.c.id < d.c.id,
                                    e.c.state.in_(UNFINISHED)).exists()
-    stmt = (select(d.c.id).where(d.c.state == "pending", d.c.next_at <= stamp(now), ~earlier)
+    # walk the backlog in id order (ix_outbound_claim) and stop at the limit, rather than
+    # sort it whole: next_at inside a function keeps planners off ix_outbound_due here
+    due = func.coalesce(d.c.next_at, "") <= stamp(now)
+    stmt = (select(d.c.id).where(d.c.state == "pending", due, ~earlier)
             .order_by(d.c.id).limit(limit))
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=d, skip_locked=True)
@@ -206,31 +231,75 @@ def release(conn: Connection, owner: str) -> None:
                  .values(state="pending", owner=None, lease_until=None, updated=stamp()))
 
 
-def finish(conn: Connection, delivery_id: int, owner: str, state: str, outcome: str | None,
-           error: str | None, next_at: str | None = None,
-           remote: tuple[str, str, str, str | None] | None = None) -> bool:
-    """Record how a claimed delivery ended (or when to try again); False if the claim was
-    lost (the lease ran out and another process took it)."""
-    d = deliveries
-    values = {"state": state, "outcome": outcome, "last_error": error, "updated": stamp(),
-              "lease_until": None, "owner": None if state != "inflight" else owner}
-    if next_at is not None:
-        values["next_at"] = next_at
-    if remote is not None:
-        values["remote_id"] = remote[3]
-    res = conn.execute(update(d).where(d.c.id == delivery_id, d.c.owner == owner,
-                                       d.c.state == "inflight").values(**values))
-    if res.rowcount != 1:
-        return False
-    if remote is not None:
-        set_remote(conn, *remote)
-    return True
+_FINISH = (update(deliveries).where(deliveries.c.id == bindparam("_id"))
+           .values(state=bindparam("_state"), outcome=bindparam("_outcome"),
+                   last_error=bindparam("_error"), updated=bindparam("_now"), lease_until=None,
+                   owner=bindparam("_owner"),
+                   next_at=func.coalesce(bindparam("_next"), deliveries.c.next_at),
+                   remote_id=case((bindparam("_set_remote"), bindparam("_remote")),
+                                  else_=deliveries.c.remote_id)))
+_UNMAP = delete(remote_ids).where(remote_ids.c.connector == bindparam("_c"),
+                                  remote_ids.c.kind == bindparam("_k"),
+                                  remote_ids.c.local_id == bindparam("_l"))
 
 
 def finish_many(conn: Connection, owner: str, items: list[tuple]) -> list[bool]:
-    """Several ``finish`` in one transaction (the dispatcher batches what ended together)."""
-    return [finish(conn, delivery_id, owner, state, outcome, error, next_at, remote)
-            for delivery_id, state, outcome, error, next_at, remote in items]
+    """Record how claimed deliveries ended (or when to try again), in one transaction.
+
+    An item is ``(id, state, outcome, error, next_at, remote, counts)``: ``remote`` is
+    ``(connector, kind, local id, remote id or None)`` to keep in the remote-id map (or
+    None), ``counts`` the ``(connector, metric, label, value)`` increments of
+    ``counters`` the delivery makes. An item whose claim was lost (its lease ran out and
+    another process took it) changes nothing and is False. A finished delivery keeps its
+    owner: who delivered it."""
+    d = deliveries
+    if not items:
+        return []
+    held_stmt = select(d.c.id).where(d.c.id.in_([i[0] for i in items]), d.c.owner == owner,
+                                     d.c.state == "inflight")
+    if conn.dialect.name == "postgresql":
+        held_stmt = held_stmt.with_for_update()
+    held = {i for (i,) in conn.execute(held_stmt)}
+    mine = [i for i in items if i[0] in held]
+    if mine:
+        now = stamp()
+        conn.execute(_FINISH, [
+            {"_id": i, "_state": state, "_outcome": outcome, "_error": error, "_now": now,
+             "_owner": None if state == "pending" else owner, "_next": next_at,
+             "_set_remote": remote is not None, "_remote": remote[3] if remote else None}
+            for i, state, outcome, error, next_at, remote, _counts in mine])
+        remotes = [item[5] for item in mine if item[5] is not None]
+        if remotes:
+            conn.execute(_UNMAP, [{"_c": c, "_k": k, "_l": local} for c, k, local, _r in remotes])
+            kept = [{"connector": c, "kind": k, "local_id": local, "remote_id": r,
+                     "updated": now} for c, k, local, r in remotes if r is not None]
+            if kept:
+                conn.execute(remote_ids.insert(), kept)
+        add_counts(conn, [c for item in mine for c in item[6]])
+    return [item[0] in held for item in items]
+
+
+def add_counts(conn: Connection, increments) -> None:
+    """Add ``(connector, metric, label, value)`` increments to ``counters`` (summed first,
+    and in key order, so that concurrent transactions lock rows in the same order)."""
+    totals: dict[tuple[str, str, str], float] = {}
+    for connector, metric, label, value in increments:
+        key = (connector, metric, label)
+        totals[key] = totals.get(key, 0.0) + value
+    if not totals:
+        return
+    stmt = _insert(conn)(counters)
+    stmt = stmt.on_conflict_do_update(index_elements=["connector", "metric", "label"],
+                                      set_={"value": counters.c.value + stmt.excluded.value})
+    conn.execute(stmt, [{"connector": c, "metric": m, "label": lbl, "value": v}
+                        for (c, m, lbl), v in sorted(totals.items())])
+
+
+def counts(conn: Connection) -> list:
+    """Every counter: (connector, metric, label, value)."""
+    c = counters
+    return conn.execute(select(c.c.connector, c.c.metric, c.c.label, c.c.value)
+                        .order_by(c.c.connector, c.c.metric, c.c.label)).all()
 
 
 # remote ids -----------------------------------------------------------------------------------
@@ -243,16 +312,6 @@ def remote_ids_of(conn: Connection, connector: str, kind: str, local_ids: list[s
         out.update(conn.execute(select(r.c.local_id, r.c.remote_id).where(
             r.c.connector == connector, r.c.kind == kind, r.c.local_id.in_(chunk))).all())
     return out
-
-
-def set_remote(conn: Connection, connector: str, kind: str, local_id: str,
-               remote: str | None) -> None:
-    r = remote_ids
-    conn.execute(delete(r).where(r.c.connector == connector, r.c.kind == kind,
-                                 r.c.local_id == local_id))
-    if remote is not None:
-        conn.execute(r.insert().values(connector=connector, kind=kind, local_id=local_id,
-                                       remote_id=remote, updated=stamp()))
 
 
 # the admin API ------------------------------------------------------------------------------

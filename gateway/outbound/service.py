@@ -26,13 +26,13 @@ import os
 import random
 import socket
 import time
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import aiohttp
 
 from connectors import registry
 from connectors.base import Action, Change, Connector, DeliveryError, EntityKind
+from userstores.base import Record
 from userstores.registry import Stores
 
 from .. import operations as ops
@@ -68,28 +68,11 @@ class ProvisioningFailed(GatewayError):
     default_detail = "The change was saved, but provisioning it failed"
 
 
-@dataclass
-class Metrics:
-    delivered: dict[tuple[str, str], int] = field(default_factory=dict)  # (connector, outcome)
-    failures: dict[tuple[str, str], int] = field(default_factory=dict)  # (connector, kind)
-    lag_buckets: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
-    lag: dict[str, list[int]] = field(default_factory=dict)  # connector -> bucket counts
-    lag_sum: dict[str, float] = field(default_factory=dict)
-    lag_count: dict[str, int] = field(default_factory=dict)
-
-    def count(self, table: dict, key: tuple) -> None:
-        table[key] = table.get(key, 0) + 1
-
-    def observe(self, connector: str, seconds: float) -> None:
-        counts = self.lag.setdefault(connector, [0] * (len(self.lag_buckets) + 1))
-        for i, bound in enumerate(self.lag_buckets):
-            if seconds <= bound:
-                counts[i] += 1
-                break
-        else:
-            counts[-1] += 1
-        self.lag_sum[connector] = self.lag_sum.get(connector, 0.0) + seconds
-        self.lag_count[connector] = self.lag_count.get(connector, 0) + 1
+def lag_counts(connector: str, seconds: float) -> list[tuple[str, str, str, float]]:
+    """The counter increments of one delivery made ``seconds`` after its commit."""
+    bucket = next((f"{b:g}" for b in queue.LAG_BUCKETS if seconds <= b), "+Inf")
+    return [(connector, "lag_bucket", bucket, 1), (connector, "lag_sum", "", seconds),
+            (connector, "lag_count", "", 1)]
 
 
 def _parse(stamp: str) -> dt.datetime:
@@ -107,7 +90,6 @@ class OutboundService:
         self.connectors: dict[str, Connector] = {}
         self.configs = {c.name: c for c in self.cfg.connectors if c.enabled}
         self.selectors: dict[str, Selector] = {}
-        self.metrics = Metrics()
         self.runner = None
         self._own_runner = False
         self._session: aiohttp.ClientSession | None = None
@@ -118,6 +100,7 @@ class OutboundService:
         self._flusher: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._last_purge = 0.0
+        self._last_claim_full = False
 
     # lifecycle --------------------------------------------------------------------------------
     async def start(self, run_dispatcher: bool = True) -> None:
@@ -251,21 +234,52 @@ class OutboundService:
 
     async def start_due(self) -> int:
         """Claim due deliveries for the free slots and start them (not waiting for them:
-        a slow target holds one slot, never the dispatcher)."""
+        a slow target holds one slot, never the dispatcher). While deliveries run, a claim
+        waits for a quarter of the slots to be free, so that claims come in batches whose
+        entities are read together."""
         free = self.cfg.concurrency - len(self._running)
-        if self._stopping or not self.selectors or free <= 0 or \
-                not await self.runner.read(queue.work_waiting):
+        if self._stopping or not self.selectors or free < self._claim_at():
+            return 0
+        if not self._last_claim_full and not await self.runner.read(queue.work_waiting):
             return 0
         rows = await self.runner.write(queue.claim, self.owner, free, self.cfg.lease_seconds)
+        self._last_claim_full = len(rows) == free
+        if not rows:
+            return 0
+        records = await self._read_entities(rows)
         for row in rows:
-            task = asyncio.create_task(self._deliver(row), name=f"outbound-{row.id}")
+            task = asyncio.create_task(self._deliver(row, records), name=f"outbound-{row.id}")
             self._running.add(task)
             task.add_done_callback(self._delivered)
         return len(rows)
 
+    def _claim_at(self) -> int:
+        """How many slots must be free for a claim."""
+        return 1 if not self._running else max(1, self.cfg.concurrency // 4)
+
     def _delivered(self, task: asyncio.Task) -> None:
         self._running.discard(task)
-        self._wake.set()  # a slot is free
+        if self.cfg.concurrency - len(self._running) >= self._claim_at():
+            self._wake.set()  # enough slots are free for the next claim
+
+    async def _read_entities(self, rows) -> dict[tuple[str, str, str], Record | None]:
+        """The entities of claimed deliveries as they are now, one store read per store and
+        kind: ``(source, kind, id) -> Record`` (None: gone)."""
+        wanted: dict[tuple[str, str], set[str]] = {}
+        for row in rows:
+            if row.action != "delete" and row.connector in self.connectors:
+                wanted.setdefault((row.source, row.kind), set()).add(row.entity_id)
+        out: dict[tuple[str, str, str], Record | None] = {}
+        for (source, kind), ids in wanted.items():
+            try:
+                store = self.stores.get(source)
+                found = (await store.get_users(sorted(ids)) if kind == EntityKind.USER
+                         else await store.get_groups(sorted(ids)))
+            except GatewayError:
+                continue  # each delivery reads its entity itself, and fails on its own
+            for entity_id in ids:
+                out[(source, kind, entity_id)] = found.get(entity_id)
+        return out
 
     async def _purge(self) -> None:
         self._last_purge = time.monotonic()
@@ -273,7 +287,7 @@ class OutboundService:
         await self.runner.write(queue.purge, queue.stamp(cutoff))
 
     # one delivery ------------------------------------------------------------------------------
-    async def _deliver(self, row) -> None:
+    async def _deliver(self, row, records: dict) -> None:
         connector = self.connectors.get(row.connector)
         if connector is None:  # no longer configured
             await self._finish(row, "cancelled", "connector not configured", None)
@@ -281,7 +295,7 @@ class OutboundService:
         sel = self.selectors[row.connector]
         limit = self.cfg.lease_seconds / 2
         try:
-            change, remote, intent = await self._change(row, sel)
+            change, remote, intent = await self._change(row, sel, records)
             if change is None:
                 await self._finish(row, "skipped", intent, None)
                 return
@@ -301,13 +315,13 @@ class OutboundService:
             await self._failed(row, exc, True, None)
             return
         mapped = None if change.action == Action.DELETE else done.remote_id
-        if await self._finish(row, "done", intent,
-                              (row.connector, row.kind, row.entity_id, mapped)):
-            self.metrics.count(self.metrics.delivered, (row.connector, intent))
-            self.metrics.observe(row.connector, max(0.0, (
-                dt.datetime.now(dt.UTC) - _parse(row.created)).total_seconds()))
+        lag = max(0.0, (dt.datetime.now(dt.UTC) - _parse(row.created)).total_seconds())
+        await self._finish(row, "done", intent, (row.connector, row.kind, row.entity_id, mapped),
+                           counts=[(row.connector, "delivered", intent, 1),
+                                   *lag_counts(row.connector, lag)])
 
-    async def _change(self, row, sel: Selector) -> tuple[Change | None, str | None, str]:
+    async def _change(self, row, sel: Selector, records: dict
+                      ) -> tuple[Change | None, str | None, str]:
         """What to send for a delivery (None: nothing), the remote id, and why."""
         remote = row.mapped
         kind = EntityKind(row.kind)
@@ -316,11 +330,14 @@ class OutboundService:
                 return None, None, "never provisioned"
             return Change(kind, Action.DELETE, row.entity_id, row.source, None,
                           row.name or ""), remote, "deleted"
-        store = self.stores.get(row.source)
-        if kind == EntityKind.USER:
-            rec = await store.get_user(row.entity_id, with_groups=True)
-        else:
-            rec = await store.get_group(row.entity_id, with_members=True)
+        key = (row.source, row.kind, row.entity_id)
+        if key in records:
+            rec = records[key]
+        else:  # not read with its batch (that read failed): alone, so its error is its own
+            store = self.stores.get(row.source)
+            rec = (await store.get_user(row.entity_id, with_groups=True)
+                   if kind == EntityKind.USER
+                   else await store.get_group(row.entity_id, with_members=True))
         if rec is None:
             return None, None, "gone (its delete follows)"
         name_key = "userName" if kind == EntityKind.USER else "displayName"
@@ -349,10 +366,12 @@ class OutboundService:
             "created" if remote is None else "updated"
 
     async def _finish(self, row, state: str, outcome: str | None, remote,
-                      error: str | None = None, next_at: str | None = None) -> bool:
+                      error: str | None = None, next_at: str | None = None,
+                      counts: list[tuple] = ()) -> bool:
         """Record how a delivery ended; deliveries ending together share one transaction."""
         future = asyncio.get_running_loop().create_future()
-        self._finishes.append(((row.id, state, outcome, error, next_at, remote), future))
+        self._finishes.append(((row.id, state, outcome, error, next_at, remote, counts),
+                               future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         ok = await future
@@ -380,12 +399,11 @@ class OutboundService:
         limit = (cfg.max_attempts if cfg is not None and cfg.max_attempts
                  else self.cfg.max_attempts)
         detail = getattr(exc, "detail", None) or f"{type(exc).__name__}: {exc}"
-        self.metrics.count(self.metrics.failures,
-                           (row.connector, "retryable" if retryable else "permanent"))
+        counts = [(row.connector, "failures", "retryable" if retryable else "permanent", 1)]
         if not retryable or row.attempts >= limit:
             log.warning("delivery %s to %s is dead after %s attempt(s): %s", row.id,
                         row.connector, row.attempts, detail)
-            await self._finish(row, "dead", "failed", None, detail[:2000])
+            await self._finish(row, "dead", "failed", None, detail[:2000], counts=counts)
             return
         delay = min(self.cfg.backoff_max_seconds,
                     self.cfg.backoff_base_seconds * 2 ** max(0, row.attempts - 1))
@@ -393,7 +411,7 @@ class OutboundService:
         if retry_after:
             delay = max(delay, float(retry_after))
         when = queue.stamp(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay))
-        await self._finish(row, "pending", "retrying", None, detail[:2000], when)
+        await self._finish(row, "pending", "retrying", None, detail[:2000], when, counts)
 
     # the pipeline's side -----------------------------------------------------------------------
     def blocking_for(self, domain: str, kind: str) -> list[str]:

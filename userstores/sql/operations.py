@@ -341,6 +341,17 @@ def get_user(conn: Connection, by: str, value: str, with_groups: bool
     return record(row, groups, "User"), row.password_hash
 
 
+def get_users(conn: Connection, user_ids: list[str]) -> dict[str, Record]:
+    """Users by id, with their groups (missing ones are left out)."""
+    out: dict[str, Record] = {}
+    for i in range(0, len(user_ids), 500):
+        chunk = user_ids[i:i + 500]
+        rows = conn.execute(select(t.users).where(t.users.c.id.in_(chunk))).all()
+        groups = _groups_of(conn, [r.id for r in rows])
+        out.update((r.id, record(r, groups[r.id], "User")) for r in rows)
+    return out
+
+
 def replace_user(conn: Connection, rtype: ResourceType, user_id: str, data: dict,
                  expected_version: int | None, password_hash) -> Record:
     name = data["userName"]
@@ -519,6 +530,17 @@ def get_group(conn: Connection, by: str, value: str, with_members: bool) -> Reco
         return None
     members = _members_of(conn, [row.seq])[row.seq] if with_members else None
     return record(row, members, "Group")
+
+
+def get_groups(conn: Connection, group_ids: list[str]) -> dict[str, Record]:
+    """Groups by id, with their members (missing ones are left out)."""
+    out: dict[str, Record] = {}
+    for i in range(0, len(group_ids), 500):
+        chunk = group_ids[i:i + 500]
+        rows = conn.execute(select(t.groups).where(t.groups.c.id.in_(chunk))).all()
+        members = _members_of(conn, [r.seq for r in rows]) if rows else {}
+        out.update((r.id, record(r, members[r.seq], "Group")) for r in rows)
+    return out
 
 
 def change_members(conn: Connection, rtype: ResourceType, group_id: str,

@@ -114,6 +114,9 @@ class SQLUserStore(UserStore):
         found = await self._read(ops.get_user, "name", user_name.lower(), with_groups)
         return found[0] if found else None
 
+    async def get_users(self, user_ids: list[str]) -> dict[str, Record]:
+        return await self._read(ops.get_users, user_ids)
+
     async def get_password_hash(self, user_name: str) -> tuple[Record, str | None] | None:
         return await self._read(ops.get_user, "name", user_name.lower(), True)
 
@@ -138,6 +141,9 @@ class SQLUserStore(UserStore):
 
     async def get_group(self, group_id: str, *, with_members: bool = True) -> Record | None:
         return await self._read(ops.get_group, "id", group_id, with_members)
+
+    async def get_groups(self, group_ids: list[str]) -> dict[str, Record]:
+        return await self._read(ops.get_groups, group_ids)
 
     async def get_group_by_name(self, name: str, *, with_members: bool = True) -> Record | None:
         return await self._read(ops.get_group, "name", name.lower(), with_members)
