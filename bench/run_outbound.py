@@ -52,6 +52,7 @@ import argparse
 import asyncio
 import base64
 import datetime as dt
+import glob
 import json
 import os
 import resource
@@ -79,14 +80,27 @@ PHASES = ("rate", "high", "closed", "burst")
 
 
 def cpu_of(pid: int | None) -> float | None:
+    """CPU seconds of a process and its living descendants (``gateway serve`` runs the
+    outbound dispatcher as a child process)."""
     if not pid:
         return None
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / TICK
+    total, todo, seen = 0.0, [pid], False
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seen = True
+        total += (int(fields[11]) + int(fields[12])) / TICK
+        for children in glob.glob(f"/proc/{p}/task/*/children"):
+            try:
+                with open(children) as f:
+                    todo += [int(c) for c in f.read().split()]
+            except OSError:
+                pass
+    return total if seen else None
 
 
 def own_cpu() -> float:
@@ -320,9 +334,11 @@ class Gen:
         if conn is None:
             conn = self._db = sqlite3.connect(f"file:{self.args.connector_db}?mode=ro",
                                               uri=True, timeout=5, check_same_thread=False)
-        out = {"outbox": conn.execute("SELECT count(*) FROM outbox").fetchone()[0]}
-        for state in ("pending", "inflight", "dead"):  # index (state, next_at): cheap
-            out[state] = conn.execute("SELECT count(*) FROM outbound_deliveries WHERE "
+            root, ext = os.path.splitext(self.args.connector_db)  # the queue's file beside it
+            conn.execute("ATTACH DATABASE ? AS q", (f"file:{root}-outbound{ext}?mode=ro",))
+        out = {"outbox": conn.execute("SELECT count(*) FROM main.outbox").fetchone()[0]}
+        for state in ("pending", "inflight", "dead"):  # index (state, id): cheap
+            out[state] = conn.execute("SELECT count(*) FROM q.outbound_deliveries WHERE "
                                       "state = ?", (state,)).fetchone()[0]
         return out
 
@@ -535,7 +551,7 @@ class Gen:
 def start_spy(pid: int, out: str, seconds: float):
     from run_soap import start_py_spy
 
-    return start_py_spy(pid, False, out, seconds)
+    return start_py_spy(pid, True, out, seconds)  # the dispatcher is a child process
 
 
 def stop_spy(spy, out: str) -> None:

@@ -82,7 +82,7 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
             raise
         app[OUTBOUND] = outbound
         pipeline.outbound = outbound
-        jit = JitService(config.jit, pipeline, outbound.runner)
+        jit = JitService(config.jit, pipeline, outbound.home)
         try:
             await jit.start()
         except BaseException:

@@ -48,27 +48,45 @@ async def _bootstrap(cfg: Config) -> None:
         passwords.close()
 
 
-def _run_worker(cfg: Config, reuse_port: bool, access_log: bool) -> None:
+def _run_worker(cfg: Config, reuse_port: bool, access_log: bool, dispatch: bool) -> None:
     from aiohttp import web
 
     from .app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(message)s")
-    web.run_app(create_app(cfg, bootstrap=False), host=cfg.host, port=cfg.port,
-                reuse_port=reuse_port, access_log=log if access_log else None,
+    web.run_app(create_app(cfg, bootstrap=False, dispatch=dispatch), host=cfg.host,
+                port=cfg.port, reuse_port=reuse_port, access_log=log if access_log else None,
                 print=None if reuse_port else print, handle_signals=True)
 
 
 def cmd_serve(args) -> int:
+    from .outbound import process as dispatcher
+
     cfg = _config(args)
     asyncio.run(_bootstrap(cfg))
+    supervisor = dispatcher.Supervisor(cfg) if dispatcher.wanted(cfg) else None
+    inline = dispatcher.inline(cfg)
+    where = ("a process of its own" if supervisor else "the workers" if inline
+             else "not here (external)")
     print(f"gateway: serving on http://{cfg.host}:{cfg.port} "
-          f"({cfg.workers} worker(s); user stores: {', '.join(cfg.stores)})", flush=True)
+          f"({cfg.workers} worker(s); user stores: {', '.join(cfg.stores)}; "
+          f"outbound dispatcher: {where})", flush=True)
+    if supervisor is not None:
+        supervisor.start()
+    try:
+        return _serve(cfg, args.access_log, inline)
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+
+
+def _serve(cfg: Config, access_log: bool, dispatch: bool) -> int:
     if cfg.workers == 1:
-        _run_worker(cfg, False, args.access_log)
+        _run_worker(cfg, False, access_log, dispatch)
         return 0
     ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=_run_worker, args=(cfg, True, args.access_log), daemon=False)
+    workers = [ctx.Process(target=_run_worker, args=(cfg, True, access_log, dispatch),
+                           daemon=False)
                for _ in range(cfg.workers)]
     for w in workers:
         w.start()
@@ -85,6 +103,18 @@ def cmd_serve(args) -> int:
         w.join()
         code = code or (w.exitcode or 0)
     return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else 1
+
+
+def cmd_dispatch(args) -> int:
+    from .outbound import process as dispatcher
+
+    cfg = _config(args)
+    what = ("delivering" if any(c.enabled for c in cfg.outbound.connectors)
+            else "no connector configured: draining the outboxes only")
+    print(f"gateway: outbound dispatcher running, {what} (stop with Ctrl+C or SIGTERM)",
+          flush=True)
+    dispatcher.run(cfg)
+    return 0
 
 
 async def _check(cfg: Config) -> bool:
@@ -165,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="processes sharing the port (default 1)")
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.set_defaults(func=cmd_serve)
+
+    dispatch = sub.add_parser("dispatch", help="run only the outbound dispatcher (for "
+                              "[outbound] dispatcher = \"external\")")
+    common(dispatch)
+    dispatch.set_defaults(func=cmd_dispatch)
 
     config = sub.add_parser("config", help="configuration tools")
     csub = config.add_subparsers(dest="config_command", required=True)

@@ -205,15 +205,29 @@ class GatewayProcess:
             text, re.M))
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``gateway serve`` runs its dispatcher in a child)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for children in Path(f"/proc/{p}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                todo += [int(c) for c in children.read_text().split()]
+    return out
+
+
 def socket_ports(pid: int) -> set[int]:
-    """Local TCP ports of the sockets process ``pid`` holds open (from /proc)."""
+    """Local TCP ports of the sockets process ``pid`` and its descendants hold open (from
+    /proc)."""
     inodes = set()
-    fd_dir = Path(f"/proc/{pid}/fd")
-    for fd in fd_dir.iterdir():
+    for p in process_tree(pid):
         with contextlib.suppress(OSError):
-            target = os.readlink(fd)
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
+            for fd in Path(f"/proc/{p}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
     ports = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError), open(table) as f:

@@ -20,8 +20,9 @@ CONNECTOR_KEYS = {
 OUTBOUND_KEYS = {
     "database", "poll_interval_ms", "concurrency", "lease_seconds", "max_attempts",
     "backoff_base_seconds", "backoff_max_seconds", "blocking_timeout_seconds",
-    "retention_hours", "connectors", "enabled",
+    "retention_hours", "connectors", "enabled", "dispatcher", "dispatcher_nice",
 }
+DISPATCHERS = ("process", "inline", "external")
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,13 @@ class ConnectorConfig:
 @dataclass(frozen=True)
 class OutboundConfig:
     enabled: bool = True
+    # where `gateway serve` runs the dispatcher: "process" (a process of its own next to
+    # the HTTP workers), "inline" (in every HTTP worker), "external" (not at all: a
+    # `gateway dispatch` elsewhere does)
+    dispatcher: str = "process"
+    dispatcher_nice: int = 10  # the dispatcher process yields the CPU to the HTTP workers
     database: str | None = None  # where deliveries and remote ids live (default: PRIMARY's)
-    poll_interval_ms: int = 200
+    poll_interval_ms: int = 100
     concurrency: int = 32
     lease_seconds: float = 60.0
     max_attempts: int = 12
@@ -134,8 +140,10 @@ def parse_outbound(raw: dict | None) -> OutboundConfig:
         ))
     cfg = OutboundConfig(
         enabled=typed(raw, where, "enabled", bool, True),
+        dispatcher=typed(raw, where, "dispatcher", str, "process"),
+        dispatcher_nice=typed(raw, where, "dispatcher_nice", int, 10),
         database=typed(raw, where, "database", str, None),
-        poll_interval_ms=typed(raw, where, "poll_interval_ms", int, 200),
+        poll_interval_ms=typed(raw, where, "poll_interval_ms", int, 100),
         concurrency=typed(raw, where, "concurrency", int, 32),
         lease_seconds=typed(raw, where, "lease_seconds", float, 60.0),
         max_attempts=typed(raw, where, "max_attempts", int, 12),
@@ -147,4 +155,8 @@ def parse_outbound(raw: dict | None) -> OutboundConfig:
     )
     if cfg.concurrency < 1 or cfg.max_attempts < 1 or cfg.poll_interval_ms < 1:
         raise ConfigError("[outbound]: concurrency, max_attempts, poll_interval_ms must be >= 1")
+    if cfg.dispatcher not in DISPATCHERS:
+        raise ConfigError(f"[outbound] dispatcher is one of {', '.join(DISPATCHERS)}")
+    if not 0 <= cfg.dispatcher_nice <= 19:
+        raise ConfigError("[outbound] dispatcher_nice is between 0 and 19")
     return cfg

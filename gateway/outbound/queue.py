@@ -118,11 +118,12 @@ def _insert(conn: Connection):
 
 
 # fan-out ----------------------------------------------------------------------------------
-def take_outbox(conn: Connection, limit: int) -> list:
-    """The oldest outbox rows of a store, locked against other fan-outs (PostgreSQL)."""
+def take_outbox(conn: Connection, limit: int, lock: bool = True) -> list:
+    """The oldest outbox rows of a store; with ``lock``, locked against other fan-outs
+    until the transaction ends (PostgreSQL)."""
     o = store_tables.outbox
     stmt = select(o).order_by(o.c.seq).limit(limit)
-    if conn.dialect.name == "postgresql":
+    if lock and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return conn.execute(stmt).all()
 
@@ -190,9 +191,11 @@ def delivery_rows(source: str, rows, targets) -> list[dict]:
 
 
 # claims -----------------------------------------------------------------------------------
-def claim(conn: Connection, owner: str, limit: int, lease_seconds: float) -> list:
+def claim(conn: Connection, owner: str, limit: int, lease_seconds: float,
+          entity: tuple[str, str, list[str]] | None = None) -> list:
     """Due deliveries, the oldest unfinished one per (connector, entity), leased to owner,
-    each with the remote id its connector knows the entity by (``mapped``)."""
+    each with the remote id its connector knows the entity by (``mapped``). ``entity``:
+    only those of ``(kind, entity id, connectors)``."""
     d = deliveries
     now = dt.datetime.now(dt.UTC)
     # claims whose process died: claimable again
@@ -207,6 +210,10 @@ def claim(conn: Connection, owner: str, limit: int, lease_seconds: float) -> lis
     due = func.coalesce(d.c.next_at, "") <= stamp(now)
     stmt = (select(d.c.id).where(d.c.state == "pending", due, ~earlier)
             .order_by(d.c.id).limit(limit))
+    if entity is not None:
+        kind, entity_id, connectors = entity
+        stmt = stmt.where(d.c.kind == kind, d.c.entity_id == entity_id,
+                          d.c.connector.in_(connectors))
     if conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=d, skip_locked=True)
     ids = [i for (i,) in conn.execute(stmt)]

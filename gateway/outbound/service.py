@@ -68,6 +68,18 @@ class ProvisioningFailed(GatewayError):
     default_detail = "The change was saved, but provisioning it failed"
 
 
+def sqlite_beside(url: str) -> str | None:
+    """For a SQLite database URL, the URL of the outbound queue's file beside it."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    root, ext = os.path.splitext(parsed.database)
+    return parsed.set(database=f"{root}-outbound{ext or '.db'}").render_as_string(
+        hide_password=False)
+
+
 def lag_counts(connector: str, seconds: float) -> list[tuple[str, str, str, float]]:
     """The counter increments of one delivery made ``seconds`` after its commit."""
     bucket = next((f"{b:g}" for b in queue.LAG_BUCKETS if seconds <= b), "+Inf")
@@ -90,7 +102,9 @@ class OutboundService:
         self.connectors: dict[str, Connector] = {}
         self.configs = {c.name: c for c in self.cfg.connectors if c.enabled}
         self.selectors: dict[str, Selector] = {}
-        self.runner = None
+        self.runner = None  # the queue's database
+        # the gateway's own tables' database ([outbound] database, else PRIMARY's): JIT links
+        self.home = None
         self._own_runner = False
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task | None = None
@@ -122,17 +136,26 @@ class OutboundService:
             self._task = asyncio.create_task(self._run(), name="outbound-dispatcher")
 
     async def _queue_runner(self):
+        """The queue's database: ``[outbound] database``; else, for a SQLite PRIMARY, a file
+        of its own beside it (``gateway.db`` -> ``gateway-outbound.db``: the dispatcher's
+        writes never hold the lock the requests' writes need); else PRIMARY's database."""
         from userstores.sql.engine import make_runner
 
         if self.cfg.database:
             self._own_runner = True
-            return make_runner(self.cfg.database, 4)
+            self.home = make_runner(self.cfg.database, 4)
+            return self.home
         primary = self.stores.primary
         runner = getattr(primary, "_runner", None)
         if runner is None:
             raise ConfigError("[outbound] database is required when the PRIMARY store is not "
                               "SQL: the delivery queue lives in a SQL database")
-        return runner
+        self.home = runner
+        beside = sqlite_beside(primary.url)
+        if beside is None:
+            return runner
+        self._own_runner = True
+        return make_runner(beside, 4)
 
     async def stop(self) -> None:
         """Stop at a clean point: the dispatcher ends its round and deliveries in flight get
@@ -213,7 +236,9 @@ class OutboundService:
                 moved += await runner.write(queue.fan_out_local, store.domain, FAN_OUT_BATCH,
                                             targets)
                 continue
-            rows = await runner.write(queue.take_outbox, FAN_OUT_BATCH)
+            # read, queued, then deleted: a fan-out done twice (another dispatcher, or a crash
+            # before the delete) queues nothing twice
+            rows = await runner.read(queue.take_outbox, FAN_OUT_BATCH, False)
             if not rows:
                 continue
             await self.runner.write(queue.enqueue, queue.delivery_rows(store.domain, rows,
@@ -469,8 +494,19 @@ class OutboundService:
                     f"The change was saved, but provisioning it did not finish in "
                     f"{self.cfg.blocking_timeout_seconds:g} s ({errors}); it stays queued "
                     "and will be retried")
-            self.kick()
+            if self._task is None:  # no dispatcher in this process: deliver them here
+                await self._deliver_now(kind, entity_id, connectors)
+            else:
+                self.kick()
             await asyncio.sleep(SETTLE_POLL)
+
+    async def _deliver_now(self, kind: str, entity_id: str, connectors: list[str]) -> None:
+        """Claim and deliver this entity's due deliveries to ``connectors`` (those another
+        process holds are left to it)."""
+        rows = await self.runner.write(queue.claim, self.owner, len(connectors),
+                                       self.cfg.lease_seconds, (kind, entity_id, connectors))
+        if rows:
+            await asyncio.gather(*(self._deliver(row, {}) for row in rows))
 
 
 async def _settle_or_cancel(tasks: list[asyncio.Task], grace: float) -> None:
