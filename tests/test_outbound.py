@@ -366,6 +366,30 @@ def test_rules_are_checked_when_the_configuration_is_read(tmp_path):
     assert cfg.outbound.connectors[0].type == "nosuch"
 
 
+@pytest.mark.parametrize(("setting", "error"), [
+    ('dispatcher = "thread"', "dispatcher is one of process, inline, external"),
+    ("dispatcher_nice = 20", "dispatcher_nice is between 0 and 19"),
+    ("dispatcher_nice = -1", "dispatcher_nice is between 0 and 19"),
+])
+def test_dispatcher_settings_are_checked(tmp_path, setting, error):
+    from gateway.config import load
+    from gateway.errors import ConfigError
+
+    path = tmp_path / "gw.toml"
+    path.write_text(f"[outbound]\n{setting}\n")
+    with pytest.raises(ConfigError, match=error):
+        load(str(path), environ={})
+
+
+def test_a_sqlite_queue_lives_beside_its_store():
+    from gateway.outbound.service import sqlite_beside
+
+    assert sqlite_beside("sqlite:////srv/gw/gateway.db") == \
+        "sqlite:////srv/gw/gateway-outbound.db"
+    assert sqlite_beside("sqlite:///data") == "sqlite:///data-outbound.db"
+    assert sqlite_beside("postgresql://gw@db/gw") is None
+
+
 async def test_unknown_connector_type_fails_the_start(aiohttp_client, make_config, admin_env):
     from gateway.errors import ConfigError
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import signal
+import subprocess
 import time
 from collections import Counter
 
@@ -21,7 +23,16 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from conftest import ADMIN, ADMIN_USER, BACKENDS
-from gateway_process import DROPPED, GatewayProcess, HoldingProxy, socket_ports, write_config
+from gateway_process import (
+    DROPPED,
+    GATEWAY,
+    GatewayProcess,
+    HoldingProxy,
+    clean_env,
+    process_tree,
+    socket_ports,
+    write_config,
+)
 from outbound_peers import start_target
 
 USERS = "/scim2/Users"
@@ -75,15 +86,16 @@ async def launch(tmp_path, store_url, peers):
     connector_url = str(proxy_server.make_url("/scim2"))
     procs: list[GatewayProcess] = []
 
-    async def start(label: str, **outbound) -> GatewayProcess:
+    async def start(label: str, connector: dict | None = None, **outbound) -> GatewayProcess:
         cfg = write_config(tmp_path / f"{label}.toml", store, connector_url,
                            outbound={**OUTBOUND, **outbound},
-                           connector={"timeout_seconds": 30.0})
+                           connector={"timeout_seconds": 30.0, **(connector or {})})
         proc = GatewayProcess(cfg, tmp_path, label)
         procs.append(proc)
         return await proc.start()
 
     start.procs = procs
+    start.store = store
     try:
         yield start
     finally:
@@ -375,3 +387,103 @@ async def test_one_slow_delivery_does_not_hold_up_the_others(peers, launch):
         await eventually(delivered, "the other users delivered meanwhile", timeout=6)
     finally:
         proxy.release()
+
+
+# the dispatcher process ----------------------------------------------------------------------------
+def owner_pid(row: dict) -> int:
+    """The process id in a delivery's owner (``host:pid:random``)."""
+    return int(row["owner"].split(":")[-2])
+
+
+def gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie is gone too
+    except OSError:
+        return True
+
+
+async def test_the_dispatcher_is_a_process_of_its_own(peers, launch, tmp_path):
+    """``gateway serve`` delivers from a child process (not its HTTP worker), keeps a
+    SQLite PRIMARY's queue in a file beside it, and stops that child with itself."""
+    target, _proxy, _ = peers
+    gw = await launch("a")
+    ids = await create_users([gw], ["proc1", "proc2"])
+    rows = await wait_delivered(gw, ids, launch.procs)
+    delivered_by = {owner_pid(r) for r in rows if r["entity_id"] in ids.values()}
+    assert len(delivered_by) == 1, rows
+    (dispatcher,) = delivered_by
+    assert dispatcher != gw.pid and dispatcher in process_tree(gw.pid)
+    assert {"proc1", "proc2"} <= set(await target_user_names(target))
+    if launch.store.startswith("sqlite"):
+        assert (tmp_path / "primary-outbound.db").exists()
+    assert await gw.terminate() == 0
+    await eventually(lambda: gone(dispatcher), "the dispatcher stopped with gateway serve",
+                     timeout=10)
+
+
+async def test_a_dead_dispatcher_is_started_again(peers, launch):
+    target, _proxy, _ = peers
+    gw = await launch("a")
+    ids = await create_users([gw], ["before"])
+    rows = await wait_delivered(gw, ids, launch.procs)
+    first = owner_pid(next(r for r in rows if r["entity_id"] == ids["before"]))
+    os.kill(first, signal.SIGKILL)
+    await eventually(lambda: gone(first), "the dispatcher died", timeout=10)
+    more = await create_users([gw], ["after"])
+    rows = await wait_delivered(gw, more, launch.procs)
+    second = owner_pid(next(r for r in rows if r["entity_id"] == more["after"]))
+    assert second != first and second in process_tree(gw.pid)
+    assert_each_once(await target_user_names(target), {ROOT, "before", "after"},
+                     "target users")
+    assert "starting it again" in gw.output()
+
+
+async def test_a_killed_gateway_takes_its_dispatcher_with_it(peers, launch):
+    gw = await launch("a")
+    ids = await create_users([gw], ["victim"])
+    rows = await wait_delivered(gw, ids, launch.procs)
+    dispatcher = owner_pid(next(r for r in rows if r["entity_id"] == ids["victim"]))
+    assert await gw.kill9() == -signal.SIGKILL
+    await eventually(lambda: gone(dispatcher), "the dispatcher died with gateway serve",
+                     timeout=10)
+
+
+async def test_blocking_deliveries_are_made_by_the_worker_of_the_request(peers, launch):
+    """With the dispatcher in its own process, a blocking connector's delivery is made by
+    the HTTP worker itself: the user is at the target when the reply comes."""
+    target, _proxy, _ = peers
+    gw = await launch("a", connector={"blocking": True})
+    ids = await create_users([gw], ["waited"])
+    assert "waited" in await target_user_names(target)
+    rows = await wait_delivered(gw, ids, launch.procs)
+    (row,) = [r for r in rows if r["entity_id"] == ids["waited"]]
+    assert row["state"] == "done" and owner_pid(row) == gw.pid
+
+
+async def test_an_external_dispatcher_delivers_what_serve_only_queued(peers, launch, tmp_path):
+    """``dispatcher = "external"``: ``gateway serve`` queues and never delivers;
+    ``gateway dispatch`` with the same configuration does."""
+    target, _proxy, _ = peers
+    gw = await launch("a", dispatcher="external")
+    assert process_tree(gw.pid) == [gw.pid]  # no dispatcher child
+    ids = await create_users([gw], ["queued"])
+    await asyncio.sleep(1.0)  # 20 of its poll intervals: nothing is delivered
+    rows = await gw.events()  # still in the outbox (no fan-out either), or pending
+    assert {r["state"] for r in rows if r["entity_id"] == ids["queued"]} <= {"pending"}, rows
+    assert "queued" not in await target_user_names(target)
+    with open(tmp_path / "dispatch.out", "wb") as out:
+        proc = await asyncio.to_thread(
+            subprocess.Popen, [*GATEWAY, "dispatch", "--config", str(gw.config)],
+            cwd=tmp_path, env=clean_env(), stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        rows = await wait_delivered(gw, ids, launch.procs)
+        assert owner_pid(next(r for r in rows if r["entity_id"] == ids["queued"])) == proc.pid
+        assert_each_once(await target_user_names(target), {ROOT, "queued"}, "target users")
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
