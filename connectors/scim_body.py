@@ -43,11 +43,14 @@ from __future__ import annotations
 
 import copy
 
+import orjson
+
 from gateway.errors import ConfigError
 from gateway.model.schema import CORE_GROUP, CORE_USER
 from gateway.scim11.convert import to_scim11
 
 from .base import Change, EntityKind
+from .scim_http import ScimDeliveryError
 
 SERVER_HELD = frozenset({"id", "meta", "schemas", "groups", "members", "password"})
 NOT_TARGETS = frozenset({"id", "meta", "schemas"})
@@ -221,9 +224,16 @@ def outgoing(change: Change, cfg, attributes: AttributeMap, *, scim11: bool,
     for key, value in resource.items():
         if not isinstance(key, str) or key.lower() in SERVER_HELD:
             continue
-        body[key] = copy.deepcopy(value)
+        body[key] = value
         if key.lower().startswith("urn:") and isinstance(value, dict):
             body["schemas"].append(key)
+    # a copy of its own (what follows changes it; the resource is shared): resources are
+    # JSON, and a JSON round trip copies them several times faster than copy.deepcopy
+    try:
+        body = orjson.loads(orjson.dumps(body))
+    except orjson.JSONEncodeError as exc:  # a resource that is not JSON: a bug upstream
+        raise ScimDeliveryError(f"the resource cannot be written as JSON: {exc}",
+                                retryable=False) from exc
     if change.kind == EntityKind.GROUP:
         sent = members(change)
         if sent is not None:

@@ -88,8 +88,9 @@ def lag_counts(connector: str, seconds: float) -> list[tuple[str, str, str, floa
 
 
 def _parse(stamp: str) -> dt.datetime:
-    return dt.datetime.strptime(stamp[:26].rstrip("Z"), "%Y-%m-%dT%H:%M:%S.%f").replace(
-        tzinfo=dt.UTC)
+    """A commit time as the stores write it (ISO 8601, UTC, ``Z``)."""
+    at = dt.datetime.fromisoformat(stamp)
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
 
 
 class OutboundService:
@@ -392,32 +393,26 @@ class OutboundService:
 
     async def _finish(self, row, state: str, outcome: str | None, remote,
                       error: str | None = None, next_at: str | None = None,
-                      counts: list[tuple] = ()) -> bool:
-        """Record how a delivery ended; deliveries ending together share one transaction."""
-        future = asyncio.get_running_loop().create_future()
-        self._finishes.append(((row.id, state, outcome, error, next_at, remote, counts),
-                               future))
+                      counts: list[tuple] = ()) -> None:
+        """Record how a delivery ended, without waiting for it: deliveries ending together
+        share one transaction, and a slot is free for the next delivery at once. Until it
+        is recorded the delivery stays ``inflight``, so its entity's next change waits."""
+        self._finishes.append((row.id, state, outcome, error, next_at, remote, counts))
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        ok = await future
-        if not ok:
-            log.warning("delivery %s finished after its lease ran out", row.id)
-        return ok
+            self._flusher = asyncio.create_task(self._flush(), name="outbound-finishes")
 
     async def _flush(self) -> None:
         while self._finishes:
             batch, self._finishes = self._finishes, []
             try:
-                results = await self.runner.write(queue.finish_many, self.owner,
-                                                  [item for item, _f in batch])
-            except Exception as exc:  # noqa: BLE001 - each waiting delivery gets the error
-                for _item, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                results = await self.runner.write(queue.finish_many, self.owner, batch)
+            except Exception:  # noqa: BLE001 - the leases run out: delivered again, idempotent
+                log.exception("recording the end of %d deliveries failed; they go again when "
+                              "their lease runs out", len(batch))
                 continue
-            for (_item, future), ok in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(ok)
+            lost = [item[0] for item, ok in zip(batch, results, strict=True) if not ok]
+            if lost:
+                log.warning("deliveries %s finished after their lease ran out", lost)
 
     async def _failed(self, row, exc: Exception, retryable: bool, retry_after) -> None:
         cfg = self.configs.get(row.connector)
