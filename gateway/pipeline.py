@@ -66,6 +66,8 @@ class Pipeline:
         # (roles) changed: lets the authenticator forget what it remembered
         self.credential_listeners: list = []
         self.outbound = None  # gateway.outbound.service.OutboundService, when running
+        # changes are written to the outbox only when a connector may want them
+        self.outbox = any(c.enabled for c in config.outbound.connectors)
         self._handlers = {
             ops.CreateUser: self._create_user,
             ops.GetUser: self._get_user,
@@ -99,7 +101,7 @@ class Pipeline:
             return await provision_only(self.outbound, op)
         outbound = self.outbound if type(op) in WRITES and caller.provision else None
         since = outbound_stamp() if outbound is not None else ""
-        token = OUTBOX.set(caller.provision)
+        token = OUTBOX.set(caller.provision and self.outbox)
         try:
             result = await self._handlers[type(op)](op)
         finally:
@@ -201,7 +203,7 @@ class Pipeline:
                 except GatewayError as exc:
                     out.append(exc)
             return out
-        token = OUTBOX.set(caller.provision)
+        token = OUTBOX.set(caller.provision and self.outbox)
         try:
             out = await self._create_users(representations)
         finally:
@@ -421,9 +423,7 @@ class Pipeline:
                 raise InvalidValue(f"{label}: '{data['userName']}' is not in the domain {domain}")
             data["userName"] = bare
             items.append((data, await self._hash(password, store)))
-        # an initial load with no connector configured leaves no outbox rows behind
-        token = OUTBOX.set(caller.provision and any(
-            c.enabled for c in self.config.outbound.connectors))
+        token = OUTBOX.set(caller.provision and self.outbox)
         try:
             if not hasattr(store, "bulk_insert_users"):
                 for data, pw in items:

@@ -334,21 +334,33 @@ async def test_admin_api_needs_admin_and_reports(peers, source):
     assert status == 403
 
 
-async def test_no_connectors_drains_the_outbox(aiohttp_client, make_config, admin_env):
-    gw = await aiohttp_client(create_app(await make_config()))
-    for i in range(5):
-        await scim(gw, "POST", "/Users", {"userName": f"u{i}"})
+async def test_no_connectors_no_outbox_rows(aiohttp_client, make_config, admin_env):
+    """Without a connector, changes write no outbox rows, and rows an earlier configuration
+    left behind are drained (idly, not at each change)."""
+    from sqlalchemy import func, insert, select
+
     from gateway.keys import STORES
     from userstores.sql import tables as t
 
+    gw = await aiohttp_client(create_app(await make_config()))
     store = gw.app[STORES].primary
+    await store._runner.write(lambda conn: conn.execute(insert(t.outbox).values(
+        kind="User", entity_id="left-behind", action="upsert", name="old",
+        created="2026-01-01T00:00:00.000000Z")))
+    ids = []
+    for i in range(5):
+        _, body, _ = await scim(gw, "POST", "/Users", {"userName": f"u{i}"})
+        ids.append(body["id"])
 
-    async def empty():
-        def count(conn):
-            from sqlalchemy import func, select
-            return conn.execute(select(func.count()).select_from(t.outbox)).scalar()
-        return await store._runner.read(count) == 0
-    await eventually(empty)
+    def rows(conn, entity_ids):
+        return conn.execute(select(func.count()).select_from(t.outbox)
+                            .where(t.outbox.c.entity_id.in_(entity_ids))).scalar()
+    assert await store._runner.read(rows, ids) == 0
+    await eventually(lambda: _left(store, rows), timeout=15)
+
+
+async def _left(store, rows) -> bool:
+    return await store._runner.read(rows, ["left-behind"]) == 0
 
 
 def test_rules_are_checked_when_the_configuration_is_read(tmp_path):

@@ -72,10 +72,15 @@ def run(cfg: Config, nice: int = 0, child: bool = False) -> None:
         os.nice(nice)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(process)d %(name)s %(message)s")
-    asyncio.run(_main(cfg))
+    # Ctrl+C in a terminal reaches the whole process group: a supervised dispatcher waits
+    # for its parent's SIGTERM instead, so that it is not taken for a crash
+    signals = (signal.SIGTERM,) if child else (signal.SIGTERM, signal.SIGINT)
+    if child:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    asyncio.run(_main(cfg, signals))
 
 
-async def _main(cfg: Config) -> None:
+async def _main(cfg: Config, signals: tuple[int, ...]) -> None:
     from userstores.registry import Stores
 
     from ..passwords import Passwords
@@ -84,7 +89,7 @@ async def _main(cfg: Config) -> None:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     passwords = Passwords(cfg.passwords)
     stores = Stores.from_config(cfg)
