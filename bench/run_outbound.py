@@ -14,8 +14,9 @@ For each SCIM target (``--targets``, default both, one after the other):
 
 it starts two source gateways (``gateway serve``, one worker, SQLite PRIMARY, the
 configuration of ``run.py``): ``connector``, with one non-blocking ``scim2`` connector
-pointing at the target (``[outbound]`` otherwise default), and ``none``, without any
-(its outbox is drained, as in production without connectors). A load generator, in a
+pointing at the target (``[outbound]`` otherwise default: the dispatcher in a process
+of its own, whose CPU is counted with the gateway's), and ``none``, without any (it
+writes no outbox rows, as in production without connectors). A load generator, in a
 process of its own (``loadgen`` sub-command), then runs:
 
 1. **open loop** at ``--rate`` (200/s) and at ``--high-rate`` (500/s): ``POST
@@ -42,8 +43,9 @@ under 1 s p99 at 200 events/s. Everything goes to ``bench/results/<timestamp>-ou
 (gitignored): ``report.txt``, ``summary.json``, ``loadgen-<target>.json`` (raw), the
 configurations and the logs. Every loop is bounded by count and time, the whole
 run by ``--max-seconds``; only 127.0.0.1 is used. ``--profile PHASE`` (``rate``,
-``high``, ``closed``, ``burst``) records the connector gateway with py-spy during that
-phase.
+``high``, ``closed``, ``burst``) records the connector gateway and its dispatcher process
+with py-spy during that phase. ``--dispatcher inline`` and ``--dispatcher-nice N`` set the
+source's ``[outbound] dispatcher`` and ``dispatcher_nice``.
 """
 
 from __future__ import annotations
@@ -574,14 +576,16 @@ def stop_spy(spy, out: str) -> None:
 # where the connector gateway's time goes: the first marker found in a sample's stack names
 # its category (order matters: the more specific first)
 CATEGORIES = (
-    ("dispatcher: finish (UPDATE delivery + remote-id DELETE/INSERT), writer thread",
-     ("finish (gateway/outbound/queue.py", "set_remote (gateway/outbound/queue.py")),
-    ("dispatcher: remote_id read per delivery", ("remote_id (gateway/outbound/queue.py",)),
+    ("dispatcher: finish (UPDATE deliveries, remote ids, counters), writer thread",
+     ("finish_many (gateway/outbound/queue.py", "add_counts (gateway/outbound/queue.py")),
     ("dispatcher: claim", ("claim (gateway/outbound/queue.py",)),
     ("dispatcher: fan-out (outbox -> deliveries)", ("fan_out_local (gateway/outbound",
-                                                    "take_outbox (", "drain (gateway/outbound")),
-    ("dispatcher: entity read (get_user with groups), reader thread",
-     ("get_user (userstores/sql/operations.py", "SQLUserStore.get_user")),
+                                                    "take_outbox (", "drain (gateway/outbound",
+                                                    "enqueue (gateway/outbound",
+                                                    "drop_outbox (gateway/outbound")),
+    ("dispatcher: entity reads (a claim's users with their groups), reader thread",
+     ("get_users (userstores/sql/operations.py", "get_user (userstores/sql/operations.py",
+      "SQLUserStore.get_user")),
     ("connector: lookup GET before create (HTTP client)", ("ScimConnector.lookup",)),
     ("connector: POST/PUT (HTTP client)", ("ScimConnector.send",)),
     ("connector: building the body", ("outgoing (connectors/scim_body.py",
@@ -616,12 +620,13 @@ def breakdown(path: str) -> str:
             if not count.isdigit():
                 continue
             n = int(count)
-            frames = stack.split(";")
+            frames = [f for f in stack.split(";") if not f.startswith("process ")]
             inner = frames[-1]
             if inner.startswith(("_worker (concurrent", "wait (threading", "Condition.wait")):
                 continue  # a worker thread waiting for work
             total += n
-            kind = "loop" if frames[0].startswith("<module> (gateway") else "worker"
+            kind = ("loop" if frames[0].startswith(("<module> (gateway", "<module> (<string>"))
+                    else "worker")
             for name, markers in CATEGORIES:
                 if any(m in stack for m in markers):
                     counts[name] += n
@@ -981,6 +986,10 @@ def outbound_section(target_url: str, mode: str, args) -> str:
         extra += f"concurrency = {args.outbound_concurrency}\n"
     if args.poll_ms:
         extra += f"poll_interval_ms = {args.poll_ms}\n"
+    if args.dispatcher:
+        extra += f'dispatcher = "{args.dispatcher}"\n'
+    if args.dispatcher_nice is not None:
+        extra += f"dispatcher_nice = {args.dispatcher_nice}\n"
     return f"""
 [outbound]
 {extra}
@@ -1110,6 +1119,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--outbound-concurrency", type=int,
                    help="[outbound] concurrency of the source (default: the product's)")
     p.add_argument("--poll-ms", type=int, help="[outbound] poll_interval_ms (default: product)")
+    p.add_argument("--dispatcher", choices=("process", "inline"),
+                   help="[outbound] dispatcher of the source (default: the product's, process)")
+    p.add_argument("--dispatcher-nice", type=int,
+                   help="[outbound] dispatcher_nice of the source (default: the product's, 10)")
     p.add_argument("--profile", choices=PHASES,
                    help="py-spy the connector gateway during this phase (numbers not for "
                         "the targets)")
@@ -1146,6 +1159,10 @@ def main(argv: list[str] | None = None) -> int:
         f"new users; lag = source meta.created -> arrival at the target")
     lines.append("targets: sink = minimal aiohttp SCIM sink (the dispatcher alone); gateway = "
                  "a second `gateway serve` (SQLite) as the target, on the same 2 cores")
+    lines.append(f"source's dispatcher: {args.dispatcher or 'process'} (the product's default "
+                 f"unless set), dispatcher_nice "
+                 f"{10 if args.dispatcher_nice is None else args.dispatcher_nice}; CPU of the "
+                 f"connector gateway = its process and the dispatcher process together")
     if args.profile:
         lines.append(f"PROFILED ({args.profile}): py-spy slows the gateway; these numbers are "
                      "not for the targets")
