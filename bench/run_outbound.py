@@ -621,6 +621,8 @@ def breakdown(path: str) -> str:
                 continue
             n = int(count)
             frames = [f for f in stack.split(";") if not f.startswith("process ")]
+            if not frames:
+                continue
             inner = frames[-1]
             if inner.startswith(("_worker (concurrent", "wait (threading", "Condition.wait")):
                 continue  # a worker thread waiting for work
