@@ -191,6 +191,13 @@ def delivery_rows(source: str, rows, targets) -> list[dict]:
 
 
 # claims -----------------------------------------------------------------------------------
+_E = deliveries.alias("e")  # built once: an alias costs more to build than the claim to run
+_EARLIER = select(_E.c.id).where(_E.c.connector == deliveries.c.connector,
+                                 _E.c.entity_id == deliveries.c.entity_id,
+                                 _E.c.id < deliveries.c.id,
+                                 _E.c.state.in_(UNFINISHED)).exists()
+
+
 def claim(conn: Connection, owner: str, limit: int, lease_seconds: float,
           entity: tuple[str, str, list[str]] | None = None) -> list:
     """Due deliveries, the oldest unfinished one per (connector, entity), leased to owner,
@@ -201,14 +208,10 @@ def claim(conn: Connection, owner: str, limit: int, lease_seconds: float,
     # claims whose process died: claimable again
     conn.execute(update(d).where(d.c.state == "inflight", d.c.lease_until < stamp(now))
                  .values(state="pending", owner=None))
-    e = deliveries.alias("e")
-    earlier = select(e.c.id).where(e.c.connector == d.c.connector,
-                                   e.c.entity_id == d.c.entity_id, e.c.id < d.c.id,
-                                   e.c.state.in_(UNFINISHED)).exists()
     # walk the backlog in id order (ix_outbound_claim) and stop at the limit, rather than
     # sort it whole: next_at inside a function keeps planners off ix_outbound_due here
     due = func.coalesce(d.c.next_at, "") <= stamp(now)
-    stmt = (select(d.c.id).where(d.c.state == "pending", due, ~earlier)
+    stmt = (select(d.c.id).where(d.c.state == "pending", due, ~_EARLIER)
             .order_by(d.c.id).limit(limit))
     if entity is not None:
         kind, entity_id, connectors = entity

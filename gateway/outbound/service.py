@@ -47,6 +47,7 @@ FAN_OUT_BATCH = 500
 IDLE_DRAIN = 5.0  # seconds between outbox checks of a process with no connector
 STOP_GRACE = 5.0  # seconds the work in flight gets to end when the gateway stops
 SETTLE_POLL = 0.02
+FLUSH_WAIT = 0.02  # seconds the end of a delivery waits to be recorded with others
 
 
 class OutboxRow(NamedTuple):
@@ -206,8 +207,8 @@ class OutboundService:
                 log.exception("outbound dispatcher round failed")
                 moved = claimed = 0
                 await asyncio.sleep(idle)
-            if moved or claimed:
-                continue
+            if moved >= FAN_OUT_BATCH or (claimed and self._last_claim_full):
+                continue  # more is waiting: no pause (else rows come in batches, each poll)
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=idle)
@@ -285,8 +286,11 @@ class OutboundService:
 
     def _delivered(self, task: asyncio.Task) -> None:
         self._running.discard(task)
-        if self.cfg.concurrency - len(self._running) >= self._claim_at():
-            self._wake.set()  # enough slots are free for the next claim
+        # enough slots are free for the next claim, and the last one left work behind (else
+        # new work comes through the outbox, at the next poll or kick)
+        if self._last_claim_full and \
+                self.cfg.concurrency - len(self._running) >= self._claim_at():
+            self._wake.set()
 
     async def _read_entities(self, rows) -> dict[tuple[str, str, str], Record | None]:
         """The entities of claimed deliveries as they are now, one store read per store and
@@ -403,6 +407,8 @@ class OutboundService:
 
     async def _flush(self) -> None:
         while self._finishes:
+            if len(self._finishes) < self.cfg.concurrency:
+                await asyncio.sleep(FLUSH_WAIT)  # more end meanwhile: one transaction for all
             batch, self._finishes = self._finishes, []
             try:
                 results = await self.runner.write(queue.finish_many, self.owner, batch)
