@@ -389,7 +389,7 @@ async def test_one_slow_delivery_does_not_hold_up_the_others(peers, launch):
         proxy.release()
 
 
-# the dispatcher process ----------------------------------------------------------------------------
+# the dispatcher process -------------------------------------------------------------------------
 def owner_pid(row: dict) -> int:
     """The process id in a delivery's owner (``host:pid:random``)."""
     return int(row["owner"].split(":")[-2])
@@ -472,11 +472,13 @@ async def test_an_external_dispatcher_delivers_what_serve_only_queued(peers, lau
     rows = await gw.events()  # still in the outbox (no fan-out either), or pending
     assert {r["state"] for r in rows if r["entity_id"] == ids["queued"]} <= {"pending"}, rows
     assert "queued" not in await target_user_names(target)
-    with open(tmp_path / "dispatch.out", "wb") as out:
-        proc = await asyncio.to_thread(
-            subprocess.Popen, [*GATEWAY, "dispatch", "--config", str(gw.config)],
-            cwd=tmp_path, env=clean_env(), stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True)
+    def spawn() -> subprocess.Popen:
+        with open(tmp_path / "dispatch.out", "wb") as out:
+            return subprocess.Popen(
+                [*GATEWAY, "dispatch", "--config", str(gw.config)], cwd=tmp_path,
+                env=clean_env(), stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = await asyncio.to_thread(spawn)
     try:
         rows = await wait_delivered(gw, ids, launch.procs)
         assert owner_pid(next(r for r in rows if r["entity_id"] == ids["queued"])) == proc.pid

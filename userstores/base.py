@@ -131,12 +131,7 @@ class UserStore(abc.ABC):
     async def get_users(self, user_ids: list[str]) -> dict[str, Record]:
         """Several users by id, with their groups (missing ones are left out); stores that
         can read them in one query do."""
-        out = {}
-        for user_id in user_ids:
-            rec = await self.get_user(user_id, with_groups=True)
-            if rec is not None:
-                out[user_id] = rec
-        return out
+        return await _each(user_ids, lambda i: self.get_user(i, with_groups=True))
 
     @abc.abstractmethod
     async def replace_user(self, user_id: str, data: dict, *, expected_version: int | None,
@@ -170,12 +165,7 @@ class UserStore(abc.ABC):
 
     async def get_groups(self, group_ids: list[str]) -> dict[str, Record]:
         """Several groups by id, with their members (missing ones are left out)."""
-        out = {}
-        for group_id in group_ids:
-            rec = await self.get_group(group_id, with_members=True)
-            if rec is not None:
-                out[group_id] = rec
-        return out
+        return await _each(group_ids, lambda i: self.get_group(i, with_members=True))
 
     @abc.abstractmethod
     async def get_group_by_name(self, name: str, *, with_members: bool = True
@@ -201,3 +191,13 @@ class UserStore(abc.ABC):
 
     @abc.abstractmethod
     async def search_groups(self, query: Query) -> Page: ...
+
+
+async def _each(ids: list[str], get) -> dict[str, Record]:
+    """``get(id)`` for each id, one after the other: id -> the record found."""
+    out = {}
+    for entity_id in ids:
+        rec = await get(entity_id)
+        if rec is not None:
+            out[entity_id] = rec
+    return out
