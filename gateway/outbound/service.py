@@ -407,8 +407,10 @@ class OutboundService:
 
     async def _flush(self) -> None:
         while self._finishes:
-            if len(self._finishes) < self.cfg.concurrency:
-                await asyncio.sleep(FLUSH_WAIT)  # more end meanwhile: one transaction for all
+            if self._task is not None and len(self._finishes) < self.cfg.concurrency:
+                # a dispatcher's deliveries: more end meanwhile, one transaction for all (a
+                # process without one only ends blocking deliveries: a reply waits for them)
+                await asyncio.sleep(FLUSH_WAIT)
             batch, self._finishes = self._finishes, []
             try:
                 results = await self.runner.write(queue.finish_many, self.owner, batch)
