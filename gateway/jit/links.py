@@ -12,6 +12,8 @@ from sqlalchemy import Column, MetaData, String, Table, delete, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from userstores.sql.engine import schema_lock
+
 metadata = MetaData()
 
 links = Table(
@@ -26,6 +28,7 @@ links = Table(
 
 
 def create(conn: Connection) -> None:
+    schema_lock(conn)
     metadata.create_all(conn)
 
 

@@ -41,6 +41,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from userstores.sql import tables as store_tables
+from userstores.sql.engine import schema_lock
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")
@@ -107,6 +108,7 @@ def stamp(at: dt.datetime | None = None) -> str:
 
 
 def create(conn: Connection) -> None:
+    schema_lock(conn)
     metadata.create_all(conn)
     for table in metadata.tables.values():  # indexes added since a table was made
         for index in table.indexes:

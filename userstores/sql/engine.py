@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -180,6 +180,14 @@ class AsyncRunner(Runner):
         await self._engine.dispose()
 
 
+def schema_lock(conn: Connection) -> None:
+    """Serialise schema creation (``create_all``) of processes starting at once against one
+    PostgreSQL database (``gateway serve`` and its dispatcher process, several workers or
+    hosts): held until the transaction ends. SQLite's writes are serialised anyway."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(7164937)"))
+
+
 def make_runner(url: str, pool_size: int = 8) -> Runner:
     try:
         parsed = make_url(url)
@@ -202,4 +210,4 @@ def make_runner(url: str, pool_size: int = 8) -> Runner:
     raise ConfigError(f"unsupported database {backend!r}: use sqlite or postgresql")
 
 
-__all__ = ["Connection", "Runner", "make_runner"]
+__all__ = ["Connection", "Runner", "make_runner", "schema_lock"]

@@ -33,6 +33,7 @@ from userstores.base import UNCHANGED, Page, Query, Record
 
 from . import indexing
 from . import tables as t
+from .engine import schema_lock
 from .filters import FilterCompiler
 
 CHUNK = 500
@@ -129,9 +130,7 @@ def record(row, relations: list[dict] | None, kind: str) -> Record:
 
 # schema ---------------------------------------------------------------------------------
 def migrate(conn: Connection, domain: str) -> None:
-    if conn.dialect.name == "postgresql":
-        # several gateway processes may start at once against one database
-        conn.execute(text("SELECT pg_advisory_xact_lock(7164937)"))
+    schema_lock(conn)
     t.metadata.create_all(conn)
     version = conn.execute(select(t.schema_version.c.version)).scalar()
     if version is None:
