@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from gateway.errors import (
     Conflict,
@@ -82,6 +82,7 @@ LOCK = {table.name: select(table.c.seq, table.c.version, table.c.created,
                                 (t.groups, t.groups.c.display_name))}
 INSERT_USER = t.users.insert().returning(t.users.c.seq)
 INSERT_GROUP = t.groups.insert().returning(t.groups.c.seq)
+_OUTBOX_INSERT = t.outbox.insert()
 
 
 def now() -> str:
@@ -110,10 +111,46 @@ def fetch(conn: Connection, stmt, params: dict) -> list:
         compiled = _COMPILED[key] = (c.string, names, dict(c.params), row_type)
     sql, names, defaults, row_type = compiled
     values = {**defaults, **params}  # constants of the statement are bound parameters too
+    args = tuple(values[n] for n in names)
+    return [row_type(*r) for r in _on_cursor(conn, sql, args, False, True)]
+
+
+_INSERTS: dict[tuple[int, str, tuple[str, ...]], tuple[str, tuple[str, ...]]] = {}
+
+
+def insert_rows(conn: Connection, stmt, rows: list[dict], *, returning: bool = False
+                ) -> list | None:
+    """A prebuilt INSERT for each of ``rows`` (dicts of the same keys) straight through the
+    DB-API cursor, as ``fetch`` does for reads: several times less CPU than SQLAlchemy's
+    per-execution machinery, and this runs on every write. With ``returning`` (one row):
+    the RETURNING row. Driver errors come out as SQLAlchemy's (IntegrityError, …)."""
+    if not rows:
+        return None
+    keys = tuple(rows[0])
+    key = (id(stmt), conn.dialect.name, keys)
+    compiled = _INSERTS.get(key)
+    if compiled is None:
+        c = stmt.compile(dialect=conn.dialect, column_keys=list(keys))
+        compiled = _INSERTS[key] = (c.string, tuple(c.positiontup or ()))
+    sql, names = compiled
+    if returning:
+        (row,) = rows
+        return _on_cursor(conn, sql, tuple(row[n] for n in names), False, True)[0]
+    _on_cursor(conn, sql, [tuple(r[n] for n in names) for r in rows], True, False)
+    return None
+
+
+def _on_cursor(conn: Connection, sql: str, args, many: bool, rows: bool):
+    dbapi = conn.dialect.dbapi
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        cursor.execute(sql, tuple(values[n] for n in names))
-        return [row_type(*r) for r in cursor.fetchall()]
+        if many:
+            cursor.executemany(sql, args)
+        else:
+            cursor.execute(sql, args)
+        return cursor.fetchall() if rows else None
+    except dbapi.Error as exc:  # as SQLAlchemy would have raised it
+        raise DBAPIError.instance(sql, args, exc, dbapi.Error, dialect=conn.dialect) from exc
     finally:
         cursor.close()
 
@@ -154,8 +191,14 @@ def counts(conn: Connection) -> tuple[int, int]:
 
 # shared pieces ------------------------------------------------------------------------------
 def _write_values(conn: Connection, table, rows: list[dict]) -> None:
+    insert = _VALUE_INSERTS.get(table.name)
+    if insert is None:
+        insert = _VALUE_INSERTS[table.name] = table.insert()
     for i in range(0, len(rows), 5000):
-        conn.execute(table.insert(), rows[i:i + 5000])
+        insert_rows(conn, insert, rows[i:i + 5000])
+
+
+_VALUE_INSERTS: dict = {}  # one prebuilt INSERT per values table (insert_rows caches by it)
 
 
 def _groups_of(conn: Connection, user_ids: list[str]) -> dict[str, list]:
@@ -208,7 +251,7 @@ def emit(conn: Connection, events: list[tuple[str, str, str, str | None]]) -> No
     """Record changes in the outbox, in the changing transaction (kind, id, action, name)."""
     if events and not conn.info.get("outbox_off"):
         ts = now()
-        conn.execute(t.outbox.insert(), [
+        insert_rows(conn, _OUTBOX_INSERT, [
             {"kind": k, "entity_id": i, "action": a, "name": n, "created": ts}
             for k, i, a, n in events])
 
@@ -253,11 +296,11 @@ def create_user(conn: Connection, rtype: ResourceType, data: dict,
     uid, ts = str(uuid.uuid4()), now()
     name = data["userName"]
     try:
-        seq = conn.execute(INSERT_USER, {
+        (seq,) = insert_rows(conn, INSERT_USER, [{
             "id": uid, "user_name": name, "user_name_ci": name.lower(),
             "external_id": data.get("externalId"), "password_hash": password_hash,
             "data": _dumps(data), "version": 1, "created": ts, "last_modified": ts,
-        }).scalar_one()
+        }], returning=True)
     except IntegrityError as exc:
         raise Conflict(f"User '{name}' already exists") from exc
     _write_values(conn, t.user_values, indexing.rows(rtype, seq, data))
