@@ -1021,7 +1021,8 @@ def run_target(mode: str, args, outdir: str, env: dict, deadline: float) -> dict
                                                env=env, cwd=workdir)
 
         if mode == "sink":
-            spawn("target", [sys.executable, os.path.abspath(__file__), "sink",
+            nice = ["nice", "-n", str(args.target_nice)] if args.target_nice else []
+            spawn("target", [*nice, sys.executable, os.path.abspath(__file__), "sink",
                              "--port", str(ports["target"])])
             target_base = f"http://127.0.0.1:{ports['target']}"
             target_url = target_base + "/scim2"
@@ -1123,6 +1124,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--poll-ms", type=int, help="[outbound] poll_interval_ms (default: product)")
     p.add_argument("--dispatcher", choices=("process", "inline"),
                    help="[outbound] dispatcher of the source (default: the product's, process)")
+    p.add_argument("--target-nice", type=int, default=0,
+                   help="run the sink target at this nice level (it shares the 2 cores with "
+                   "the source; a real target is elsewhere)")
     p.add_argument("--dispatcher-nice", type=int,
                    help="[outbound] dispatcher_nice of the source (default: the product's, 10)")
     p.add_argument("--profile", choices=PHASES,
