@@ -61,9 +61,10 @@ def _die_with_parent() -> None:
         return
 
 
-def run(cfg: Config, nice: int = 0, child: bool = False) -> None:
-    """The dispatcher's process: runs until SIGTERM or SIGINT."""
-    parent = os.getppid()
+def run(cfg: Config, nice: int = 0, parent: int | None = None) -> None:
+    """The dispatcher's process: runs until SIGTERM or SIGINT. ``parent``: the pid of the
+    ``gateway serve`` that supervises it (None: ``gateway dispatch``, on its own)."""
+    child = parent is not None
     if child:
         _die_with_parent()
         if os.getppid() != parent:  # the parent died before the line above
@@ -124,7 +125,7 @@ class Supervisor:
 
     def _spawn(self):
         proc = self._ctx.Process(target=run, args=(self.cfg, self.cfg.outbound.dispatcher_nice,
-                                                   True),
+                                                   os.getpid()),
                                  name="gateway-dispatcher", daemon=False)
         proc.start()
         return proc
