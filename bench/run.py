@@ -96,6 +96,28 @@ permissions = ["*"]
 """)
 
 
+def raw_samples(path: str):
+    """The samples of a py-spy raw profile (``-f raw``): (frames, outermost first; count)
+    per line. A sample without any frame is ``[""]``."""
+    with open(path) as f:
+        for line in f:
+            stack, _, count = line.rstrip("\n").rpartition(" ")
+            if count.isdigit():
+                yield stack.split(";"), int(count)
+
+
+def save_report(outdir: str, lines: list[str], summary: dict | None = None) -> None:
+    """Print the report and keep it in ``outdir`` (``report.txt``), with the figures behind
+    it (``summary.json``) when given."""
+    report = "\n".join(lines)
+    print("\n" + report, flush=True)
+    with open(os.path.join(outdir, "report.txt"), "w") as f:
+        f.write(report + "\n")
+    if summary is not None:
+        with open(os.path.join(outdir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2, default=str)
+
+
 def proc_status(pid: int) -> dict[str, float]:
     """VmRSS / VmHWM of a process, in MB (empty once it is gone)."""
     out = {}
@@ -421,11 +443,8 @@ def main(argv: list[str] | None = None) -> int:
             *targets(results, ratios, rss, load_info, summary.get("earlier_load")),
             "", f"results: {outdir}",
         ]
-        report = "\n".join(lines)
-        print("\n" + report, flush=True)
-        with open(os.path.join(outdir, "report.txt"), "w") as f:
-            f.write(report + "\n")
         summary.update({"rss": rss, "ratios": ratios, "loadgen": results})
+        save_report(outdir, lines, summary)
         try:
             import explain
 
@@ -433,8 +452,6 @@ def main(argv: list[str] | None = None) -> int:
                 explain.explain(db, out=f)
         except Exception as exc:  # noqa: BLE001 - diagnostics only
             print(f"(query plans not written: {exc})")
-        with open(os.path.join(outdir, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
         return 0
     finally:
         if sampler is not None:

@@ -1006,31 +1006,30 @@ def profile_summary(path: str, top: int = 30, requests: int | None = None,
     also the milliseconds of each per request (sampled time of that thread)."""
     import collections
 
+    from run import raw_samples
+
     threads: collections.Counter = collections.Counter()
     inclusive: collections.Counter = collections.Counter()
     own: collections.Counter = collections.Counter()
     steps: collections.Counter = collections.Counter()
     total = loop = 0
-    with open(path) as f:
-        for line in f:
-            stack, _, count = line.rstrip("\n").rpartition(" ")
-            if not count.isdigit() or not stack:
-                continue
-            n = int(count)
-            frames = [_frame(fr) for fr in stack.split(";")]
-            total += n
-            if not any(f == "<module>" for f, _ in frames):  # not the event loop's thread
-                threads[_thread_kind(frames)] += n
-                continue
-            loop += n
-            seen = set(frames)
-            for fr in seen:
-                inclusive[fr] += n
-            own[frames[-1]] += n
-            for label, need, never in STEPS:
-                if all(_has(seen, *fr) for fr in need) and not any(
-                        _has(seen, *fr) for fr in never):
-                    steps[label] += n
+    for raw, n in raw_samples(path):
+        if raw == [""]:
+            continue  # a sample without any frame
+        frames = [_frame(fr) for fr in raw]
+        total += n
+        if not any(f == "<module>" for f, _ in frames):  # not the event loop's thread
+            threads[_thread_kind(frames)] += n
+            continue
+        loop += n
+        seen = set(frames)
+        for fr in seen:
+            inclusive[fr] += n
+        own[frames[-1]] += n
+        for label, need, never in STEPS:
+            if all(_has(seen, *fr) for fr in need) and not any(
+                    _has(seen, *fr) for fr in never):
+                steps[label] += n
     if not total or not loop:
         return "(no samples)"
 

@@ -78,9 +78,12 @@ from run import (  # noqa: E402
     free_port,
     gateway_command,
     proc_status,
+    raw_samples,
+    save_report,
     stop,
     wait_http,
 )
+from run import write_config as write_base_config  # noqa: E402
 from run_scim import (  # noqa: E402
     Client,
     Failed,
@@ -189,19 +192,10 @@ def directory_ids(slapd: Slapd, timeout: float) -> tuple[dict[str, str], float]:
 # --- the gateway ----------------------------------------------------------------------------
 
 def write_config(path: str, db: str, port: int, slapd: Slapd, page_size: int) -> None:
-    with open(path, "w") as f:
-        f.write(f"""# written by bench/run_ldap.py
-[server]
-host = "127.0.0.1"
-port = {port}
-workers = 1
-
-[auth]
-cache_seconds = 60
-
-[userstores.PRIMARY]
-url = "sqlite+aiosqlite:///{os.path.abspath(db)}"
-
+    """The configuration of run.py (SQLite PRIMARY, the bench client) and the LDAP domain."""
+    write_base_config(path, db, port)
+    with open(path, "a") as f:
+        f.write(f"""
 [userstores.{DOMAIN}]
 type = "ldap"
 url = "{slapd.url}"
@@ -210,11 +204,6 @@ bind_password = "{slapd.password}"
 users_base = "{PEOPLE_DN}"
 groups_base = "{GROUPS_DN}"
 page_size = {page_size}
-
-[[clients]]
-name = "bench"
-secret = "secret"
-permissions = ["*"]
 """)
 
 
@@ -571,38 +560,32 @@ def profile_summary(path: str, top: int = 30) -> str:
     walk: collections.Counter = collections.Counter()
     loop_incl: collections.Counter = collections.Counter()
     total = idle = ldap = loop = 0
-    with open(path) as f:
-        for line in f:
-            stack, _, count = line.rstrip("\n").rpartition(" ")
-            if not count.isdigit():
-                continue
-            n = int(count)
-            raw = stack.split(";")
-            total += n
-            if any(p in raw[-1] for p in _IDLE):
-                idle += n
-                continue
-            frames = [_frame(fr) for fr in raw]
-            if any("userstores/ldap" in fr or "ldap3/" in fr for fr in raw):
-                ldap += n
-                for fr in set(frames):
-                    if not any(p in fr for p in _PLUMBING):
-                        incl[fr] += n
-                own[frames[-1]] += n
-                name = next((b for b, mark in _BUCKETS if any(mark in fr for fr in frames)),
-                            "the store's own Python (sorting, filtering keys, records)")
-                buckets[name] += n
-                if name == _BUCKETS[0][0]:
-                    inner = frames[-1]
-                    part = next((p for p, marks in _WALK_PARTS
-                                 if any(m in fr for fr in frames for m in marks)
-                                 and (p != _WALK_PARTS[1][0] or marks[0] in inner)),
-                                "other ldap3 and the store's loop over the entries")
-                    walk[part] += n
-            elif "gateway" in raw[0]:
-                loop += n
-                for fr in set(frames):
-                    loop_incl[fr] += n
+    for raw, n in raw_samples(path):
+        total += n
+        if any(p in raw[-1] for p in _IDLE):
+            idle += n
+            continue
+        frames = [_frame(fr) for fr in raw]
+        if any("userstores/ldap" in fr or "ldap3/" in fr for fr in raw):
+            ldap += n
+            for fr in set(frames):
+                if not any(p in fr for p in _PLUMBING):
+                    incl[fr] += n
+            own[frames[-1]] += n
+            name = next((b for b, mark in _BUCKETS if any(mark in fr for fr in frames)),
+                        "the store's own Python (sorting, filtering keys, records)")
+            buckets[name] += n
+            if name == _BUCKETS[0][0]:
+                inner = frames[-1]
+                part = next((p for p, marks in _WALK_PARTS
+                             if any(m in fr for fr in frames for m in marks)
+                             and (p != _WALK_PARTS[1][0] or marks[0] in inner)),
+                            "other ldap3 and the store's loop over the entries")
+                walk[part] += n
+        elif "gateway" in raw[0]:
+            loop += n
+            for fr in set(frames):
+                loop_incl[fr] += n
     if not total:
         return "(no samples)"
     busy = total - idle
@@ -1051,14 +1034,9 @@ def main(argv: list[str] | None = None) -> int:
             lines[-2:-2] = ["first error of each phase that had errors:", *errors]
         if failure:
             lines.insert(0, f"FAILED: {failure}")
-        report = "\n".join(lines)
-        print("\n" + report, flush=True)
-        with open(os.path.join(outdir, "report.txt"), "w") as f:
-            f.write(report + "\n")
-        with open(os.path.join(outdir, "summary.json"), "w") as f:
-            json.dump({"settings": vars(args), "facts": facts, "phases": phases,
-                       "listing": bench.listing, "diagnostics": diag,
-                       "rss": {"ready": ready, **end}}, f, indent=2)
+        save_report(outdir, lines, {"settings": vars(args), "facts": facts, "phases": phases,
+                                    "listing": bench.listing, "diagnostics": diag,
+                                    "rss": {"ready": ready, **end}})
         return 0 if failure is None else 1
     finally:
         stop(gateway)

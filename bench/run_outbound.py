@@ -612,29 +612,27 @@ def breakdown(path: str) -> str:
     Python around it (SQLAlchemy statement building and compilation) does not."""
     import collections
 
+    from run import raw_samples
+
     counts: collections.Counter = collections.Counter()
     total = 0
-    with open(path) as f:
-        for line in f:
-            stack, _, count = line.rstrip("\n").rpartition(" ")
-            if not count.isdigit():
-                continue
-            n = int(count)
-            frames = [f for f in stack.split(";") if not f.startswith("process ")]
-            if not frames:
-                continue
-            inner = frames[-1]
-            if inner.startswith(("_worker (concurrent", "wait (threading", "Condition.wait")):
-                continue  # a worker thread waiting for work
-            total += n
-            kind = ("loop" if frames[0].startswith(("<module> (gateway", "<module> (<string>"))
-                    else "worker")
-            for name, markers in CATEGORIES:
-                if any(m in stack for m in markers):
-                    counts[name] += n
-                    break
-            else:
-                counts[f"other ({kind} thread)"] += n
+    for raw, n in raw_samples(path):
+        frames = [f for f in raw if not f.startswith("process ")]
+        if not frames:
+            continue
+        inner = frames[-1]
+        if inner.startswith(("_worker (concurrent", "wait (threading", "Condition.wait")):
+            continue  # a worker thread waiting for work
+        total += n
+        stack = ";".join(frames)
+        kind = ("loop" if frames[0].startswith(("<module> (gateway", "<module> (<string>"))
+                else "worker")
+        for name, markers in CATEGORIES:
+            if any(m in stack for m in markers):
+                counts[name] += n
+                break
+        else:
+            counts[f"other ({kind} thread)"] += n
     if not total:
         return "(no samples)"
     lines = [f"{total} samples (event loop + busy worker threads); share per category:"]
@@ -1098,7 +1096,7 @@ def main(argv: list[str] | None = None) -> int:
         return sink_main(argv[1:])
     if argv[:1] == ["loadgen"]:
         return loadgen_main(argv[1:])
-    from run import clean_env
+    from run import clean_env, save_report
     from run_scim import busiest_others, machine_busy, process_cpu
 
     p = argparse.ArgumentParser(description="outbound provisioning benchmark "
@@ -1213,13 +1211,8 @@ def main(argv: list[str] | None = None) -> int:
         *(others or ["  (none over 0.5s)"]),
         f"whole run {time.perf_counter() - started:.0f}s; results: {outdir}",
     ]
-    report = "\n".join(lines)
-    print("\n" + report, flush=True)
-    with open(os.path.join(outdir, "report.txt"), "w") as f:
-        f.write(report + "\n")
-    with open(os.path.join(outdir, "summary.json"), "w") as f:
-        json.dump({"settings": vars(args), "targets": verdict, "results": results}, f,
-                  indent=2, default=str)
+    save_report(outdir, lines, {"settings": vars(args), "targets": verdict,
+                                "results": results})
     return 0
 
 

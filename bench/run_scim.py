@@ -39,7 +39,6 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -63,6 +62,7 @@ from run import (  # noqa: E402
     free_port,
     gateway_command,
     proc_status,
+    save_report,
     stop,
     wait_http,
     write_config,
@@ -654,13 +654,9 @@ def main(argv: list[str] | None = None) -> int:
             lines[-2:-2] = ["first error of each loop that had errors:", *errors]
         if failure:
             lines.insert(0, f"FAILED: {failure}")
-        report = "\n".join(lines)
-        print("\n" + report, flush=True)
-        with open(os.path.join(outdir, "report.txt"), "w") as f:
-            f.write(report + "\n")
-        with open(os.path.join(outdir, "summary.json"), "w") as f:
-            json.dump({"settings": vars(args), "phases": phases, "facts": bench.facts,
-                       "rss": {"ready": ready, **end}, "db": db}, f, indent=2)
+        save_report(outdir, lines, {"settings": vars(args), "phases": phases,
+                                    "facts": bench.facts, "rss": {"ready": ready, **end},
+                                    "db": db})
         return 0 if failure is None else 1
     finally:
         if sampler is not None:

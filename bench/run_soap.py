@@ -542,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         free_port,
         gateway_command,
         proc_status,
+        save_report,
         stop,
         wait_http,
     )
@@ -734,15 +735,10 @@ def main(argv: list[str] | None = None) -> int:
                   or o["concurrent"]["first_error"]]
         if errors:
             lines[-2:-2] = ["first error of each operation that had errors:", *errors]
-        report = "\n".join(lines)
-        print("\n" + report, flush=True)
-        with open(os.path.join(outdir, "report.txt"), "w") as f:
-            f.write(report + "\n")
-        with open(os.path.join(outdir, "summary.json"), "w") as f:
-            json.dump({"settings": vars(args), "operations": results,
-                       "ratios": ratios, "targets": verdict,
-                       "rss_mb": {"ready": ready, **end}, "load_seconds": load_seconds,
-                       "own_cpu_s": own_cpu() - own0}, f, indent=2)
+        save_report(outdir, lines, {
+            "settings": vars(args), "operations": results, "ratios": ratios,
+            "targets": verdict, "rss_mb": {"ready": ready, **end},
+            "load_seconds": load_seconds, "own_cpu_s": own_cpu() - own0})
         return 0
     finally:
         if sampler is not None:
@@ -775,25 +771,22 @@ def profile_summary(path: str, top: int = 45) -> str:
     import collections
     import re
 
+    from run import raw_samples
+
     threads: collections.Counter = collections.Counter()
     inclusive: collections.Counter = collections.Counter()
     own: collections.Counter = collections.Counter()
     total = loop = 0
-    with open(path) as f:
-        for line in f:
-            stack, _, count = line.rstrip("\n").rpartition(" ")
-            if not count.isdigit():
-                continue
-            n = int(count)
-            frames = [re.sub(r":\d+\)$", ")", fr) for fr in stack.split(";")]
-            total += n
-            if not frames[0].startswith("<module> (gateway"):  # a worker thread
-                threads[frames[-1]] += n
-                continue
-            loop += n
-            for fr in set(frames):
-                inclusive[fr] += n
-            own[frames[-1]] += n
+    for raw, n in raw_samples(path):
+        frames = [re.sub(r":\d+\)$", ")", fr) for fr in raw]
+        total += n
+        if not frames[0].startswith("<module> (gateway"):  # a worker thread
+            threads[frames[-1]] += n
+            continue
+        loop += n
+        for fr in set(frames):
+            inclusive[fr] += n
+        own[frames[-1]] += n
     if not total:
         return "(no samples)"
     lines = [f"{total} samples, {loop} of the event-loop thread ({100 * loop / total:.0f}%)",
