@@ -228,7 +228,8 @@ class OutboundService:
             runner = getattr(store, "_runner", None)
             if runner is None:
                 continue
-            if not await runner.read(queue.outbox_waiting):
+            local = not self.selectors or self.runner is None or runner is self.runner
+            if local and not await runner.read(queue.outbox_waiting):
                 continue  # idle: no write transaction competes with requests
             if not self.selectors or self.runner is None:
                 moved += await runner.write(queue.drain, FAN_OUT_BATCH)
@@ -238,8 +239,8 @@ class OutboundService:
                 moved += await runner.write(queue.fan_out_local, store.domain, FAN_OUT_BATCH,
                                             targets)
                 continue
-            # read, queued, then deleted: a fan-out done twice (another dispatcher, or a crash
-            # before the delete) queues nothing twice
+            # read (the read is the idle check too), queued, then deleted: a fan-out done
+            # twice (another dispatcher, or a crash before the delete) queues nothing twice
             rows = await runner.read(queue.take_outbox, FAN_OUT_BATCH, False)
             if not rows:
                 continue
