@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -19,6 +20,8 @@ from joserfc.jwk import ECKey, RSAKey
 
 from gateway.app import create_app
 from gateway.config import IssuerConfig
+from gateway.keys import PIPELINE
+from gateway.operations import CheckPassword
 
 # --- helpers -----------------------------------------------------------------------------
 
@@ -323,6 +326,43 @@ async def test_deleted_user_cannot_log_in(custom_gateway):
     assert status == 204
     status, body, _ = await scim(client, "GET", "/Users", auth=auth)
     assert_scim_error(status, body, 401)
+
+
+async def test_a_burst_on_one_uncached_header_checks_the_password_once(custom_gateway):
+    """Requests that arrive with the same credentials while they are being checked (a
+    client's burst just after its cache entry expired) wait for that one check instead
+    of each running an argon2 verification; a wrong password fails them all, and is
+    checked again next time (failures are not cached)."""
+    client = await custom_gateway(auth_cache_seconds=300)
+    alice = await _user(client, "alice", "alice-password-1")
+    await scim(client, "PATCH", f"/Groups/{await _admin_group_id(client)}", _patch_op(
+        {"op": "add", "path": "members", "value": [{"value": alice["id"]}]}))
+    pipeline = client.server.app[PIPELINE]
+    checks: list[str] = []
+    execute = pipeline.execute
+
+    async def slow_checks(caller, op):  # a slow hash: the burst surely overlaps the check
+        if isinstance(op, CheckPassword):
+            checks.append(op.user_name)
+            await asyncio.sleep(0.3)
+        return await execute(caller, op)
+
+    pipeline.execute = slow_checks
+
+    async def burst(auth, n):
+        return [status for status, _, _ in await asyncio.gather(
+            *(scim(client, "GET", "/Users?count=1", auth=auth) for _ in range(n)))]
+
+    assert await burst(basic("alice", "alice-password-1"), 20) == [200] * 20
+    assert checks == ["alice"]
+    assert await burst(basic("alice", "alice-password-1"), 5) == [200] * 5  # cached
+    assert checks == ["alice"]
+
+    checks.clear()
+    assert await burst(basic("alice", "wrong-password"), 10) == [401] * 10
+    assert checks == ["alice"]
+    assert await burst(basic("alice", "wrong-password"), 1) == [401]
+    assert checks == ["alice", "alice"]
 
 
 async def _admin_group_id(client) -> str:

@@ -16,11 +16,14 @@ hash of the credentials (never the credentials themselves), so that a client
 sending the same header does not pay an argon2 verification per request. The
 cache is per process; a password, membership or deletion change made by this
 process drops the entries concerned at once, one made by another process
-takes effect within the cache lifetime.
+takes effect within the cache lifetime. Requests that arrive with the same
+header while it is being checked (a client's burst when its entry has just
+expired) wait for that one check instead of each running their own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
@@ -56,6 +59,7 @@ class Authenticator:
         self._cache: dict[bytes, tuple[float, Principal]] = {}
         self._key = os.urandom(32)
         self._nonces: dict[bytes, float] = {}  # digest nonces seen, until they expire
+        self._checking: dict[bytes, asyncio.Future] = {}  # Basic checks under way, by key
         pipeline.credential_listeners.append(self.forget)
 
     # cache -----------------------------------------------------------------------
@@ -102,13 +106,27 @@ class Authenticator:
         if principal is not None:
             return principal
         if scheme == "basic":
-            principal = await self._basic(credentials)
-            self._remember(key, principal)
+            principal = await self._basic_once(key, credentials)
         else:
             principal, expires = self._bearer(credentials)
             self._remember(key, principal, min(self.config.auth_cache_seconds,
                                                expires - time.time()))
         return principal
+
+    async def _basic_once(self, key: bytes, credentials: str) -> Principal:
+        """One check per header at a time, as a task of its own that every request with
+        that header awaits: a request that goes away (its client disconnected) does not
+        take the check away from the others. A failure is theirs too (same header)."""
+        check = self._checking.get(key)
+        if check is None:
+            check = self._checking[key] = asyncio.ensure_future(self._basic(credentials))
+            check.add_done_callback(lambda task: self._checked(key, task))
+        return await asyncio.shield(check)
+
+    def _checked(self, key: bytes, task: asyncio.Task) -> None:
+        del self._checking[key]
+        if not task.cancelled() and task.exception() is None:  # exception() marks it seen
+            self._remember(key, task.result())
 
     async def _basic(self, credentials: str) -> Principal:
         try:
