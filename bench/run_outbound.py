@@ -72,6 +72,8 @@ sys.path.insert(0, HERE)
 
 from loadgen import TICK, percentile  # noqa: E402
 
+from gateway.outbound.config import OutboundConfig  # noqa: E402
+
 TARGETS = {"delivered_per_s": 500.0, "latency_ratio": 1.20, "lag_p99_s": 1.0,
            "lag_rate": 200.0}
 SCIM_JSON = "application/scim+json"
@@ -79,30 +81,40 @@ USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 PHASES = ("rate", "high", "closed", "burst")
+SLOW = 0.1  # a request slower than this is noted with its time in the slice (raw data)
 
 
-def cpu_of(pid: int | None) -> float | None:
-    """CPU seconds of a process and its living descendants (``gateway serve`` runs the
-    outbound dispatcher as a child process)."""
+def stat_sum(pid: int | None, fields: tuple[int, ...], children: bool = True) -> int | None:
+    """The sum of ``/proc/<pid>/stat`` fields (indexes after the command name: 9 majflt,
+    11 utime, 12 stime) of a process and its living descendants (``gateway serve`` runs the
+    outbound dispatcher as a child process), or of the process alone."""
     if not pid:
         return None
-    total, todo, seen = 0.0, [pid], False
+    total, todo, seen = 0, [pid], False
     while todo:
         p = todo.pop()
         try:
             with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+                values = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
         seen = True
-        total += (int(fields[11]) + int(fields[12])) / TICK
-        for children in glob.glob(f"/proc/{p}/task/*/children"):
+        total += sum(int(values[i]) for i in fields)
+        if not children:
+            break
+        for kids in glob.glob(f"/proc/{p}/task/*/children"):
             try:
-                with open(children) as f:
+                with open(kids) as f:
                     todo += [int(c) for c in f.read().split()]
             except OSError:
                 pass
     return total if seen else None
+
+
+def cpu_of(pid: int | None, children: bool = True) -> float | None:
+    """CPU seconds of a process and its descendants (or of the process alone)."""
+    ticks = stat_sum(pid, (11, 12), children)
+    return None if ticks is None else ticks / TICK
 
 
 def own_cpu() -> float:
@@ -316,6 +328,9 @@ class Gen:
             rec["first_error"] = rec["first_error"] or f"201 without meta.created: {data[:300]!r}"
             return
         rec["latencies"].append(elapsed)
+        if elapsed > SLOW:
+            rec.setdefault("slow", []).append((round(time.time() - elapsed - rec["start"], 3),
+                                               round(elapsed * 1000, 1)))
         if gw == "connector":
             self.users[name] = {"created": created, "slice": rec["index"]}
 
@@ -376,17 +391,25 @@ class Gen:
 
     # cpu -----------------------------------------------------------------------------------
     def cpu(self) -> dict:
-        return {**{k: cpu_of(v) for k, v in self.pids.items()}, "loadgen": own_cpu()}
+        return {**{k: cpu_of(v) for k, v in self.pids.items()}, "loadgen": own_cpu(),
+                "connector_http": cpu_of(self.pids["connector"], children=False)}
+
+    def faults(self) -> dict:
+        """Major page faults so far of the gateways (with their children): on this VM the
+        kernel pages out file pages left untouched for a minute (DAMON), and a gateway
+        idle during the other's slices reads its code and database pages back from disk,
+        which stalls it for up to a second."""
+        return {k: stat_sum(v, (9,)) for k, v in self.pids.items() if k != "target"}
 
     @staticmethod
-    def cpu_diff(a: dict, b: dict) -> dict:
+    def delta(a: dict, b: dict) -> dict:
         return {k: (None if a.get(k) is None or b.get(k) is None else round(b[k] - a[k], 3))
                 for k in b}
 
     # phases --------------------------------------------------------------------------------
     def new_slice(self, phase: str, gw: str, **kw) -> dict:
         rec = {"index": len(self.slices), "phase": phase, "gateway": gw, "latencies": [],
-               "errors": 0, "first_error": None, **kw}
+               "errors": 0, "first_error": None, "faults0": self.faults(), **kw}
         self.slices.append(rec)
         return rec
 
@@ -453,11 +476,15 @@ class Gen:
             rec["drain_wait_s"] = round(waited, 2)
             rec["queue_after_drain"] = q
             rec["drain_timed_out"] = bool(q["outbox"] or q["pending"] or q["inflight"])
-        rec["cpu"] = self.cpu_diff(cpu0, self.cpu())
+        rec["cpu"] = self.delta(cpu0, self.cpu())
+        rec["majflt"] = self.delta(rec.pop("faults0"), self.faults())
         print(f"loadgen: {rec['phase']:6s} {rec['gateway']:9s} ok {ok} errors {rec['errors']} "
               f"p50 {pct(rec['latencies'], .5, 1000, 2)} ms p99 "
               f"{pct(rec['latencies'], .99, 1000, 2)} ms"
-              + (f" drain {rec['drain_wait_s']}s" if "drain_wait_s" in rec else ""),
+              + (f" drain {rec['drain_wait_s']}s" if "drain_wait_s" in rec else "")
+              + f" major faults {rec['majflt'][rec['gateway']]}"
+              + (f" slow (s into the slice, ms): {rec['slow'][:3]}.. {len(rec['slow'])}"
+                 if rec.get("slow") else ""),
               file=sys.stderr, flush=True)
 
     async def burst(self, n: int, batch: int) -> dict:
@@ -507,7 +534,7 @@ class Gen:
         rec["drain_wait_s"] = round(waited, 2)
         rec["queue_after_drain"] = q
         rec["dead_total"] = q["dead"]
-        rec["cpu"] = self.cpu_diff(cpu0, self.cpu())
+        rec["cpu"] = self.delta(cpu0, self.cpu())
         rec["seconds"] = round(rec["end"] - rec["start"], 3)
         print(f"loadgen: burst {created} users in {rec['seconds']}s, drained "
               f"{m['delivered'] - before['delivered']} after {waited:.1f}s more",
@@ -1120,13 +1147,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--outbound-concurrency", type=int,
                    help="[outbound] concurrency of the source (default: the product's)")
     p.add_argument("--poll-ms", type=int, help="[outbound] poll_interval_ms (default: product)")
-    p.add_argument("--dispatcher", choices=("process", "inline"),
+    p.add_argument("--dispatcher", choices=("process", "inline", "external"),
                    help="[outbound] dispatcher of the source (default: the product's, process)")
     p.add_argument("--target-nice", type=int, default=0,
                    help="run the sink target at this nice level (it shares the 2 cores with "
                    "the source; a real target is elsewhere)")
     p.add_argument("--dispatcher-nice", type=int,
-                   help="[outbound] dispatcher_nice of the source (default: the product's, 10)")
+                   help="[outbound] dispatcher_nice of the source (default: the product's)")
     p.add_argument("--profile", choices=PHASES,
                    help="py-spy the connector gateway during this phase (numbers not for "
                         "the targets)")
@@ -1165,7 +1192,7 @@ def main(argv: list[str] | None = None) -> int:
                  "a second `gateway serve` (SQLite) as the target, on the same 2 cores")
     lines.append(f"source's dispatcher: {args.dispatcher or 'process'} (the product's default "
                  f"unless set), dispatcher_nice "
-                 f"{10 if args.dispatcher_nice is None else args.dispatcher_nice}; CPU of the "
+                 f"{args.dispatcher_nice or OutboundConfig().dispatcher_nice}; CPU of the "
                  f"connector gateway = its process and the dispatcher process together")
     if args.profile:
         lines.append(f"PROFILED ({args.profile}): py-spy slows the gateway; these numbers are "

@@ -330,7 +330,8 @@ class OutboundService:
             if change is None:
                 await self._finish(row, "skipped", intent, None)
                 return
-            done = await asyncio.wait_for(connector.deliver(change, remote), timeout=limit)
+            async with asyncio.timeout(limit):  # not wait_for: no task of its own per delivery
+                done = await connector.deliver(change, remote)
         except DeliveryError as exc:
             await self._failed(row, exc, exc.retryable, exc.retry_after)
             return
