@@ -102,13 +102,32 @@ def stat_sum(pid: int | None, fields: tuple[int, ...], children: bool = True) ->
         total += sum(int(values[i]) for i in fields)
         if not children:
             break
-        for kids in glob.glob(f"/proc/{p}/task/*/children"):
-            try:
-                with open(kids) as f:
-                    todo += [int(c) for c in f.read().split()]
-            except OSError:
-                pass
+        todo += child_pids(p)
     return total if seen else None
+
+
+def io_read(pid: int | None) -> int | None:
+    """Bytes a process and its living children read from storage (``/proc/<pid>/io``)."""
+    total = None
+    for p in [pid, *(child_pids(pid) if pid else [])]:
+        try:
+            with open(f"/proc/{p}/io") as f:
+                total = (total or 0) + int(next(x for x in f if x.startswith("read_bytes:"))
+                                           .split()[1])
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+def child_pids(pid: int) -> list[int]:
+    out = []
+    for kids in glob.glob(f"/proc/{pid}/task/*/children"):
+        try:
+            with open(kids) as f:
+                out += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
 
 
 def cpu_of(pid: int | None, children: bool = True) -> float | None:
@@ -395,11 +414,18 @@ class Gen:
                 "connector_http": cpu_of(self.pids["connector"], children=False)}
 
     def faults(self) -> dict:
-        """Major page faults so far of the gateways (with their children): on this VM the
-        kernel pages out file pages left untouched for a minute (DAMON), and a gateway
-        idle during the other's slices reads its code and database pages back from disk,
-        which stalls it for up to a second."""
-        return {k: stat_sum(v, (9,)) for k, v in self.pids.items() if k != "target"}
+        """What can stall a gateway besides its own work, so far: its major page faults
+        and the bytes it read from storage (with its children: code or database pages
+        the kernel had dropped), and the machine's iowait and steal (CPU time the VM's
+        host gave to others) in ticks."""
+        out = {f"majflt {k}": stat_sum(v, (9,)) for k, v in self.pids.items() if k != "target"}
+        for k, v in self.pids.items():
+            if k != "target":
+                out[f"read_bytes {k}"] = io_read(v)
+        with open("/proc/stat") as f:
+            cpu = f.readline().split()
+        out["iowait"], out["steal"] = int(cpu[5]), int(cpu[8])
+        return out
 
     @staticmethod
     def delta(a: dict, b: dict) -> dict:
@@ -477,12 +503,15 @@ class Gen:
             rec["queue_after_drain"] = q
             rec["drain_timed_out"] = bool(q["outbox"] or q["pending"] or q["inflight"])
         rec["cpu"] = self.delta(cpu0, self.cpu())
-        rec["majflt"] = self.delta(rec.pop("faults0"), self.faults())
+        rec["stalls"] = self.delta(rec.pop("faults0"), self.faults())
         print(f"loadgen: {rec['phase']:6s} {rec['gateway']:9s} ok {ok} errors {rec['errors']} "
               f"p50 {pct(rec['latencies'], .5, 1000, 2)} ms p99 "
               f"{pct(rec['latencies'], .99, 1000, 2)} ms"
               + (f" drain {rec['drain_wait_s']}s" if "drain_wait_s" in rec else "")
-              + f" major faults {rec['majflt'][rec['gateway']]}"
+              + " majflt {} read {} kB iowait {} steal {}".format(
+                  rec["stalls"][f"majflt {rec['gateway']}"],
+                  (rec["stalls"][f"read_bytes {rec['gateway']}"] or 0) // 1024,
+                  rec["stalls"]["iowait"], rec["stalls"]["steal"])
               + (f" slow (s into the slice, ms): {rec['slow'][:3]}.. {len(rec['slow'])}"
                  if rec.get("slow") else ""),
               file=sys.stderr, flush=True)

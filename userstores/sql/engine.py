@@ -13,6 +13,13 @@ Every store operation is a plain synchronous function over a SQLAlchemy
   concurrent writers (tasks here, other worker processes) queue on the
   database lock instead of failing to upgrade a read lock; reads run in
   autocommit mode, each SELECT a consistent snapshot of its own.
+  Checkpoints (copying the WAL into the database file, and the only fsync in
+  WAL mode with ``synchronous=NORMAL``) run in a thread of their own while
+  there are writes, not inside a request's commit: SQLite's automatic one
+  runs in the commit that crosses 1,000 pages, and a slow fsync then held
+  every write behind it (stalls of 0.1 to 0.5 s at 500 writes/s on a busy
+  disk, see bench/README.md). The automatic one stays as a safety net, at
+  ``WAL_AUTOCHECKPOINT`` pages.
 - PostgreSQL: the asyncpg driver, the same function run through
   ``AsyncConnection.run_sync``.
 """
@@ -20,6 +27,8 @@ Every store operation is a plain synchronous function over a SQLAlchemy
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -30,7 +39,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.errors import ConfigError
 
+log = logging.getLogger("gateway.store")
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+WAL_AUTOCHECKPOINT = 16_384  # pages (64 MiB): only if the background checkpoints fall behind
+CHECKPOINT_SECONDS = 0.5  # between background checkpoints, while there are writes
 T = TypeVar("T")
 
 
@@ -68,6 +81,7 @@ def _sqlite_engine(url, immediate: bool, pool_size: int) -> Engine:
         cur.execute("PRAGMA case_sensitive_like=ON")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA cache_size=-16384")  # 16 MiB per connection; the OS caches the rest
+        cur.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
         cur.close()
 
     if immediate:
@@ -94,6 +108,31 @@ class SQLiteRunner(Runner):
         self._read_pool = ThreadPoolExecutor(pool_size, thread_name_prefix="sqlite-read")
         self._pending: list[tuple[Callable, tuple, asyncio.Future]] = []
         self._drainer: asyncio.Task | None = None
+        self._checkpoint_engine = _sqlite_engine(url, False, 1)
+        self._checkpoint_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-checkpoint")
+        self._checkpointer: asyncio.Task | None = None
+        self._written = False  # since the last checkpoint
+
+    def _checkpoint(self) -> None:
+        """A PASSIVE checkpoint: copies what it can without waiting for readers or
+        writers, who go on meanwhile (its fsync holds no lock they need)."""
+        with self._checkpoint_engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    async def _checkpoints(self) -> None:
+        """Every ``CHECKPOINT_SECONDS`` while there were writes; ends when there were
+        none (the next write starts it again)."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._written:
+                await asyncio.sleep(CHECKPOINT_SECONDS)
+                self._written = False
+                try:
+                    await loop.run_in_executor(self._checkpoint_pool, self._checkpoint)
+                except Exception as exc:  # noqa: BLE001 - the automatic checkpoint remains
+                    log.warning("SQLite checkpoint failed: %s", exc)
+        finally:
+            self._checkpointer = None
 
     def _read(self, fn, args):
         with self._reader.connect() as conn:
@@ -149,16 +188,24 @@ class SQLiteRunner(Runner):
         self._pending.append((fn, args, future))
         if self._drainer is None:
             self._drainer = loop.create_task(self._drain())
+        self._written = True
+        if self._checkpointer is None:
+            self._checkpointer = loop.create_task(self._checkpoints())
         return await future
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
         if self._drainer is not None:
             await self._drainer
-        for pool in (self._write_pool, self._read_pool):
+        if self._checkpointer is not None:
+            self._checkpointer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpointer
+        for pool in (self._write_pool, self._read_pool, self._checkpoint_pool):
             await loop.run_in_executor(None, pool.shutdown, True)
         self._writer.dispose()
         self._reader.dispose()
+        self._checkpoint_engine.dispose()
 
 
 class AsyncRunner(Runner):
