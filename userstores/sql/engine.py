@@ -17,7 +17,7 @@ Every store operation is a plain synchronous function over a SQLAlchemy
   WAL mode with ``synchronous=NORMAL``) run in a thread of their own while
   there are writes, not inside a request's commit: SQLite's automatic one
   runs in the commit that crosses 1,000 pages, and a slow fsync then held
-  every write behind it (stalls of 0.1 to 0.5 s at 500 writes/s on a busy
+  every write behind it (stalls of 0.1 to 1 s at 500 writes/s on a busy
   disk, see bench/README.md). The automatic one stays as a safety net, at
   ``WAL_AUTOCHECKPOINT`` pages.
 - PostgreSQL: the asyncpg driver, the same function run through
