@@ -109,7 +109,7 @@ def cmd_dispatch(args) -> int:
     from .outbound import process as dispatcher
 
     cfg = _config(args)
-    what = ("delivering" if any(c.enabled for c in cfg.outbound.connectors)
+    what = ("delivering" if cfg.outbound.active
             else "no connector configured: draining the outboxes only")
     print(f"gateway: outbound dispatcher running, {what} (stop with Ctrl+C or SIGTERM)",
           flush=True)

@@ -67,7 +67,7 @@ class Pipeline:
         self.credential_listeners: list = []
         self.outbound = None  # gateway.outbound.service.OutboundService, when running
         # changes are written to the outbox only when a connector may want them
-        self.outbox = any(c.enabled for c in config.outbound.connectors)
+        self.outbox = bool(config.outbound.active)
         self._handlers = {
             ops.CreateUser: self._create_user,
             ops.GetUser: self._get_user,

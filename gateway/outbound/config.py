@@ -72,6 +72,11 @@ class OutboundConfig:
     retention_hours: float = 168.0
     connectors: tuple[ConnectorConfig, ...] = ()
 
+    @property
+    def active(self) -> tuple[ConnectorConfig, ...]:
+        """The connectors that are enabled."""
+        return tuple(c for c in self.connectors if c.enabled)
+
 
 def parse_outbound(raw: dict | None) -> OutboundConfig:
     raw = raw or {}

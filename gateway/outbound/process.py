@@ -42,8 +42,7 @@ STOP_WAIT = 15.0  # seconds a stopping dispatcher gets before it is killed
 def wanted(cfg: Config) -> bool:
     """Whether ``gateway serve`` runs the dispatcher as a process of its own."""
     out = cfg.outbound
-    return out.enabled and out.dispatcher == "process" and any(
-        c.enabled for c in out.connectors)
+    return out.enabled and out.dispatcher == "process" and bool(out.active)
 
 
 def inline(cfg: Config) -> bool:

@@ -102,7 +102,7 @@ class OutboundService:
         self.pipeline = pipeline
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(24):06x}"
         self.connectors: dict[str, Connector] = {}
-        self.configs = {c.name: c for c in self.cfg.connectors if c.enabled}
+        self.configs = {c.name: c for c in self.cfg.active}
         self.selectors: dict[str, Selector] = {}
         self.runner = None  # the queue's database
         # the gateway's own tables' database ([outbound] database, else PRIMARY's): JIT links
@@ -120,7 +120,7 @@ class OutboundService:
 
     # lifecycle --------------------------------------------------------------------------------
     async def start(self, run_dispatcher: bool = True) -> None:
-        active = [c for c in self.cfg.connectors if c.enabled]
+        active = self.cfg.active
         try:
             self.runner = await self._queue_runner()
         except ConfigError:
@@ -221,17 +221,23 @@ class OutboundService:
                     if sel.takes_domain(domain) and sel.takes_kind(row.kind)]
         return targets
 
+    @property
+    def queueing(self) -> bool:
+        """Whether changes are queued for delivery: a queue, and a connector enabled."""
+        return self.runner is not None and bool(self.selectors)
+
     async def fan_out(self) -> int:
         """Move outbox rows of every SQL store into the delivery queue."""
         moved = 0
+        queueing = self.queueing
         for store in self.stores.all:
             runner = getattr(store, "_runner", None)
             if runner is None:
                 continue
-            local = not self.selectors or self.runner is None or runner is self.runner
+            local = not queueing or runner is self.runner
             if local and not await runner.read(queue.outbox_waiting):
                 continue  # idle: no write transaction competes with requests
-            if not self.selectors or self.runner is None:
+            if not queueing:
                 moved += await runner.write(queue.drain, FAN_OUT_BATCH)
                 continue
             targets = self._targets(store.domain)
@@ -253,7 +259,7 @@ class OutboundService:
     async def record(self, domain: str, kind: str, entity_id: str, action: str,
                      name: str | None) -> None:
         """Queue a change of a store without an outbox of its own (LDAP)."""
-        if self.runner is None or not self.selectors:
+        if not self.queueing:
             return
         row = OutboxRow(time.time_ns(), kind, entity_id, action, name, queue.stamp())
         await self.runner.write(queue.enqueue,
@@ -452,7 +458,7 @@ class OutboundService:
     async def committed(self, entity: ops.Entity, action: str, since: str) -> None:
         """After a change committed: queue it (stores without an outbox), wake the
         dispatcher, and wait for blocking connectors."""
-        if self.runner is None or not self.selectors:
+        if not self.queueing:
             return  # no outbox row was written (what an older configuration left drains idly)
         store = self.stores.get(entity.domain)
         if getattr(store, "_runner", None) is None:

@@ -83,6 +83,8 @@ LOCK = {table.name: select(table.c.seq, table.c.version, table.c.created,
 INSERT_USER = t.users.insert().returning(t.users.c.seq)
 INSERT_GROUP = t.groups.insert().returning(t.groups.c.seq)
 _OUTBOX_INSERT = t.outbox.insert()
+# one prebuilt INSERT per values table (insert_rows caches its compiled form by the statement)
+_VALUE_INSERTS = {table.name: table.insert() for table in (t.user_values, t.group_values)}
 
 
 def now() -> str:
@@ -191,14 +193,9 @@ def counts(conn: Connection) -> tuple[int, int]:
 
 # shared pieces ------------------------------------------------------------------------------
 def _write_values(conn: Connection, table, rows: list[dict]) -> None:
-    insert = _VALUE_INSERTS.get(table.name)
-    if insert is None:
-        insert = _VALUE_INSERTS[table.name] = table.insert()
+    insert = _VALUE_INSERTS[table.name]
     for i in range(0, len(rows), 5000):
         insert_rows(conn, insert, rows[i:i + 5000])
-
-
-_VALUE_INSERTS: dict = {}  # one prebuilt INSERT per values table (insert_rows caches by it)
 
 
 def _groups_of(conn: Connection, user_ids: list[str]) -> dict[str, list]:
@@ -386,8 +383,8 @@ def get_user(conn: Connection, by: str, value: str, with_groups: bool
 def get_users(conn: Connection, user_ids: list[str]) -> dict[str, Record]:
     """Users by id, with their groups (missing ones are left out)."""
     out: dict[str, Record] = {}
-    for i in range(0, len(user_ids), 500):
-        chunk = user_ids[i:i + 500]
+    for i in range(0, len(user_ids), CHUNK):
+        chunk = user_ids[i:i + CHUNK]
         rows = conn.execute(select(t.users).where(t.users.c.id.in_(chunk))).all()
         groups = _groups_of(conn, [r.id for r in rows])
         out.update((r.id, record(r, groups[r.id], "User")) for r in rows)
@@ -577,8 +574,8 @@ def get_group(conn: Connection, by: str, value: str, with_members: bool) -> Reco
 def get_groups(conn: Connection, group_ids: list[str]) -> dict[str, Record]:
     """Groups by id, with their members (missing ones are left out)."""
     out: dict[str, Record] = {}
-    for i in range(0, len(group_ids), 500):
-        chunk = group_ids[i:i + 500]
+    for i in range(0, len(group_ids), CHUNK):
+        chunk = group_ids[i:i + CHUNK]
         rows = conn.execute(select(t.groups).where(t.groups.c.id.in_(chunk))).all()
         members = _members_of(conn, [r.seq for r in rows]) if rows else {}
         out.update((r.id, record(r, members[r.seq], "Group")) for r in rows)
