@@ -90,9 +90,8 @@ def stat_sum(pid: int | None, fields: tuple[int, ...], children: bool = True) ->
     outbound dispatcher as a child process), or of the process alone."""
     if not pid:
         return None
-    total, todo, seen = 0, [pid], False
-    while todo:
-        p = todo.pop()
+    total, seen = 0, False
+    for p in process_tree(pid) if children else [pid]:
         try:
             with open(f"/proc/{p}/stat") as f:
                 values = f.read().rsplit(")", 1)[1].split()
@@ -100,16 +99,15 @@ def stat_sum(pid: int | None, fields: tuple[int, ...], children: bool = True) ->
             continue
         seen = True
         total += sum(int(values[i]) for i in fields)
-        if not children:
-            break
-        todo += child_pids(p)
     return total if seen else None
 
 
 def io_read(pid: int | None) -> int | None:
-    """Bytes a process and its living children read from storage (``/proc/<pid>/io``)."""
+    """Bytes a process and its living descendants read from storage (``/proc/<pid>/io``)."""
+    if not pid:
+        return None
     total = None
-    for p in [pid, *(child_pids(pid) if pid else [])]:
+    for p in process_tree(pid):
         try:
             with open(f"/proc/{p}/io") as f:
                 total = (total or 0) + int(next(x for x in f if x.startswith("read_bytes:"))
@@ -119,14 +117,16 @@ def io_read(pid: int | None) -> int | None:
     return total
 
 
-def child_pids(pid: int) -> list[int]:
-    out = []
-    for kids in glob.glob(f"/proc/{pid}/task/*/children"):
-        try:
-            with open(kids) as f:
-                out += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its living descendants."""
+    out = [pid]
+    for p in out:  # grows as it goes
+        for kids in glob.glob(f"/proc/{p}/task/*/children"):
+            try:
+                with open(kids) as f:
+                    out += [int(c) for c in f.read().split()]
+            except OSError:
+                pass
     return out
 
 
@@ -418,10 +418,10 @@ class Gen:
         and the bytes it read from storage (with its children: code or database pages
         the kernel had dropped), and the machine's iowait and steal (CPU time the VM's
         host gave to others) in ticks."""
-        out = {f"majflt {k}": stat_sum(v, (9,)) for k, v in self.pids.items() if k != "target"}
+        out = {}
         for k, v in self.pids.items():
             if k != "target":
-                out[f"read_bytes {k}"] = io_read(v)
+                out[f"majflt {k}"], out[f"read_bytes {k}"] = stat_sum(v, (9,)), io_read(v)
         with open("/proc/stat") as f:
             cpu = f.readline().split()
         out["iowait"], out["steal"] = int(cpu[5]), int(cpu[8])
