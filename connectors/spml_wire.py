@@ -6,7 +6,7 @@ transport used here opens files inside that folder and nothing else), with
 DSML profile content (``dsml:attr``, ``dsml:modification``) as lxml elements
 in the ``##other`` wildcards. zeep also adds the WS-Security UsernameToken.
 
-Replies are read from the raw XML with a hardened lxml parser, not from
+Replies are read from the raw XML with the hardened parser (``gateway.xmlsafe``), not from
 zeep's objects: for SPML's ``##other`` wildcards zeep swallows ``spml:pso``
 and ``errorMessage`` into ``_value_1``, and providers put their own
 extension elements before them. :func:`interpret` turns an HTTP status and
@@ -26,6 +26,9 @@ from pathlib import Path
 import zeep
 from lxml import etree
 from zeep.wsdl import Document
+
+from gateway import xmlsafe
+from gateway.errors import InvalidSyntax
 
 from .base import DeliveryError
 
@@ -71,11 +74,6 @@ UNKNOWN_ERROR_CODE_RETRYABLE = False  # an error code the schema does not define
 RETRYABLE_HTTP = frozenset({408, 409, 425, 429})  # 4xx that are worth another try
 PERMANENT_FAULTS = frozenset({"Client", "Sender", "VersionMismatch", "MustUnderstand",
                               "DataEncodingUnknown"})
-
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                          dtd_validation=False, huge_tree=False, remove_comments=True,
-                          remove_pis=True)
-
 
 class _LocalFiles(zeep.Transport):
     """A zeep transport that opens the files of ``wsdl/spml/`` and nothing else."""
@@ -245,11 +243,9 @@ def _children(el, name: str, namespaces=(SPML, PASSWORD, None)) -> list:
 def parse_envelope(body: bytes) -> etree._Element:
     """The SOAP Body's first element; ValueError when the reply is not a sound envelope."""
     try:
-        root = etree.fromstring(body, _PARSER)
-    except etree.XMLSyntaxError as exc:
-        raise ValueError(f"not well-formed XML ({_short(exc.msg, 120)})") from None
-    if root.getroottree().docinfo.doctype:
-        raise ValueError("a DOCTYPE in the reply")
+        root = xmlsafe.parse(body, "an SPML reply")
+    except InvalidSyntax as exc:
+        raise ValueError(_short(exc.detail, 160)) from None
     env = _ns(root)
     if _local(root) != "Envelope" or env not in (SOAP11_ENV, SOAP12_ENV):
         raise ValueError(f"not a SOAP envelope (<{_local(root)}>)")

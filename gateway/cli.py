@@ -54,9 +54,14 @@ def _run_worker(cfg: Config, reuse_port: bool, access_log: bool, dispatch: bool)
     from .app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(message)s")
+
+    def listening(_banner: str) -> None:  # run_app calls it once its socket is listening
+        print(f"gateway: worker {os.getpid()} listening on http://{cfg.host}:{cfg.port}",
+              flush=True)
+
     web.run_app(create_app(cfg, bootstrap=False, dispatch=dispatch), host=cfg.host,
                 port=cfg.port, reuse_port=reuse_port, access_log=log if access_log else None,
-                print=None if reuse_port else print, handle_signals=True)
+                print=listening, handle_signals=True)
 
 
 def cmd_serve(args) -> int:

@@ -34,11 +34,28 @@ from conftest import ADMIN, ADMIN_CLIENT, ADMIN_USER
 from outbound_peers import FaultProxy
 
 GATEWAY = [sys.executable, "-m", "gateway.cli"]
-STARTUP_SECONDS = 40
+# start-up waits for the process's own word that it listens (one line per worker); this
+# bound only stops a hang, it is no expectation of speed on a busy machine
+STARTUP_GUARD_SECONDS = 240
+LISTENING = re.compile(rb"^gateway: worker \d+ listening on ", re.MULTILINE)
 STOP_SECONDS = 20
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=10)
 FAST_PASSWORDS = {"time_cost": 1, "memory_cost_kib": 8, "parallelism": 1}
 DROPPED = -1  # the status logged for a held request the proxy never forwarded
+
+
+def wait_listening(proc: subprocess.Popen, out: Path, workers: int, output: Callable[[], str],
+                   label: str = "gateway") -> None:
+    """Wait until each of ``workers`` workers of ``proc`` has said in ``out`` that it listens;
+    AssertionError (with the output) when the process ends first."""
+    deadline = time.monotonic() + STARTUP_GUARD_SECONDS
+    while len(LISTENING.findall(out.read_bytes())) < workers:
+        if proc.poll() is not None:
+            raise AssertionError(f"{label} exited with {proc.returncode}:\n{output()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{label} not listening after {STARTUP_GUARD_SECONDS} s "
+                                 f"(hung?):\n{output()}")
+        time.sleep(0.05)
 
 
 def free_port() -> int:
@@ -124,18 +141,10 @@ class GatewayProcess:
         return self
 
     async def _wait_up(self) -> None:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise AssertionError(f"{self.label} exited with {self.proc.returncode}:\n"
-                                         f"{self.output()}")
-                with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
-                    async with session.get(self.base + "/health") as resp:
-                        if resp.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"{self.label} not up within {STARTUP_SECONDS} s:\n{self.output()}")
+        await asyncio.to_thread(wait_listening, self.proc, self.out, 1, self.output, self.label)
+        async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
+            async with session.get(self.base + "/health") as resp:
+                assert resp.status == 200, (await resp.text(), self.output())
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from argon2 import PasswordHasher
 from conftest import ADMIN_USER, assert_scim_error, basic, scim
+from gateway_process import wait_listening
 
 from gateway.app import create_app
 from gateway.config import load
 
 GATEWAY = [sys.executable, "-m", "gateway.cli"]
 FAST_PASSWORDS_TOML = "[passwords]\ntime_cost = 1\nmemory_cost_kib = 8\nparallelism = 1\n"
-STARTUP_SECONDS = 20
 CLI_TIMEOUT = 60
 
 # only loopback, never through a proxy
@@ -91,6 +91,7 @@ class Server:
         self.out = tmp_path / f"{label}.out"
         self.err = tmp_path / f"{label}.err"
         self.args = ["serve", "--port", str(self.port), *args]
+        self.workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
         self.env = env
         self.cwd = tmp_path
         self.proc: subprocess.Popen | None = None
@@ -108,19 +109,9 @@ class Server:
         return self
 
     def _wait_up(self) -> None:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"gateway exited with {self.proc.returncode}:\n"
-                                     f"{self.output()}")
-            try:
-                status, body = http(self.port, "/health")
-                if status == 200:
-                    return
-            except (urllib.error.URLError, ConnectionError, OSError):
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"gateway not up within {STARTUP_SECONDS}s:\n{self.output()}")
+        wait_listening(self.proc, self.out, self.workers, self.output)
+        status, body = http(self.port, "/health")
+        assert status == 200, (body, self.output())
 
     def output(self) -> str:
         return self.out.read_text(errors="replace") + self.err.read_text(errors="replace")
@@ -372,15 +363,10 @@ def test_serve_with_two_workers(tmp_path):
     env = clean_env(GATEWAY_ADMIN_USER=ADMIN_USER[0], GATEWAY_ADMIN_PASSWORD=ADMIN_USER[1])
     auth = basic(*ADMIN_USER)
     with Server(tmp_path, ["--config", str(cfg), "--workers", "2"], env, "workers") as server:
-        # both workers are up and listening on the port (each its own SO_REUSEPORT socket)
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            workers = [p for p in children(server.proc.pid) if "spawn_main" in cmdline(p)]
-            listening = listening_inodes(server.port)
-            serving = [p for p in workers if socket_inodes(p) & listening]
-            if len(serving) == 2 or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        # both workers said they listen, and do, on the port (each its own SO_REUSEPORT socket)
+        workers = [p for p in children(server.proc.pid) if "spawn_main" in cmdline(p)]
+        listening = listening_inodes(server.port)
+        serving = [p for p in workers if socket_inodes(p) & listening]
         assert len(workers) == 2, [cmdline(p) for p in children(server.proc.pid)]
         assert len(serving) == 2, (workers, listening)
 

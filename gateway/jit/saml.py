@@ -29,7 +29,7 @@ from signxml import XMLVerifier
 from signxml.exceptions import InvalidInput, InvalidSignature
 
 from ..errors import GatewayError, InvalidValue
-from ..soap.envelope import parse as parse_xml
+from ..xmlsafe import parse as parse_xml
 from .config import ProviderConfig
 from .errors import InvalidLogin
 
@@ -71,7 +71,7 @@ class SamlVerifier:
         except (binascii.Error, ValueError):
             raise InvalidValue("saml_response is not Base64") from None
         try:
-            root = parse_xml(raw)
+            root = parse_xml(raw, "a SAML message")
         except GatewayError as exc:
             raise InvalidLogin(f"The SAML message is not acceptable XML: {exc.detail}") from None
         if root.tag not in (_q(SAMLP, "Response"), _q(SAML, "Assertion")):

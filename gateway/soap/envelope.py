@@ -1,8 +1,8 @@
 """SOAP envelopes in and out: a hardened parser, and faults as WSO2 sends them.
 
-Requests are parsed with lxml without entity expansion, network access, DTD
-loading or XInclude; any DOCTYPE is refused, and so are documents deeper than
-``MAX_DEPTH``. Every parse failure is a SOAP Client fault.
+Requests are parsed by the hardened parser (``gateway.xmlsafe``: no DOCTYPE, no
+entity expansion, network access, DTD loading or XInclude, at most ``MAX_DEPTH``
+levels). Every parse failure is a SOAP Client fault.
 
 Faults carry WSO2's detail element (``<ns:{service}UserStoreException>`` with a
 typed ``UserStoreException``; V2's holds ``errorCode``), so clients generated
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from io import BytesIO
 
 from lxml import etree
 
+from .. import xmlsafe
 from ..errors import GatewayError, InvalidSyntax
 from .models import NS_CORE, TNS
 
@@ -28,10 +28,6 @@ XSI = "http://www.w3.org/2001/XMLSchema-instance"
 SOAP11_CONTENT_TYPE = "text/xml; charset=utf-8"
 SOAP12_CONTENT_TYPE = "application/soap+xml; charset=utf-8"
 MAX_DEPTH = 64
-
-_PARSER_OPTIONS = dict(resolve_entities=False, no_network=True, load_dtd=False,
-                       huge_tree=False, remove_comments=True, remove_pis=True)
-
 
 @dataclass(frozen=True)
 class Binding:
@@ -69,28 +65,7 @@ def parse(body: bytes) -> etree._Element:
     """The request envelope's root element; InvalidSyntax for anything unsafe or broken."""
     if not body.strip():
         raise InvalidSyntax("The request has no body")
-    depth = 0
-    root = None
-    try:
-        for event, element in etree.iterparse(BytesIO(body), events=("start", "end"),
-                                              **_PARSER_OPTIONS):
-            if event == "start":
-                if root is None:
-                    root = element
-                    if element.getroottree().docinfo.doctype:
-                        raise InvalidSyntax("A DOCTYPE is not allowed in a SOAP message")
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise InvalidSyntax(f"The XML is nested deeper than {MAX_DEPTH} levels")
-            else:
-                depth -= 1
-    except etree.XMLSyntaxError as exc:
-        raise InvalidSyntax(f"The request is not well-formed XML: {exc.msg}") from None
-    if root is None:
-        raise InvalidSyntax("The request has no XML element")
-    if root.getroottree().docinfo.doctype:
-        raise InvalidSyntax("A DOCTYPE is not allowed in a SOAP message")
-    return root
+    return xmlsafe.parse(body, "a SOAP message", MAX_DEPTH)
 
 
 def binding_of(root: etree._Element) -> Binding | None:
