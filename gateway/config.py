@@ -93,6 +93,13 @@ class PasswordConfig:
     min_length: int = 1
 
 
+# the default of [auth] self_service_attributes: profile fields, never roles, entitlements,
+# groups, account state, userName or externalId
+SELF_SERVICE_ATTRIBUTES = frozenset({
+    "name", "displayname", "nickname", "profileurl", "preferredlanguage", "locale",
+    "timezone", "title", "emails", "phonenumbers", "ims", "photos", "addresses", "password"})
+
+
 @dataclass(frozen=True)
 class Config:
     host: str = "127.0.0.1"
@@ -105,6 +112,8 @@ class Config:
     bulk_max_operations: int = 1000
     bulk_max_payload_bytes: int = 8_388_608
     auth_cache_seconds: float = 30.0
+    # what a user may change of its own account (SCIM /Me), lower-case names
+    self_service_attributes: frozenset[str] = SELF_SERVICE_ATTRIBUTES
     passwords: PasswordConfig = field(default_factory=PasswordConfig)
     stores: dict[str, StoreConfig] = field(default_factory=dict)
     clients: tuple[ClientConfig, ...] = ()
@@ -228,7 +237,10 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
     pw = _section(raw, "passwords")
     _unknown(pw, "passwords", {"time_cost", "memory_cost_kib", "parallelism", "min_length"})
     auth = _section(raw, "auth")
-    _unknown(auth, "auth", {"cache_seconds"})
+    _unknown(auth, "auth", {"cache_seconds", "self_service_attributes"})
+    self_service = auth.get("self_service_attributes", sorted(SELF_SERVICE_ATTRIBUTES))
+    if not isinstance(self_service, list) or not all(isinstance(a, str) for a in self_service):
+        raise ConfigError("auth.self_service_attributes must be a list of attribute names")
 
     passwords = PasswordConfig(
         time_cost=_get(pw, "passwords", "time_cost", int, 2),
@@ -356,6 +368,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         bulk_max_operations=_get(limits, "limits", "bulk_max_operations", int, 1000),
         bulk_max_payload_bytes=_get(limits, "limits", "bulk_max_payload_bytes", int, 8_388_608),
         auth_cache_seconds=_get(auth, "auth", "cache_seconds", float, 30.0),
+        self_service_attributes=frozenset(a.lower() for a in self_service),
         passwords=passwords,
         stores=stores,
         clients=tuple(clients),

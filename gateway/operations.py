@@ -52,6 +52,8 @@ class ReplaceUser(Operation):
     id: str
     representation: dict
     if_match: int | None = None
+    # set by the pipeline for a user changing its own account: what it may touch
+    only: frozenset[str] | None = None
     kind = USER
     permission = "users:update"
 
@@ -61,6 +63,8 @@ class PatchUser(Operation):
     id: str
     operations: list[PatchOperation]
     if_match: int | None = None
+    # set by the pipeline for a user changing its own account: what it may touch
+    only: frozenset[str] | None = None
     kind = USER
     permission = "users:update"
 

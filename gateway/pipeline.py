@@ -9,6 +9,7 @@ touch a store.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import secrets
@@ -31,6 +32,7 @@ from .errors import (
     Unauthorized,
     VersionMismatch,
 )
+from .model.account import changed_attributes, sign_in_refusal
 from .model.patch import apply_patch
 from .model.registry import SchemaRegistry
 from .model.schema import ResourceType
@@ -93,6 +95,8 @@ class Pipeline:
             raise Unauthorized()
         if not self._self_service(caller, op):
             caller.require(op.permission)
+        elif isinstance(op, ops.ReplaceUser | ops.PatchUser) and not caller.allows(op.permission):
+            op = dataclasses.replace(op, only=self.config.self_service_attributes)
         if not caller.store:  # provision-only: straight to the connectors, nothing kept
             from .outbound.direct import provision_only
 
@@ -127,6 +131,25 @@ class Pipeline:
     def _credentials_changed(self, user_id: str | None) -> None:
         for listener in self.credential_listeners:
             listener(user_id)
+
+    def _account_changed(self, user_id: str, before: dict, after: dict,
+                         password: str | None) -> None:
+        """Logins remembered for a user end when its password or its state (disabled,
+        locked) changed."""
+        if password is not None or sign_in_refusal(before) != sign_in_refusal(after):
+            self._credentials_changed(user_id)
+
+    @staticmethod
+    def _self_service_limits(only: frozenset[str] | None, before: dict, after: dict,
+                             password: str | None) -> None:
+        """A change a user makes to its own account (SCIM /Me) touches only what
+        ``[auth] self_service_attributes`` allows; anything else is 403."""
+        if only is None:
+            return
+        touched = changed_attributes(before, after) | ({"password"} if password else set())
+        refused = sorted(name for name in touched if name.lower() not in only)
+        if refused:
+            raise Forbidden(f"A user may not change {', '.join(refused)} of its own account")
 
     def _writable(self, store: UserStore) -> UserStore:
         if store.capabilities.read_only:
@@ -244,11 +267,11 @@ class Pipeline:
         store = self._split_name(data, "userName")
         self._same_domain(ops.USER, store, current)
         check_immutable(self.schemas.user, current.record.data, data)
+        self._self_service_limits(op.only, current.record.data, data, password)
         pw = UNCHANGED if password is None else await self._hash(password, store)
         rec = await self._writable(store).replace_user(
             op.id, data, expected_version=op.if_match, password_hash=pw)
-        if password is not None:
-            self._credentials_changed(op.id)
+        self._account_changed(op.id, current.record.data, data, password)
         return ops.Entity(ops.USER, store.domain, rec)
 
     async def _patch_user(self, op: ops.PatchUser) -> ops.Entity:
@@ -266,6 +289,7 @@ class Pipeline:
             if data == rec.data and result.password is None:
                 return current
             check_immutable(self.schemas.user, rec.data, data)
+            self._self_service_limits(op.only, rec.data, data, result.password)
             pw = (UNCHANGED if result.password is None
                   else await self._hash(result.password, store))
             try:
@@ -276,8 +300,7 @@ class Pipeline:
                     raise
                 await _lost_race(attempt)
                 continue  # somebody else changed it meanwhile: patch the new version
-            if result.password is not None:
-                self._credentials_changed(op.id)
+            self._account_changed(op.id, rec.data, data, result.password)
             return ops.Entity(ops.USER, store.domain, new)
         raise ConcurrentUpdate()
 
@@ -289,7 +312,16 @@ class Pipeline:
         return current
 
     async def _check_password(self, op: ops.CheckPassword) -> ops.Entity | None:
-        """The user when the password is right, else None (same cost either way)."""
+        """The user when the password is right and the account may sign in (not disabled,
+        not locked), else None: the same answer and the same cost for every refusal."""
+        entity = await self._verify_password(op)
+        if entity is None or sign_in_refusal(entity.record.data) is not None:
+            return None
+        return entity
+
+    async def _verify_password(self, op: ops.CheckPassword) -> ops.Entity | None:
+        """The user when the password is right, whatever the account's state, else None
+        (same cost either way)."""
         try:
             if "\x00" in op.user_name:
                 raise InvalidValue("no such name")
@@ -458,7 +490,7 @@ class Pipeline:
                 if rec is None:
                     raise
         if password is not None and not created:  # the environment says what it is
-            if await self._check_password(ops.CheckPassword(name, password)) is None:
+            if await self._verify_password(ops.CheckPassword(name, password)) is None:
                 await store.set_password_hash(rec.id, await self._hash(password, store))
         role = await store.get_group_by_name(ADMIN_ROLE, with_members=False)
         if role is None:

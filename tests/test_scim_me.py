@@ -1,6 +1,11 @@
 """/Me (RFC 7644 §3.11): the authenticated store user's own resource."""
 
+from dataclasses import replace
+
+import pytest
 from conftest import ADMIN, ADMIN_USER, assert_scim_error, basic, scim
+
+from gateway.app import create_app
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
@@ -82,3 +87,125 @@ async def test_me_is_501_for_api_clients(gateway):
         assert_scim_error(status, body, 501)
     status, body, _ = await scim(gateway, "GET", "/Me", auth=None)
     assert_scim_error(status, body, 401)
+
+
+WSO2 = "urn:scim:wso2:schema"
+
+
+async def patch_as(gw, path: str, operations: list, auth=ADMIN):
+    return await scim(gw, "PATCH", path, {"schemas": [PATCH_OP], "Operations": operations},
+                      auth=auth)
+
+
+async def test_a_disabled_user_no_longer_authenticates(gateway):
+    me = await make_user(gateway, "alice", "alice-pw-1")
+    auth = basic("alice", "alice-pw-1")
+    status, body, _ = await scim(gateway, "GET", "/Me", auth=auth)
+    assert status == 200, body  # now remembered by the process
+    # deprovisioned the way Entra ID and Okta do it
+    status, body, _ = await patch_as(gateway, f"/Users/{me['id']}",
+                                     [{"op": "replace", "path": "active", "value": False}])
+    assert status == 200 and body["active"] is False, body
+    status, body, _ = await scim(gateway, "GET", "/Me", auth=auth)
+    assert_scim_error(status, body, 401)
+    # and cannot turn itself back on
+    status, body, _ = await patch_as(gateway, "/Me", [{"op": "replace", "path": "active",
+                                                       "value": True}], auth=auth)
+    assert_scim_error(status, body, 401)
+    status, body, _ = await scim(gateway, "GET", f"/Users/{me['id']}")
+    assert body["active"] is False
+    # a wrong password is answered the same way
+    status, wrong, _ = await scim(gateway, "GET", "/Me", auth=basic("alice", "nope"))
+    assert_scim_error(status, wrong, 401)
+    # an administrator turns it on again
+    status, body, _ = await patch_as(gateway, f"/Users/{me['id']}",
+                                     [{"op": "replace", "path": "active", "value": True}])
+    assert status == 200, body
+    status, body, _ = await scim(gateway, "GET", "/Me", auth=auth)
+    assert status == 200, body
+
+
+async def test_disabled_and_wrong_password_are_the_same_refusal(gateway):
+    me = await make_user(gateway, "alice", "alice-pw-1")
+    status, body, _ = await scim(gateway, "PUT", f"/Users/{me['id']}",
+                                 {"userName": "alice", "active": False})
+    assert status == 200, body
+    status, disabled, _ = await scim(gateway, "GET", "/Me", auth=basic("alice", "alice-pw-1"))
+    status2, wrong, _ = await scim(gateway, "GET", "/Me", auth=basic("alice", "wrong-pw-1"))
+    status3, unknown, _ = await scim(gateway, "GET", "/Me", auth=basic("nobody", "wrong-pw-1"))
+    assert status == status2 == status3 == 401
+    assert disabled == wrong == unknown
+
+
+async def test_wso2_locked_or_disabled_accounts_do_not_authenticate(gateway):
+    me = await make_user(gateway, "alice", "alice-pw-1")
+    auth = basic("alice", "alice-pw-1")
+    for attr in ("accountLocked", "accountDisabled"):
+        status, body, _ = await patch_as(gateway, f"/Users/{me['id']}", [
+            {"op": "replace", "path": f"{WSO2}:{attr}", "value": True}])
+        assert status == 200 and body[WSO2][attr] is True, body
+        status, body, _ = await scim(gateway, "GET", "/Me", auth=auth)
+        assert_scim_error(status, body, 401)
+        status, body, _ = await patch_as(gateway, f"/Users/{me['id']}", [
+            {"op": "replace", "path": f"{WSO2}:{attr}", "value": False}])
+        assert status == 200, body
+        status, body, _ = await scim(gateway, "GET", "/Me", auth=auth)
+        assert status == 200, body
+
+
+@pytest.mark.parametrize("operation", [
+    pytest.param({"op": "add", "path": "roles", "value": [{"value": "admin"}]}, id="roles"),
+    pytest.param({"op": "add", "path": "entitlements", "value": [{"value": "all"}]},
+                 id="entitlements"),
+    pytest.param({"op": "replace", "path": f"{WSO2}:accountLocked", "value": False},
+                 id="accountLocked"),
+    pytest.param({"op": "replace", "path": f"{WSO2}:accountDisabled", "value": False},
+                 id="accountDisabled"),
+    pytest.param({"op": "replace", "path": "active", "value": True}, id="active"),
+    pytest.param({"op": "replace", "path": "userName", "value": "root"}, id="userName"),
+    pytest.param({"op": "replace", "path": "externalId", "value": "x-1"}, id="externalId"),
+    pytest.param({"op": "replace", "value": {"title": "ok", "userType": "Admin"}},
+                 id="allowed-and-not-together"),
+])
+async def test_me_cannot_change_what_self_service_does_not_allow(gateway, operation):
+    me = await make_user(gateway, "alice", "alice-pw-1")
+    auth = basic("alice", "alice-pw-1")
+    status, body, _ = await patch_as(gateway, "/Me", [operation], auth=auth)
+    assert_scim_error(status, body, 403)
+    assert "of its own account" in body["detail"]
+    status, after, _ = await scim(gateway, "GET", f"/Users/{me['id']}")
+    assert after["meta"]["version"] == me["meta"]["version"]
+    assert after["userName"] == "alice" and after["title"] == "before"
+    # PUT cannot do it either
+    rep = {"userName": "alice", "title": "before", "roles": [{"value": "admin"}]}
+    status, body, _ = await scim(gateway, "PUT", "/Me", rep, auth=auth)
+    assert_scim_error(status, body, 403)
+    status, after, _ = await scim(gateway, "GET", f"/Users/{me['id']}")
+    assert after["meta"]["version"] == me["meta"]["version"]
+
+
+async def test_me_changes_its_profile_and_password(gateway):
+    await make_user(gateway, "alice", "alice-pw-1")
+    auth = basic("alice", "alice-pw-1")
+    status, body, _ = await patch_as(gateway, "/Me", [
+        {"op": "add", "path": "emails", "value": [{"value": "alice@example.com"}]},
+        {"op": "add", "path": "phoneNumbers", "value": [{"value": "+1 555 0100"}]},
+        {"op": "replace", "path": "name.givenName", "value": "Alice"},
+        {"op": "replace", "path": "displayName", "value": "Alice A."}], auth=auth)
+    assert status == 200, body
+    assert body["emails"][0]["value"] == "alice@example.com"
+    assert body["name"]["givenName"] == "Alice" and body["displayName"] == "Alice A."
+
+
+async def test_self_service_attributes_are_configurable(aiohttp_client, make_config, admin_env):
+    cfg = await make_config()
+    cfg = replace(cfg, self_service_attributes=frozenset({"nickname"}))
+    client = await aiohttp_client(create_app(cfg))
+    await make_user(client, "alice", "alice-pw-1")
+    auth = basic("alice", "alice-pw-1")
+    status, body, _ = await patch_as(client, "/Me", [
+        {"op": "replace", "path": "nickName", "value": "al"}], auth=auth)
+    assert status == 200, body
+    status, body, _ = await patch_as(client, "/Me", [
+        {"op": "replace", "path": "displayName", "value": "Al"}], auth=auth)
+    assert_scim_error(status, body, 403)

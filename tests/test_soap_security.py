@@ -994,3 +994,36 @@ async def test_unknown_service_path_is_404(gateway):
         assert b"root:" not in await resp.read()
     status, text, _ = await post(gateway, envelope(IS_ROOT), "/services/NoSuchService")
     assert status == 404, text
+
+
+async def test_locked_and_disabled_users_do_not_authenticate(gateway):
+    """SOAP ``authenticate`` (V1 and V2) and a UsernameToken refuse a locked or disabled
+    account with its right password, as they refuse a wrong password."""
+    await add_user(gateway, "lockedkim", "Kim-password-1", roles=["admin"])
+    status, body, _ = await scim(gateway, "GET", '/Users?filter=userName eq "lockedkim"')
+    uid = body["Resources"][0]["id"]
+    login = op("authenticate", ("userName", "lockedkim"), ("credential", "Kim-password-1"))
+    for path in (V1, V2):
+        status, text, _ = await call(gateway, login, path=path)
+        assert status == 200 and returns(text) == ["true"], text
+    for change in ({"path": "urn:scim:wso2:schema:accountLocked", "value": True},
+                   {"path": "active", "value": False}):
+        status, body, _ = await scim(gateway, "PATCH", f"/Users/{uid}", {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", **change}]})
+        assert status == 200, body
+        for path in (V1, V2):
+            status, text, _ = await call(gateway, login, path=path)
+            assert status == 200 and returns(text) == ["false"], text
+        status, text, _ = await call(gateway, IS_ROOT, auth=None,
+                                     header=text_token("lockedkim", "Kim-password-1"))
+        assert status in (401, 500) and "Fault" in text, text
+        status, text, _ = await call(gateway, IS_ROOT, auth=basic("lockedkim", "Kim-password-1"))
+        assert status == 401, text
+        status, body, _ = await scim(gateway, "PATCH", f"/Users/{uid}", {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": change["path"],
+                            "value": not change["value"]}]})
+        assert status == 200, body
+    status, text, _ = await call(gateway, login, path=V2)
+    assert status == 200 and returns(text) == ["true"], text

@@ -13,8 +13,7 @@ from .patch import parse_patch
 from .render import Projection, project, projection, resource_json
 
 # the authenticated caller of a request
-PRINCIPAL = (web.RequestKey("principal", object) if hasattr(web, "RequestKey")
-             else "gateway.principal")
+PRINCIPAL = web.RequestKey("principal", object)
 
 
 def base_url(request: web.Request) -> str:
