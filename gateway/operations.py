@@ -9,10 +9,14 @@ plain attribute); names may carry a user store domain (``SECONDARY/alice``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from userstores.base import Record
 
 from .model.patch import PatchOperation
+
+if TYPE_CHECKING:
+    from .auth.principal import Principal
 
 USER, GROUP = "User", "Group"
 
@@ -116,6 +120,8 @@ class ChangePassword(Operation):
 @dataclass(frozen=True)
 class CreateGroup(Operation):
     representation: dict
+    # set by the pipeline when the caller lacks '*': whose permissions bound what it grants
+    grantor: Principal | None = None
     kind = GROUP
     permission = "groups:create"
 
@@ -141,6 +147,8 @@ class ReplaceGroup(Operation):
     id: str
     representation: dict
     if_match: int | None = None
+    # set by the pipeline when the caller lacks '*': whose permissions bound what it grants
+    grantor: Principal | None = None
     kind = GROUP
     permission = "groups:update"
 
@@ -151,6 +159,8 @@ class PatchGroup(Operation):
     operations: list[PatchOperation]
     if_match: int | None = None
     with_members: bool = True  # False: the result need not list the members
+    # set by the pipeline when the caller lacks '*': whose permissions bound what it grants
+    grantor: Principal | None = None
     kind = GROUP
     permission = "groups:update"
 
@@ -160,6 +170,8 @@ class ChangeMembers(Operation):
     group_id: str
     add: list[str] = field(default_factory=list)
     remove: list[str] = field(default_factory=list)
+    # set by the pipeline when the caller lacks '*': whose permissions bound what it grants
+    grantor: Principal | None = None
     kind = GROUP
     permission = "groups:update"
 

@@ -14,7 +14,7 @@ import logging
 import random
 import secrets
 
-from userstores.base import OUTBOX, UNCHANGED, PlainPassword, UserStore
+from userstores.base import OUTBOX, UNCHANGED, PlainPassword, Query, UserStore
 from userstores.registry import PRIMARY, Stores
 
 from . import operations as ops
@@ -34,6 +34,7 @@ from .errors import (
 )
 from .model.account import changed_attributes, sign_in_refusal
 from .model.patch import apply_patch
+from .model.query import parse_filter
 from .model.registry import SchemaRegistry
 from .model.schema import ResourceType
 from .model.validate import canonical, check_immutable
@@ -55,6 +56,9 @@ WRITES = frozenset({ops.CreateUser, ops.ReplaceUser, ops.PatchUser, ops.DeleteUs
                     ops.ChangePassword, ops.CreateGroup, ops.ReplaceGroup, ops.PatchGroup,
                     ops.ChangeMembers, ops.DeleteGroup})
 ADMIN_ROLE = "admin"
+# operations that may change who belongs to a group, hence what [roles] grants its members
+GRANTING = (ops.CreateGroup, ops.ReplaceGroup, ops.PatchGroup, ops.ChangeMembers)
+MAX_ANCESTORS = 1000  # groups followed upwards when finding what a group confers
 
 
 class Pipeline:
@@ -97,6 +101,8 @@ class Pipeline:
             caller.require(op.permission)
         elif isinstance(op, ops.ReplaceUser | ops.PatchUser) and not caller.allows(op.permission):
             op = dataclasses.replace(op, only=self.config.self_service_attributes)
+        if isinstance(op, GRANTING) and "*" not in caller.permissions:
+            op = dataclasses.replace(op, grantor=caller)
         if not caller.store:  # provision-only: straight to the connectors, nothing kept
             from .outbound.direct import provision_only
 
@@ -367,6 +373,8 @@ class Pipeline:
         data, _ = canonical(self.schemas.group, op.representation)
         members = self._pop_members(data)
         store = self._writable(self._split_name(data, "displayName"))
+        if members:
+            await self._may_grant(op.grantor, store, [data["displayName"]])
         rec = await store.create_group(data, members)
         return ops.Entity(ops.GROUP, store.domain, rec)
 
@@ -383,6 +391,8 @@ class Pipeline:
         store = self._split_name(data, "displayName")
         self._same_domain(ops.GROUP, store, current)
         check_immutable(self.schemas.group, current.record.data, data)
+        await self._may_grant(op.grantor, store, [current.record.data["displayName"],
+                                                  data["displayName"]], op.id)
         rec = await self._writable(store).replace_group(
             op.id, data, expected_version=op.if_match, members=members)
         self._credentials_changed(None)
@@ -404,6 +414,9 @@ class Pipeline:
             if data == rec.data and not changes:
                 return await self._find(ops.GROUP, op.id, op.with_members)
             check_immutable(self.schemas.group, rec.data, data)
+            if changes or data["displayName"] != rec.data["displayName"]:
+                await self._may_grant(op.grantor, store, [rec.data["displayName"],
+                                                          data["displayName"]], op.id)
             add = changes.replace if changes.replace is not None else changes.add
             try:
                 new = await self._writable(store).change_members(
@@ -423,6 +436,8 @@ class Pipeline:
     async def _change_members(self, op: ops.ChangeMembers) -> ops.Entity:
         current = await self._find(ops.GROUP, op.group_id, relations=False)
         store = self._writable(self.stores.get(current.domain))
+        await self._may_grant(op.grantor, store, [current.record.data["displayName"]],
+                              op.group_id)
         rec = await store.change_members(
             op.group_id, expected_version=None,
             add=[{"value": i} for i in op.add], remove=list(op.remove))
@@ -503,11 +518,47 @@ class Pipeline:
         return generated
 
     def permissions_of(self, entity: ops.Entity) -> frozenset[str]:
+        return self._conferred(entity.domain, [g["display"] for g in entity.record.groups or []])
+
+    def _conferred(self, domain: str, group_names: list[str]) -> frozenset[str]:
+        """The permissions ``[roles]`` gives the members of groups of one domain."""
         from .auth.principal import role_permissions
 
         names = []
-        for g in entity.record.groups or []:
-            names.append(self.stores.qualify(entity.domain, g["display"]))
-            if entity.domain == PRIMARY:
-                names.append(f"{PRIMARY}/{g['display']}")
+        for name in group_names:
+            names.append(self.stores.qualify(domain, name))
+            if domain == PRIMARY:
+                names.append(f"{PRIMARY}/{name}")
         return role_permissions(self.config.roles, names)
+
+    async def _may_grant(self, grantor: Principal | None, store: UserStore,
+                         names: list[str], group_id: str | None = None) -> None:
+        """No principal gives anyone (itself included) a permission it does not hold:
+        changing the members of a group, or naming a group with members, needs every
+        permission the group confers by its names and the groups that hold it."""
+        if grantor is None:
+            return
+        names = list(names)
+        if group_id is not None:
+            names += await self._ancestor_names(store, group_id)
+        missing = sorted(p for p in self._conferred(store.domain, names)
+                         if not grantor.allows(p))
+        if missing:
+            raise Forbidden(f"'{grantor.name}' may not change who belongs to this group: it "
+                            f"grants {', '.join(missing)}, which '{grantor.name}' does not hold")
+
+    async def _ancestor_names(self, store: UserStore, group_id: str) -> list[str]:
+        """The names of the groups that hold a group, directly or through others."""
+        names: list[str] = []
+        seen, frontier = {group_id}, [group_id]
+        while frontier and len(seen) < MAX_ANCESTORS:
+            gid = frontier.pop()
+            page = await store.search_groups(Query(
+                filter=parse_filter(self.schemas.group, f'members.value eq "{gid}"'),
+                limit=MAX_ANCESTORS, with_total=False, with_relations=False))
+            for rec in page.records:
+                if rec.id not in seen:
+                    seen.add(rec.id)
+                    frontier.append(rec.id)
+                    names.append(rec.data["displayName"])
+        return names
