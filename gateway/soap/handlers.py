@@ -31,6 +31,7 @@ from ..model.dialects.wso2 import CLAIM, GROUPS_CLAIM, ROLE_CLAIM, WSO2
 from ..model.patch import PatchOperation, apply_patch
 from ..pipeline import Pipeline
 from .models import Item
+from .wildcards import Wildcard
 
 SUPER_TENANT_ID = -1234  # WSO2's super tenant: the only tenant here
 DEFAULT_PROFILE = "default"
@@ -172,7 +173,7 @@ async def _search_all(call: Call, op_type, filter_: str | None, domain: str | No
 
 
 # patterns ---------------------------------------------------------------------------------
-def _pattern_filter(attr: str, pattern: str) -> tuple[str | None, re.Pattern | None]:
+def _pattern_filter(attr: str, pattern: str) -> tuple[str | None, Wildcard | None]:
     """A WSO2 wildcard pattern (``*`` any run of characters, ``?`` one character) as a
     SCIM filter that narrows the search, and, where the filter alone is not exact, a
     regular expression every result must match."""
@@ -190,8 +191,7 @@ def _pattern_filter(attr: str, pattern: str) -> tuple[str | None, re.Pattern | N
     terms.extend(f"{attr} co {_quote(p)}" for p in middle)
     exact = None
     if "?" in pattern or middle or (parts[0] and parts[-1]):  # the terms are not enough
-        exact = re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
-                                   for c in pattern), re.IGNORECASE | re.DOTALL)
+        exact = Wildcard(pattern)
     return " and ".join(terms) or None, exact
 
 
@@ -423,13 +423,13 @@ async def listUsers(call: Call, filter, maxItemLimit):  # noqa: N802, A002
                                   limit if exact is None else call.pipeline.config.max_results,
                                   "userName")
         names = [_qualified(call, u) for u in found]
-        out.extend(n for n in names if exact is None or exact.fullmatch(n))
+        out.extend(n for n in names if exact is None or exact.matches(n))
         if len(out) >= limit:
             break
     return out[:limit]
 
 
-def _claim_filter(uri: str, value: str) -> tuple[str | None, re.Pattern | None]:
+def _claim_filter(uri: str, value: str) -> tuple[str | None, Wildcard | None]:
     """A SCIM filter selecting the users whose claim has this value (``*`` wildcards)."""
     path = WSO2.table[uri]
     leaf = WSO2.leaf(uri)
@@ -465,7 +465,7 @@ async def getUserList(call: Call, claimUri, claimValue, profile):  # noqa: N802
     found = await _search_all(call, ops.SearchUsers, scim_filter, domain, limit, "userName")
     out = []
     for user in found:
-        if exact is None or any(exact.fullmatch(str(v)) for v in
+        if exact is None or any(exact.matches(str(v)) for v in
                                 WSO2.read(_resource(call, user), uri)):
             out.append(_qualified(call, user))
     return out
