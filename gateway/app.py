@@ -11,6 +11,7 @@ from aiohttp import web
 
 from userstores.registry import Stores
 
+from . import http_limits
 from .auth.authenticator import Authenticator
 from .config import Config
 from .jit.app import create_jit_app
@@ -60,9 +61,11 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
                ) -> web.Application:
     """The gateway as an aiohttp application (stores opened on startup; with ``dispatch``,
     the outbound dispatcher runs in it)."""
+    http_limits.install()
     # the largest body any route takes; each route enforces its own limit
     app = web.Application(client_max_size=max(config.max_body_bytes,
-                                               config.bulk_max_payload_bytes))
+                                               config.bulk_max_payload_bytes),
+                          handler_args=http_limits.HANDLER_ARGS)
     app[CONFIG] = config
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

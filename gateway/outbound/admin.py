@@ -21,6 +21,7 @@ import asyncio
 import orjson
 from aiohttp import web
 
+from .. import redact
 from ..errors import GatewayError, InvalidValue, NotFound
 from ..keys import AUTH, OUTBOUND
 from . import queue
@@ -49,6 +50,12 @@ async def admin_errors(request: web.Request, handler):
 
 
 def _row(r) -> dict:
+    row = _fields(r)
+    row["last_error"] = redact.text(row["last_error"])
+    return row
+
+
+def _fields(r) -> dict:
     return {k: getattr(r, k) for k in (
         "id", "connector", "source", "kind", "entity_id", "action", "name", "state",
         "attempts", "next_at", "last_error", "outcome", "remote_id", "owner", "created",
@@ -123,16 +130,17 @@ async def connectors(request: web.Request) -> web.Response:
 
     async def health(connector) -> str:
         try:
-            return await asyncio.wait_for(connector.health(), timeout=5)
+            return redact.text(await asyncio.wait_for(connector.health(), timeout=5))
         except Exception as exc:  # noqa: BLE001 - health reports any failure
-            return f"down: {getattr(exc, 'detail', None) or type(exc).__name__}"
+            return redact.text(f"down: {getattr(exc, 'detail', None) or type(exc).__name__}")
 
     names = list(service.connectors)
     states = await asyncio.gather(*(health(service.connectors[n]) for n in names))
     out = []
     for name, state in zip(names, states, strict=True):
         cfg = service.configs[name]
-        out.append({"name": name, "type": cfg.type, "url": cfg.url, "blocking": cfg.blocking,
+        out.append({"name": name, "type": cfg.type, "url": redact.text(cfg.url),
+                    "blocking": cfg.blocking,
                     "roles": list(cfg.roles), "rule": cfg.rule, "health": state,
                     "backlog": counts.get(name, {}), "oldest_unfinished": oldest.get(name)})
     return _json({"connectors": out})
