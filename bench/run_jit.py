@@ -959,7 +959,7 @@ STEPS = (
     ("    _update: _roles (from the user read)", [("JitService._roles", "gateway/jit")], []),
     ("    the store reads of GetUser+PatchUser (_find, loop side)",
      [("Pipeline._find", "gateway/pipeline")], []),
-    ("    replay memory", [("ReplayCache.use", "gateway/jit/replay")], []),
+    ("    replay memory", [("Once.use", "gateway/once")], []),
     ("  resource_json (the SCIM user)", [("resource_json", "gateway/scim/render")], []),
     ("  _json (orjson.dumps, the Response)", [("_json", "gateway/jit/app")], []),
     ("outside the handler: aiohttp reading requests, writing replies, the loop",

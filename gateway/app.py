@@ -17,6 +17,7 @@ from .config import Config
 from .jit.app import create_jit_app
 from .jit.service import JitService
 from .keys import AUTH, CONFIG, JIT, OUTBOUND, PIPELINE, STORES
+from .once import Once
 from .outbound.admin import create_admin_app, metrics
 from .outbound.service import OutboundService
 from .passwords import Passwords
@@ -75,17 +76,19 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
         pipeline = Pipeline(config, stores, passwords)
         app[STORES] = stores
         app[PIPELINE] = pipeline
-        app[AUTH] = Authenticator(config, pipeline, passwords)
         outbound = OutboundService(config, stores, pipeline)
         try:
             await outbound.start(run_dispatcher=dispatch)
+            once = Once(outbound.home)
+            await once.start()
         except BaseException:
             await outbound.stop()
             await stores.close()
             raise
         app[OUTBOUND] = outbound
+        app[AUTH] = Authenticator(config, pipeline, passwords, once)
         pipeline.outbound = outbound
-        jit = JitService(config.jit, pipeline, outbound.home)
+        jit = JitService(config.jit, pipeline, outbound.home, once)
         try:
             await jit.start()
         except BaseException:

@@ -633,6 +633,26 @@ async def test_refused_replayed(idp, jit_gateway):
     assert await user_total(gw) == 2
 
 
+async def test_refused_replayed_to_another_worker(aiohttp_client, make_config, admin_env):
+    """Two gateways on one database (two workers, or two hosts): a token used at one is
+    refused at the other."""
+    minter = Minter()
+    cfg = await make_config()
+    cfg = replace(cfg, clients=cfg.clients + (
+        ClientConfig(JIT_CLIENT[0], ("jit",), secret=JIT_CLIENT[1]),),
+        jit=JitConfig((oidc_provider(jwks=minter.jwks),)))
+    first = await aiohttp_client(create_app(cfg))
+    second = await aiohttp_client(create_app(cfg))
+    token = minter.token(preferred_username="xavier")
+    status, body = await jit(first, {"id_token": token})
+    assert status == 201, body
+    status, again = await jit(second, {"id_token": token})
+    assert_refused(status, again, 401, "replay")
+    status, again = await jit(first, {"id_token": token})
+    assert_refused(status, again, 401, "replay")
+    assert [u["id"] for u in await users_named(first, "xavier")] == [body["user"]["id"]]
+
+
 async def test_consent_asked_then_given_with_the_same_token(jit_gateway):
     # the application learns that consent is needed from the 403, asks the user, and sends
     # the same login again with consent: a token refused for consent was not used

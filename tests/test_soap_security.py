@@ -307,6 +307,24 @@ async def test_password_digest_from_client_with_plain_secret(gateway):
     assert "digest-made" in await scim_user_names(gateway)
 
 
+async def test_password_digest_replay_to_another_worker_is_401(aiohttp_client, make_config,
+                                                                 admin_env):
+    """Two gateways on one database, as two workers or two hosts are: a nonce used at one
+    is refused at the other (the nonces live in the shared state database)."""
+    cfg = await make_config()
+    first = await aiohttp_client(create_app(cfg))
+    second = await aiohttp_client(create_app(cfg))
+    for attempt in range(6):
+        token = digest_token(*ADMIN_CLIENT)
+        one, other = (first, second) if attempt % 2 else (second, first)
+        status, text, _ = await call(one, IS_ROOT, auth=None, header=token)
+        assert status == 200, text
+        status, text, _ = await call(other, IS_ROOT, auth=None, header=token)
+        assert "nonce was used already" in client_fault(status, text, http=401)
+        status, text, _ = await call(one, IS_ROOT, auth=None, header=token)
+        assert "nonce was used already" in client_fault(status, text, http=401)
+
+
 async def test_password_digest_wrong_secret_is_401(gateway):
     status, text, _ = await call(gateway, IS_ROOT, auth=None,
                                  header=digest_token(ADMIN_CLIENT[0], "not-the-secret"))

@@ -9,7 +9,8 @@
 
 - A WS-Security PasswordDigest (``digest``) from an API client with a plain
   secret: the digest is checked against the secret, the creation time must be
-  recent and each nonce is accepted once.
+  recent and each nonce is accepted once, by every process and host sharing the
+  state database (``gateway.once``).
 
 A successful check is remembered for ``[auth] cache_seconds`` under a keyed
 hash of the credentials (never the credentials themselves), so that a client
@@ -39,6 +40,7 @@ from joserfc.jwk import KeySet
 
 from ..config import Config, IssuerConfig
 from ..errors import Unauthorized
+from ..once import Once, key_of
 from ..operations import CheckPassword
 from ..passwords import Passwords
 from .principal import SYSTEM, Principal
@@ -48,17 +50,17 @@ DIGEST_WINDOW = 300  # seconds a PasswordDigest's creation time may be off (eith
 
 
 class Authenticator:
-    def __init__(self, config: Config, pipeline, passwords: Passwords):
+    def __init__(self, config: Config, pipeline, passwords: Passwords, once: Once):
         self.config = config
         self.pipeline = pipeline
         self.passwords = passwords
+        self.once = once  # digest nonces: each accepted once, by every process
         self._clients = {c.name: c for c in config.clients}
         self._issuers: dict[str, tuple[IssuerConfig, KeySet]] = {}
         for issuer in config.issuers:
             self._issuers[issuer.issuer] = (issuer, KeySet.import_key_set(issuer.jwks))
         self._cache: dict[bytes, tuple[float, Principal]] = {}
         self._key = os.urandom(32)
-        self._nonces: dict[bytes, float] = {}  # digest nonces seen, until they expire
         self._checking: dict[bytes, asyncio.Future] = {}  # Basic checks under way, by key
         pipeline.credential_listeners.append(self.forget)
 
@@ -153,7 +155,7 @@ class Authenticator:
         perms = self.pipeline.permissions_of(entity)
         return Principal(name, "user", perms, user_id=entity.id)
 
-    def digest(self, name: str, digest: str, nonce: bytes, created: str) -> Principal:
+    async def digest(self, name: str, digest: str, nonce: bytes, created: str) -> Principal:
         """A WS-Security PasswordDigest: Base64(SHA-1(nonce + created + secret))."""
         client = self._clients.get(name)
         if client is None or client.secret is None:
@@ -172,12 +174,9 @@ class Authenticator:
             nonce + created.encode() + client.secret.encode()).digest()).decode()
         if not hmac.compare_digest(expected.encode(), digest.encode()):
             raise Unauthorized("Invalid credentials")
-        seen = hashlib.blake2b(nonce + created.encode(), key=self._key).digest()
-        if len(self._nonces) >= MAX_CACHE:
-            self._nonces = {k: v for k, v in self._nonces.items() if v >= now}
-        if self._nonces.get(seen, 0) >= now:
+        if not await self.once.use(key_of("digest", name, nonce, created),
+                                   now + 2 * DIGEST_WINDOW):
             raise Unauthorized("The UsernameToken's nonce was used already")
-        self._nonces[seen] = now + 2 * DIGEST_WINDOW
         return Principal(f"client:{name}", "client", frozenset(client.permissions),
                          provision=client.provisioning != "persist",
                          store=client.provisioning != "provision")

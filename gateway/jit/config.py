@@ -49,13 +49,14 @@ class ProviderConfig:
 @dataclass(frozen=True)
 class JitConfig:
     providers: tuple[ProviderConfig, ...] = field(default_factory=tuple)
-    replay_cache_size: int = 1_000_000
 
 
 def parse_jit(raw: dict | None, base: Path) -> JitConfig:
     raw = raw or {}
     if not isinstance(raw, dict):
         raise ConfigError("[jit] must be a table")
+    # replay_cache_size: the size of the per-process replay memory there was; replays
+    # are now kept in the state database (gateway.once), and the key is ignored
     unknown = set(raw) - {"providers", "replay_cache_size"}
     if unknown:
         raise ConfigError(f"[jit]: unknown keys {sorted(unknown)}")
@@ -129,7 +130,4 @@ def parse_jit(raw: dict | None, base: Path) -> JitConfig:
             owned_claims=tuple(owned) if isinstance(owned, list) else None,
             max_age_seconds=typed(sec, where, "max_age_seconds", int, 3600),
         ))
-    size = typed(raw, "jit", "replay_cache_size", int, 1_000_000)
-    if size < 1:
-        raise ConfigError("[jit] replay_cache_size must be at least 1")
-    return JitConfig(tuple(providers), size)
+    return JitConfig(tuple(providers))

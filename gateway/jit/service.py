@@ -16,6 +16,7 @@ those of any other change.
 from __future__ import annotations
 
 import logging
+import time
 
 import aiohttp
 
@@ -26,17 +27,18 @@ from ..auth.principal import Principal
 from ..errors import ConfigError, Conflict, InvalidValue, NotFound
 from ..model.patch import PatchOperation, apply_patch
 from ..model.query import parse_path
+from ..once import Once, key_of
 from ..outbound.queue import stamp
 from . import links
 from .config import JitConfig, ProviderConfig
 from .errors import ConsentRequired, InvalidLogin
 from .oidc import OidcVerifier
-from .replay import ReplayCache
 from .saml import SamlVerifier
 
 log = logging.getLogger("gateway.jit")
 PERMISSION = "jit"
 LINK_CACHE = 100_000
+REPLAY_GRACE = 300.0  # seconds a used id is kept past its expiry (clock skew)
 ACTING = frozenset({"users:create", "users:update", "users:view", "groups:update",
                     "groups:view"})
 
@@ -54,11 +56,11 @@ class Provider:
 
 
 class JitService:
-    def __init__(self, config: JitConfig, pipeline, runner):
+    def __init__(self, config: JitConfig, pipeline, runner, once: Once):
         self.config = config
         self.pipeline = pipeline
         self.runner = runner
-        self.replay = ReplayCache(config.replay_cache_size)
+        self.once = once  # token and assertion ids: each accepted once, by every process
         self.providers: dict[str, Provider] = {}
         self._links: dict[tuple[str, str], tuple[str, str]] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -109,13 +111,19 @@ class JitService:
         if link is not None:
             found = await self._existing(provider, link[0])
             if found is not None:
-                self.replay.use(*replay)
+                await self._use_once(*replay)
                 return await self._update(provider, found, values)
             self._links.pop((cfg.name, str(subject)), None)
             await self.runner.write(links.drop, cfg.name, str(subject))  # user deleted: anew
         self._ready(provider, body)  # a login refused for what the user must add is no use
-        self.replay.use(*replay)
+        await self._use_once(*replay)
         return await self._create(provider, str(subject), values, body)
+
+    async def _use_once(self, key: str, expires: float) -> None:
+        """A token or assertion is accepted once, until it expires (and a grace for
+        clocks that differ), whichever process or host sees it."""
+        if not await self.once.use(key_of("jit", key), max(expires, time.time()) + REPLAY_GRACE):
+            raise InvalidLogin("This token or assertion was used already (replay)")
 
     async def _link(self, provider: str, subject: str) -> tuple[str, str] | None:
         """The linked user (id, domain): remembered, since a link never changes (it only

@@ -165,7 +165,7 @@ async def _caller(request: web.Request, header):
     if token is None:
         return await auth.authenticate(request.headers.get("Authorization"))
     if token.digest:
-        return auth.digest(token.username, token.password, token.nonce, token.created)
+        return await auth.digest(token.username, token.password, token.nonce, token.created)
     return await auth.authenticate(token.as_basic())
 
 
