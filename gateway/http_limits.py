@@ -9,6 +9,7 @@ the request's bytes:
 
 - a request line (method, URL) over ``REQUEST_LINE_BYTES``: 414;
 - a header field over ``HEADER_FIELD_BYTES``: 431;
+- a Content-Encoding aiohttp cannot decode (``br`` without brotli): 415;
 - anything else that is not valid HTTP: 400.
 
 The two limits differ by design: aiohttp's error says only which limit was
@@ -23,7 +24,7 @@ import logging
 
 import orjson
 from aiohttp import web, web_protocol
-from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, LineTooLong
 
 REQUEST_LINE_BYTES = 8190
 HEADER_FIELD_BYTES = 8192
@@ -34,6 +35,8 @@ log = logging.getLogger("gateway.http")
 
 
 def _refusal(exc: HttpProcessingError) -> tuple[int, str]:
+    if isinstance(exc, ContentEncodingError):  # one aiohttp cannot decode here (br)
+        return 415, "The Content-Encoding is not supported (gzip, deflate or none)"
     if isinstance(exc, LineTooLong):
         limit = exc.args[1] if len(exc.args) > 1 else None
         if str(limit) == str(HEADER_FIELD_BYTES):

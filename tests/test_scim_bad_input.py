@@ -11,6 +11,8 @@ expensive part) and lists every case that went wrong, not just the first.
 
 from __future__ import annotations
 
+import json
+
 from conftest import ADMIN, ADMIN_USER, SCIM_JSON, assert_scim_error, scim
 
 from gateway.app import create_app
@@ -312,3 +314,84 @@ async def test_non_integer_paging_is_invalid_value(gateway):
     status, body, _ = await scim(gateway, "GET", "/Users?startIndex=&count=1")
     assert status == 200, body
     assert body["startIndex"] == 1 and body["itemsPerPage"] == 1
+
+
+SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+HUGE = 2**70
+
+
+async def test_wrong_types_and_huge_integers_are_400_not_500(gateway):
+    await expect_errors(gateway, [
+        ("search-domain-number", "POST", "/Users/.search", {"schemas": [SEARCH], "domain": 5}),
+        ("search-attributes-string", "POST", "/Users/.search",
+         {"schemas": [SEARCH], "attributes": "userName"}),
+        ("search-attributes-numbers", "POST", "/Users/.search",
+         {"schemas": [SEARCH], "attributes": [1]}),
+        ("search-excluded-object", "POST", "/Users/.search",
+         {"schemas": [SEARCH], "excludedAttributes": {"a": 1}}),
+        ("search-cursor-number", "POST", "/Users/.search", {"schemas": [SEARCH], "cursor": 3}),
+        ("query-startIndex-huge", "GET", f"/Users?startIndex={HUGE}", None),
+        ("query-count-huge", "GET", f"/Groups?count={HUGE}", None),
+        ("query-startIndex-long-text", "GET", "/Users?startIndex=" + "9" * 5000, None),
+        ("filter-integer-huge", "GET",
+         f"/Users?filter=urn:scim:wso2:schema:failedLoginAttempts gt {HUGE}", None),
+    ], 400)
+    # integers beyond 64 bits in a body (json, as orjson does not write them)
+    resp = await gateway.post("/scim2/Users", headers={**ADMIN, "Content-Type": SCIM_JSON},
+                              data=json.dumps({"userName": "big", "urn:scim:wso2:schema": {
+                                  "failedLoginAttempts": HUGE}}))
+    assert error_problem(resp.status, await resp.json(), 400, "invalidValue") is None
+    await assert_nothing_stored(gateway)
+
+
+async def test_invalid_schemas_and_single_values_for_arrays_are_400(gateway):
+    await expect_errors(gateway, [
+        ("schemas-string", "POST", "/Users", {"schemas": CORE_USER, "userName": "s1"}),
+        ("schemas-number", "POST", "/Users", {"schemas": [1], "userName": "s2"}),
+        ("schemas-empty", "POST", "/Users", {"schemas": [], "userName": "s3"}),
+        ("schemas-unknown", "POST", "/Users", {"schemas": ["urn:x:unknown"], "userName": "s4"}),
+        ("group-schemas-user", "POST", "/Groups", {"schemas": [CORE_USER],
+                                                   "displayName": "g1"}),
+        ("phoneNumbers-object", "POST", "/Users",
+         {"userName": "s5", "phoneNumbers": {"value": "+1 555 0100"}}),
+        ("emails-string", "POST", "/Users", {"userName": "s6", "emails": "a@example.com"}),
+    ], 400)
+    await assert_nothing_stored(gateway)
+    # the right shapes are still taken
+    status, body, _ = await scim(gateway, "POST", "/Users", {
+        "schemas": [CORE_USER, ENTERPRISE], "userName": "ok",
+        "phoneNumbers": [{"value": "+1 555 0100"}]})
+    assert status == 201, body
+
+
+async def test_content_encodings(gateway):
+    import asyncio
+    import gzip
+
+    from test_secrets_out import raw_exchange
+
+    body = b'{"userName": "zipped"}'
+    for coding, data, status in (("gzip", b"this is not gzip", 400), ("compress", body, 415),
+                                 ("br", body, 415)):
+        # sent whole before the answer is read: the gateway answers and closes at once
+        reply = await asyncio.to_thread(raw_exchange, gateway.server.port, (
+            f"POST /scim2/Users HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            f"Authorization: {ADMIN['Authorization']}\r\nContent-Type: {SCIM_JSON}\r\n"
+            f"Content-Encoding: {coding}\r\nContent-Length: {len(data)}\r\n\r\n").encode() + data)
+        head, _, answer = reply.partition(b"\r\n\r\n")
+        assert f" {status} ".encode() in head.split(b"\r\n")[0], (coding, reply)
+        assert error_problem(status, json.loads(answer), status) is None, (coding, answer)
+    resp = await gateway.post("/scim2/Users", data=gzip.compress(body), headers={
+        **ADMIN, "Content-Type": SCIM_JSON, "Content-Encoding": "gzip"})
+    assert resp.status == 201, await resp.text()
+    await assert_nothing_stored(gateway, "zipped")
+
+
+async def test_admin_api_errors_are_json(gateway):
+    for path in (f"/admin/outbound/events?before={HUGE}", f"/admin/outbound/events/{HUGE}",
+                 "/admin/outbound/nothing-here"):
+        resp = await gateway.get(path, headers=ADMIN)
+        body = await resp.json(content_type=None)
+        assert resp.status in (400, 404), (path, resp.status, body)
+        assert resp.content_type == "application/json" and body["error"], (path, body)

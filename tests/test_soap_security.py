@@ -1045,3 +1045,23 @@ async def test_locked_and_disabled_users_do_not_authenticate(gateway):
         assert status == 200, body
     status, text, _ = await call(gateway, login, path=V2)
     assert status == 200 and returns(text) == ["true"], text
+
+
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+XS_NS = "http://www.w3.org/2001/XMLSchema"
+
+
+@pytest.mark.parametrize(("xsi_type", "value", "expected"), [
+    ("xs:string", "abc", "maxItemLimit takes an xs:int"),
+    ("xs:long", "99999999999", "maxItemLimit takes an xs:int (32 bits)"),
+    ("xs:string", "10", None),  # read by the schema's type, as WSO2 does
+])
+async def test_values_typed_otherwise_by_xsi_type(gateway, xsi_type, value, expected):
+    body = (f'<ns:listUsers><ns:filter>*</ns:filter><ns:maxItemLimit xmlns:xsi="{XSI_NS}" '
+            f'xmlns:xs="{XS_NS}" xsi:type="{xsi_type}">{value}</ns:maxItemLimit>'
+            "</ns:listUsers>")
+    status, text, _ = await call(gateway, body)
+    if expected is None:
+        assert status == 200 and ADMIN_USER[0] in returns(text), text
+    else:
+        assert expected in client_fault(status, text)

@@ -17,7 +17,8 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from ..errors import GatewayError, InvalidSyntax, PayloadTooLarge
+from ..errors import GatewayError, InvalidSyntax
+from ..http_input import read_body
 from ..keys import AUTH, JIT, PIPELINE
 from ..scim.render import resource_json
 from ..scim.resources import base_url
@@ -43,18 +44,9 @@ async def jit_errors(request: web.Request, handler):
 
 async def login(request: web.Request) -> web.Response:
     caller = await request.config_dict[AUTH].authenticate(request.headers.get("Authorization"))
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise PayloadTooLarge(f"The body is larger than {MAX_BODY} bytes")
-    raw = bytearray()
-    while len(raw) <= MAX_BODY:  # read() returns what has arrived: read to the end
-        chunk = await request.content.read(MAX_BODY + 1 - len(raw))
-        if not chunk:
-            break
-        raw += chunk
-    if len(raw) > MAX_BODY:
-        raise PayloadTooLarge(f"The body is larger than {MAX_BODY} bytes")
+    raw = await read_body(request, MAX_BODY)
     try:
-        body = orjson.loads(bytes(raw))
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise InvalidSyntax("The body is not JSON") from None
     if not isinstance(body, dict):

@@ -169,11 +169,16 @@ def coerce(attr: Attribute, value: object) -> object:
             return value.lower() == "true"  # Entra ID sends "True"/"False"
         raise ValueError(f"'{attr.name}' takes a boolean, not {_json_type(value)}")
     if kind == INTEGER:
+        number = None
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ValueError(f"'{attr.name}' takes an integer, not {_json_type(value)}")
+            number = value
+        elif isinstance(value, float) and value.is_integer():
+            number = int(value)
+        if number is None:
+            raise ValueError(f"'{attr.name}' takes an integer, not {_json_type(value)}")
+        if not -(2**63) <= number < 2**63:
+            raise ValueError(f"'{attr.name}' takes an integer of at most 64 bits")
+        return number
     if kind == DECIMAL:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)

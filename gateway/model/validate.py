@@ -24,6 +24,10 @@ MAX_STRING_LENGTH = 8192
 MAX_NAME_LENGTH = 512  # userName, a group's displayName, externalId: indexed columns
 MAX_VALUES = 1000
 _IGNORED_TOP = {"schemas", "id", "meta"}
+# schema names clients send beside the RFC's, accepted in ``schemas`` and ignored
+CLIENT_SCHEMA_NAMES = frozenset({
+    "http://schemas.microsoft.com/2006/11/resourcemanagement/adscim/2.0/group",  # Entra ID
+})
 
 
 def _value(attr: Attribute, value, where: str):
@@ -57,13 +61,18 @@ def _complex(attr: Attribute, value, where: str) -> dict | None:
     return out or None
 
 
-def attribute_value(attr: Attribute, value, where: str | None = None):
-    """One attribute's value, canonical; None when it is unassigned."""
+def attribute_value(attr: Attribute, value, where: str | None = None, *,
+                    single_ok: bool = True):
+    """One attribute's value, canonical; None when it is unassigned. A multi-valued
+    attribute takes an array; one value alone is taken as an array of one where
+    ``single_ok`` (PATCH values, as clients send them), and refused elsewhere."""
     where = where or attr.name
     if value is None:
         return None
     if attr.multi_valued:
         if not isinstance(value, list):
+            if not single_ok:
+                raise InvalidValue(f"{where}: is multi-valued and takes an array")
             value = [value]
         if len(value) > MAX_VALUES:
             raise InvalidValue(f"{where}: more than {MAX_VALUES} values")
@@ -92,7 +101,7 @@ def attribute_value(attr: Attribute, value, where: str | None = None):
 def _put(schema_out: dict, attr: Attribute, value, where: str) -> None:
     if attr.mutability == READ_ONLY:
         return
-    v = attribute_value(attr, value, where)
+    v = attribute_value(attr, value, where, single_ok=False)
     if v is not None:
         schema_out[attr.name] = v
 
@@ -105,6 +114,9 @@ def canonical(rtype: ResourceType, body: dict) -> tuple[dict, str | None]:
     password: str | None = None
     for key, value in body.items():
         lkey = key.lower()
+        if lkey == "schemas":
+            _check_schemas(rtype, value)
+            continue
         if lkey in _IGNORED_TOP:
             continue
         if lkey == "externalid":
@@ -134,6 +146,22 @@ def canonical(rtype: ResourceType, body: dict) -> tuple[dict, str | None]:
     if len(out.get("externalId", "")) > MAX_NAME_LENGTH:
         raise InvalidValue(f"'externalId' is longer than {MAX_NAME_LENGTH} characters")
     return out, password
+
+
+def _check_schemas(rtype: ResourceType, value) -> None:
+    """``schemas``, when sent, lists the resource's schema URNs (RFC 7643 §3): a non-empty
+    array of strings, each the core schema or a configured extension of this type."""
+    if value is None:
+        return
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidSyntax("'schemas' must be an array of schema URNs")
+    if not value:
+        raise InvalidValue(f"'schemas' must name the schema of a {rtype.name}")
+    unknown = [v for v in value if rtype.schema_for(v) is None
+               and v.lower() not in CLIENT_SCHEMA_NAMES]
+    if unknown:
+        raise InvalidValue(f"'schemas' names {unknown[0][:200]!r}, which is not a schema of "
+                           f"a {rtype.name} here")
 
 
 def _value_str(value, where: str) -> str:

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from .. import redact
 from ..errors import GatewayError, InvalidValue, NotFound
+from ..http_input import integer_param
 from ..keys import AUTH, OUTBOUND
 from . import queue
 
@@ -47,6 +48,14 @@ async def admin_errors(request: web.Request, handler):
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = 'Basic realm="gateway"'
         return response
+    except web.HTTPException as exc:  # no such route (404), method not allowed (405)
+        if exc.status < 400:
+            raise
+        response = _json({"status": exc.status, "error": exc.reason}, exc.status)
+        for name in ("Allow",):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
 
 
 def _row(r) -> dict:
@@ -70,12 +79,8 @@ def _service(request: web.Request):
 
 
 def _int(value: str | None, name: str, default: int | None) -> int | None:
-    if value in (None, ""):
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidValue(f"{name} must be a whole number") from None
+    number = integer_param(value, name)
+    return default if number is None else number
 
 
 async def events(request: web.Request) -> web.Response:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from ..errors import InvalidSyntax, PayloadTooLarge, UnsupportedMediaType, VersionMismatch
+from ..errors import InvalidSyntax, UnsupportedMediaType, VersionMismatch
+from ..http_input import read_body
 
 SCIM_JSON = "application/scim+json"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -39,14 +40,7 @@ async def read_json(request: web.Request, limit: int) -> dict:
     ctype = request.content_type
     if request.headers.get("Content-Type") and "json" not in ctype and ctype != "text/plain":
         raise UnsupportedMediaType(f"Send {SCIM_JSON} or application/json, not {ctype}")
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"The request body is larger than {limit} bytes")
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge(f"The request body is larger than {limit} bytes") from None
-    if len(raw) > limit:
-        raise PayloadTooLarge(f"The request body is larger than {limit} bytes")
+    raw = await read_body(request, limit)
     if not raw.strip():
         raise InvalidSyntax("The request has no body")
     try:

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from .. import operations as ops
 from ..errors import InvalidValue, NotSupported
+from ..http_input import integer_param
 from ..keys import CONFIG, PIPELINE
 from ..model.schema import ResourceType
 from .http import LIST_RESPONSE, SEARCH_REQUEST, none_match, read_json, respond, version_of
@@ -21,17 +22,6 @@ def base_url(request: web.Request) -> str:
     if configured:
         return configured.rstrip("/") + "/scim2"
     return f"{request.scheme}://{request.host}/scim2"
-
-
-def _int(value: str | int | None, name: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise InvalidValue(f"'{name}' must be an integer, not {value!r}") from None
 
 
 class ResourceHandlers:
@@ -137,8 +127,12 @@ class ResourceHandlers:
             raise InvalidValue(f"A search body has the schema {SEARCH_REQUEST}")
         params = {}
         for key, value in body.items():
-            if key in ("attributes", "excludedAttributes") and isinstance(value, list):
-                value = ",".join(str(v) for v in value)
+            if key in ("attributes", "excludedAttributes") and value is not None:
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise InvalidValue(f"'{key}' must be an array of attribute names")
+                value = ",".join(value)
+            elif key in ("domain", "cursor") and value is not None and not isinstance(value, str):
+                raise InvalidValue(f"'{key}' must be a string")
             params[key] = value
         return await self._search(request, params)
 
@@ -154,8 +148,8 @@ class ResourceHandlers:
         if sort_by is not None and not isinstance(sort_by, str):
             raise InvalidValue("'sortBy' must be a string")
         domain = params.get("domain")
-        start = _int(params.get("startIndex"), "startIndex") or 1
-        count = _int(params.get("count"), "count")
+        start = integer_param(params.get("startIndex"), "startIndex") or 1
+        count = integer_param(params.get("count"), "count")
         if count is not None and count < 0:
             count = 0
         cursor = params.get("cursor")

@@ -13,12 +13,12 @@ from aiohttp import web
 
 from .. import operations as ops
 from ..errors import InvalidValue
+from ..http_input import integer_param as integer
 from ..keys import CONFIG, PIPELINE
 from ..model.schema import ResourceType
 from ..scim.http import none_match, read_json, version_of
 from ..scim.render import Projection, project, projection, resource_json
 from ..scim.resources import PRINCIPAL
-from ..scim.resources import _int as integer
 from . import members
 from .convert import CORE, canonical_attributes, canonical_filter, to_canonical, to_scim11
 from .http import base_url, respond

@@ -37,9 +37,9 @@ from ..errors import (
     InvalidSyntax,
     InvalidValue,
     MethodNotAllowed,
-    PayloadTooLarge,
     Unauthorized,
 )
+from ..http_input import read_body
 from ..keys import AUTH, CONFIG, PIPELINE
 from . import envelope, permissions, reply, security
 from .envelope import SOAP11, SOAP12, Binding
@@ -147,17 +147,6 @@ def _guess_binding(request: web.Request, endpoint: Endpoint) -> Binding:
     return SOAP12 if "soap+xml" in request.headers.get("Content-Type", "") else SOAP11
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"The request body is larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"The request body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
 
 async def _caller(request: web.Request, header):
     auth = request.config_dict[AUTH]
@@ -221,7 +210,7 @@ def _spyne_fault(error) -> GatewayError:
 async def soap_post(request: web.Request) -> web.Response:
     endpoint = _endpoint(request)
     request[BINDING] = _guess_binding(request, endpoint)
-    body = await _read_body(request, request.config_dict[CONFIG].max_body_bytes)
+    body = await read_body(request, request.config_dict[CONFIG].max_body_bytes)
     root = envelope.parse(body)
     binding = envelope.binding_of(root)
     if binding is None:

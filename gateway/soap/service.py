@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from spyne import Fault, Service, rpc
 
+from ..errors import InvalidValue
 from . import handlers
 from .models import (
     TNS,
@@ -138,11 +139,55 @@ V2 = Version("RemoteUserStoreManagerServiceV2", True, V2_TYPES,
              _fault_type("RemoteUserStoreManagerServiceV2", V2_TYPES))
 
 
+def _as_declared(name: str, declared, value):
+    """A value as the WSDL declares its parameter, whatever ``xsi:type`` the request gave
+    it (Spyne honours ``xsi:type``: ``maxItemLimit xsi:type="xs:string"`` arrives as a
+    string). WSO2 reads simple values by the schema's type too; one that is not of it is
+    the caller's mistake."""
+    if value is None:
+        return None
+    if declared is Int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                raise InvalidValue(f"{name} takes an xs:int, not {str(value)[:40]!r}") from None
+        if not -(2**31) <= number < 2**31:
+            raise InvalidValue(f"{name} takes an xs:int (32 bits)")
+        return number
+    if declared is Bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text not in ("true", "false", "1", "0"):
+            raise InvalidValue(f"{name} takes an xs:boolean, not {str(value)[:40]!r}")
+        return text in ("true", "1")
+    if declared is String:
+        return value if isinstance(value, str) else _text(value)
+    if declared is Strings:
+        items = value if isinstance(value, list) else [value]
+        return [None if v is None else v if isinstance(v, str) else _text(v) for v in items]
+    return value
+
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    raise InvalidValue(f"A {type(value).__name__} was sent where a string is expected")
+
+
 def _method(op: Op, version: Version):
     handler = getattr(handlers, op.name)
     params = [version.types.tenant if t is TENANT else t for _n, t in op.params]
     returns = Bool if op.void and version.v2 else op.returns
+    names = [n for n, _t in op.params]
+
     async def method(ctx, *args):
+        args = [_as_declared(n, t, a) for n, t, a in zip(names, params, args, strict=False)]
         result = await handler(ctx.udc, *args)
         return True if op.void else result
 
