@@ -46,7 +46,7 @@ def connector(proxy_server, **options) -> ConnectorConfig:
 
 def outbound(*connectors, **options) -> OutboundConfig:
     return OutboundConfig(poll_interval_ms=20, backoff_base_seconds=0.05,
-                          backoff_max_seconds=0.2, blocking_timeout_seconds=3,
+                          backoff_max_seconds=0.2, blocking_timeout_seconds=60,
                           connectors=connectors, **options)
 
 

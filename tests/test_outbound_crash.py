@@ -43,7 +43,7 @@ PG_ONLY = [b for b in BACKENDS if b == "postgres"]  # GATEWAY_TEST_BACKENDS deci
 
 OUTBOUND = {"poll_interval_ms": 50, "concurrency": 32, "lease_seconds": 4.0,
             "max_attempts": 1000, "backoff_base_seconds": 0.05, "backoff_max_seconds": 0.5,
-            "blocking_timeout_seconds": 5.0}
+            "blocking_timeout_seconds": 60.0}
 
 
 # plumbing ----------------------------------------------------------------------------------------
