@@ -1,12 +1,15 @@
-"""What every HTTP adapter reads the same way: bodies (bounded, decoded) and integer
-parameters."""
+"""What every HTTP adapter reads the same way: bodies (bounded, decoded), integer
+parameters, and the gateway's own address as its clients see it."""
 
 from __future__ import annotations
+
+import re
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from .errors import InvalidSyntax, InvalidValue, PayloadTooLarge, UnsupportedMediaType
+from .keys import CONFIG
 
 MAX_INT = 2**63 - 1  # what an index, a count or a SQL integer can hold
 
@@ -55,3 +58,20 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise InvalidSyntax("The request body does not decode as its Content-Encoding "
                             f"({coding or 'none'}) says") from None
     return b"".join(chunks)
+
+
+_HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+
+
+def public_base(request: web.Request) -> str:
+    """The gateway's base URL in the links and addresses it writes (``meta.location``,
+    a WSDL's ``soap:address``): ``[server] base_url`` when set, and only then; else the
+    request's own scheme and ``Host`` (a ``Host`` that is no host name is not echoed)."""
+    configured = request.config_dict[CONFIG].base_url
+    if configured:
+        return configured.rstrip("/")
+    host = request.host if _HOST.match(request.host or "") else None
+    if host is None:
+        cfg = request.config_dict[CONFIG]
+        host = f"{cfg.host}:{cfg.port}"
+    return f"{request.scheme}://{host}"

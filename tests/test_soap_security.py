@@ -1065,3 +1065,34 @@ async def test_values_typed_otherwise_by_xsi_type(gateway, xsi_type, value, expe
         assert status == 200 and ADMIN_USER[0] in returns(text), text
     else:
         assert expected in client_fault(status, text)
+
+
+async def test_everyone_cannot_be_removed_from_a_user(gateway):
+    status, text, _ = await call(gateway, op("updateRoleListOfUser",
+                                             ("userName", ADMIN_USER[0]),
+                                             ("deletedRoles", ["Internal/everyone"])),
+                                 path=V2)
+    assert "cannot be removed" in client_fault(status, text, v2=True)
+    status, text, _ = await call(gateway, op("getRoleListOfUser",
+                                             ("userName", ADMIN_USER[0])), path=V2)
+    assert "Internal/everyone" in returns(text)
+
+
+async def test_wsdl_address_follows_base_url_not_a_forged_host(aiohttp_client, make_config,
+                                                               admin_env):
+    cfg = replace(await make_config(), base_url="https://idm.example.com/")
+    client = await aiohttp_client(create_app(cfg))
+    resp = await client.get(V1 + "?wsdl", headers={"Host": "evil.example.net"})
+    text = await resp.text()
+    assert resp.status == 200
+    assert "evil.example.net" not in text
+    assert 'location="https://idm.example.com/services/' in text
+    # without base_url, a Host that is no host name is not echoed either
+    resp = await gateway_without_base(aiohttp_client, make_config)
+    assert "<script>" not in resp and "services/" in resp
+
+
+async def gateway_without_base(aiohttp_client, make_config) -> str:
+    client = await aiohttp_client(create_app(await make_config()))
+    resp = await client.get(V1 + "?wsdl", headers={"Host": "x\"><script>"})
+    return await resp.text()

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from .. import operations as ops
 from ..errors import InvalidValue, NotSupported
-from ..http_input import integer_param
+from ..http_input import integer_param, public_base
 from ..keys import CONFIG, PIPELINE
 from ..model.schema import ResourceType
 from .http import LIST_RESPONSE, SEARCH_REQUEST, none_match, read_json, respond, version_of
@@ -18,10 +18,7 @@ PRINCIPAL = web.RequestKey("principal", object)
 
 
 def base_url(request: web.Request) -> str:
-    configured = request.config_dict[CONFIG].base_url
-    if configured:
-        return configured.rstrip("/") + "/scim2"
-    return f"{request.scheme}://{request.host}/scim2"
+    return public_base(request) + "/scim2"
 
 
 class ResourceHandlers:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import GatewayError, Unauthorized
-from ..keys import CONFIG
+from ..http_input import public_base
 from ..scim import http as scim2_http
 
 PREFIX = "/wso2/scim"  # where WSO2 Identity Server serves SCIM 1.1
@@ -37,7 +37,4 @@ def error_response(exc: GatewayError) -> web.Response:
 
 
 def base_url(request: web.Request) -> str:
-    configured = request.config_dict[CONFIG].base_url
-    if configured:
-        return configured.rstrip("/") + PREFIX
-    return f"{request.scheme}://{request.host}{PREFIX}"
+    return public_base(request) + PREFIX

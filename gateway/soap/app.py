@@ -39,7 +39,7 @@ from ..errors import (
     MethodNotAllowed,
     Unauthorized,
 )
-from ..http_input import read_body
+from ..http_input import public_base, read_body
 from ..keys import AUTH, CONFIG, PIPELINE
 from . import envelope, permissions, reply, security
 from .envelope import SOAP11, SOAP12, Binding
@@ -190,8 +190,8 @@ async def soap_get(request: web.Request) -> web.Response:
     if not any(k.lower() == "wsdl" for k in request.query):
         raise MethodNotAllowed("Send SOAP requests with POST; GET ?wsdl for the WSDL")
     soap12 = endpoint.binding is SOAP12
-    base = f"{request.scheme}://{request.host}"
-    return web.Response(body=with_address(wsdl_document(endpoint.version, soap12), base),
+    return web.Response(body=with_address(wsdl_document(endpoint.version, soap12),
+                                          public_base(request)),
                         content_type="text/xml", charset="utf-8")
 
 

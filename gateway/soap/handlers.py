@@ -594,6 +594,8 @@ async def updateRoleListOfUser(call: Call, userName, deletedRoles, newRoles):  #
     for roles, adding in ((deletedRoles, False), (newRoles, True)):
         for role in roles or []:
             if _is_everyone(role):
+                if not adding:  # every user holds it, always
+                    raise InvalidValue(f"The role '{EVERYONE}' cannot be removed from a user")
                 continue
             group = await need(call, ops.GROUP, role)
             if group.domain != user.domain:
