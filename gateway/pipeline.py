@@ -32,6 +32,7 @@ from .errors import (
     Unauthorized,
     VersionMismatch,
 )
+from .keyed_locks import KeyedLocks
 from .model.account import changed_attributes, sign_in_refusal
 from .model.patch import apply_patch
 from .model.query import parse_filter
@@ -71,6 +72,7 @@ class Pipeline:
         # called with a user id when its credentials changed, with None when memberships
         # (roles) changed: lets the authenticator forget what it remembered
         self.credential_listeners: list = []
+        self._patching = KeyedLocks()  # PATCHes of one entity, one at a time here
         self.outbound = None  # gateway.outbound.service.OutboundService, when running
         # changes are written to the outbox only when a connector may want them
         self.outbox = bool(config.outbound.active)
@@ -281,6 +283,10 @@ class Pipeline:
         return ops.Entity(ops.USER, store.domain, rec)
 
     async def _patch_user(self, op: ops.PatchUser) -> ops.Entity:
+        async with self._patching.hold(op.id):
+            return await self._patch_user_now(op)
+
+    async def _patch_user_now(self, op: ops.PatchUser) -> ops.Entity:
         for attempt in range(PATCH_RETRIES):
             current = await self._find(ops.USER, op.id)
             rec = current.record
@@ -399,6 +405,10 @@ class Pipeline:
         return ops.Entity(ops.GROUP, store.domain, rec)
 
     async def _patch_group(self, op: ops.PatchGroup) -> ops.Entity:
+        async with self._patching.hold(op.id):
+            return await self._patch_group_now(op)
+
+    async def _patch_group_now(self, op: ops.PatchGroup) -> ops.Entity:
         for attempt in range(PATCH_RETRIES):
             current = await self._find(ops.GROUP, op.id, relations=False)
             rec = current.record
@@ -418,9 +428,12 @@ class Pipeline:
                 await self._may_grant(op.grantor, store, [rec.data["displayName"],
                                                           data["displayName"]], op.id)
             add = changes.replace if changes.replace is not None else changes.add
+            # members alone are added and removed in the store's transaction, on whatever
+            # version is there then; a change of attributes is made on the version read
+            expected = op.if_match if data == rec.data else rec.version
             try:
                 new = await self._writable(store).change_members(
-                    op.id, expected_version=rec.version,
+                    op.id, expected_version=expected,
                     add=add, remove=changes.remove,
                     remove_all=changes.remove_all or changes.replace is not None,
                     data=None if data == rec.data else data, with_members=op.with_members)
