@@ -13,6 +13,7 @@ from userstores.registry import Stores
 
 from . import http_limits
 from .auth.authenticator import Authenticator
+from .auth.guard import Guard
 from .config import Config
 from .jit.app import create_jit_app
 from .jit.service import JitService
@@ -73,7 +74,8 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
         passwords = Passwords(config.passwords)
         stores = Stores.from_config(config)
         await stores.open()
-        pipeline = Pipeline(config, stores, passwords)
+        guard = Guard(config.security)
+        pipeline = Pipeline(config, stores, passwords, guard)
         app[STORES] = stores
         app[PIPELINE] = pipeline
         outbound = OutboundService(config, stores, pipeline)
@@ -81,6 +83,7 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
             await outbound.start(run_dispatcher=dispatch)
             once = Once(outbound.home)
             await once.start()
+            await guard.start(outbound.home)
         except BaseException:
             await outbound.stop()
             await stores.close()

@@ -93,6 +93,22 @@ class PasswordConfig:
     min_length: int = 1
 
 
+@dataclass(frozen=True)
+class SecurityConfig:
+    """``[security]``: account lockout and login throttling."""
+
+    lockout_attempts: int = 5  # consecutive failures that lock an account (0: never)
+    lockout_seconds: float = 300.0  # the first lockout; each next one lasts growth times more
+    lockout_growth: float = 2.0
+    lockout_max_seconds: float = 86_400.0
+    # failed logins allowed at once, and regained per minute, per account name and per
+    # source address; past them a login is refused (429) before any password is checked
+    account_burst: int = 10
+    account_per_minute: float = 10.0
+    address_burst: int = 100
+    address_per_minute: float = 60.0
+
+
 # the default of [auth] self_service_attributes: profile fields, never roles, entitlements,
 # groups, account state, userName or externalId
 SELF_SERVICE_ATTRIBUTES = frozenset({
@@ -115,6 +131,7 @@ class Config:
     # what a user may change of its own account (SCIM /Me), lower-case names
     self_service_attributes: frozenset[str] = SELF_SERVICE_ATTRIBUTES
     passwords: PasswordConfig = field(default_factory=PasswordConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     stores: dict[str, StoreConfig] = field(default_factory=dict)
     clients: tuple[ClientConfig, ...] = ()
     issuers: tuple[IssuerConfig, ...] = ()
@@ -160,6 +177,24 @@ def _section(raw: dict, name: str) -> dict:
 
 
 _get = typed
+
+
+def _security(sec: dict) -> SecurityConfig:
+    defaults = SecurityConfig()
+    _unknown(sec, "security", set(SecurityConfig.__dataclass_fields__))
+    values = {}
+    for name in SecurityConfig.__dataclass_fields__:
+        kind = int if isinstance(getattr(defaults, name), int) else float
+        values[name] = _get(sec, "security", name, kind, getattr(defaults, name))
+    cfg = SecurityConfig(**values)
+    if cfg.lockout_attempts < 0 or cfg.lockout_seconds <= 0 or cfg.lockout_growth < 1 \
+            or cfg.lockout_max_seconds < cfg.lockout_seconds:
+        raise ConfigError("security: lockout_attempts >= 0, lockout_seconds > 0, "
+                          "lockout_growth >= 1, lockout_max_seconds >= lockout_seconds")
+    if min(cfg.account_burst, cfg.address_burst) < 1 or min(
+            cfg.account_per_minute, cfg.address_per_minute) <= 0:
+        raise ConfigError("security: the bursts are at least 1 and the rates above 0")
+    return cfg
 
 
 LDAP_KEYS = ("bind_dn", "bind_password", "users_base", "groups_base", "flavor", "start_tls",
@@ -227,7 +262,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
     _env_overrides(raw, environ)
     _unknown(raw, "top level", {"server", "limits", "passwords", "auth", "userstores",
                                 "clients", "issuers", "roles", "extensions", "outbound",
-                                "jit"})
+                                "jit", "security"})
 
     server = _section(raw, "server")
     _unknown(server, "server", {"host", "port", "workers", "base_url"})
@@ -242,6 +277,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
     if not isinstance(self_service, list) or not all(isinstance(a, str) for a in self_service):
         raise ConfigError("auth.self_service_attributes must be a list of attribute names")
 
+    security = _security(_section(raw, "security"))
     passwords = PasswordConfig(
         time_cost=_get(pw, "passwords", "time_cost", int, 2),
         memory_cost_kib=_get(pw, "passwords", "memory_cost_kib", int, 19456),
@@ -370,6 +406,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         auth_cache_seconds=_get(auth, "auth", "cache_seconds", float, 30.0),
         self_service_attributes=frozenset(a.lower() for a in self_service),
         passwords=passwords,
+        security=security,
         stores=stores,
         clients=tuple(clients),
         issuers=tuple(issuers),

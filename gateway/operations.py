@@ -103,6 +103,7 @@ class SearchUsers(Search):
 class CheckPassword(Operation):
     user_name: str
     password: str
+    source: str | None = None  # the caller's address, for throttling failed logins
     kind = USER
     permission = "users:authenticate"
 

@@ -18,6 +18,7 @@ from userstores.base import OUTBOX, UNCHANGED, PlainPassword, Query, UserStore
 from userstores.registry import PRIMARY, Stores
 
 from . import operations as ops
+from .auth.guard import Guard
 from .auth.principal import SYSTEM, Principal
 from .config import Config
 from .errors import (
@@ -33,11 +34,11 @@ from .errors import (
     VersionMismatch,
 )
 from .keyed_locks import KeyedLocks
-from .model.account import changed_attributes, sign_in_refusal
+from .model.account import changed_attributes, locked_until, sign_in_refusal
 from .model.patch import apply_patch
 from .model.query import parse_filter
 from .model.registry import SchemaRegistry
-from .model.schema import ResourceType
+from .model.schema import WSO2_USER, ResourceType
 from .model.validate import canonical, check_immutable
 from .outbound.queue import stamp as outbound_stamp
 from .passwords import Passwords
@@ -63,8 +64,11 @@ MAX_ANCESTORS = 1000  # groups followed upwards when finding what a group confer
 
 
 class Pipeline:
-    def __init__(self, config: Config, stores: Stores, passwords: Passwords):
+    def __init__(self, config: Config, stores: Stores, passwords: Passwords,
+                 guard: Guard | None = None):
         self.config = config
+        # failed logins: throttling and lockout (its own memory unless given a started one)
+        self.guard = guard if guard is not None else Guard(config.security)
         self.stores = stores
         self.passwords = passwords
         self.schemas = SchemaRegistry.build(config.extensions)
@@ -140,12 +144,15 @@ class Pipeline:
         for listener in self.credential_listeners:
             listener(user_id)
 
-    def _account_changed(self, user_id: str, before: dict, after: dict,
-                         password: str | None) -> None:
+    async def _account_changed(self, user_id: str, domain: str, before: dict, after: dict,
+                               password: str | None) -> None:
         """Logins remembered for a user end when its password or its state (disabled,
-        locked) changed."""
-        if password is not None or sign_in_refusal(before) != sign_in_refusal(after):
+        locked) changed; an account unlocked by an administrator starts afresh."""
+        was, now = sign_in_refusal(before), sign_in_refusal(after)
+        if password is not None or was != now:
             self._credentials_changed(user_id)
+        if was == "locked" and now is None:
+            await self.guard.cleared(f"{domain}/{after['userName']}")
 
     @staticmethod
     def _self_service_limits(only: frozenset[str] | None, before: dict, after: dict,
@@ -279,7 +286,7 @@ class Pipeline:
         pw = UNCHANGED if password is None else await self._hash(password, store)
         rec = await self._writable(store).replace_user(
             op.id, data, expected_version=op.if_match, password_hash=pw)
-        self._account_changed(op.id, current.record.data, data, password)
+        await self._account_changed(op.id, store.domain, current.record.data, data, password)
         return ops.Entity(ops.USER, store.domain, rec)
 
     async def _patch_user(self, op: ops.PatchUser) -> ops.Entity:
@@ -312,7 +319,7 @@ class Pipeline:
                     raise
                 await _lost_race(attempt)
                 continue  # somebody else changed it meanwhile: patch the new version
-            self._account_changed(op.id, rec.data, data, result.password)
+            await self._account_changed(op.id, store.domain, rec.data, data, result.password)
             return ops.Entity(ops.USER, store.domain, new)
         raise ConcurrentUpdate()
 
@@ -325,11 +332,76 @@ class Pipeline:
 
     async def _check_password(self, op: ops.CheckPassword) -> ops.Entity | None:
         """The user when the password is right and the account may sign in (not disabled,
-        not locked), else None: the same answer and the same cost for every refusal."""
+        not locked), else None: the same answer and the same cost for every refusal.
+
+        Throttled logins are refused (429) before any hash is computed; a failure counts
+        towards the account's lockout (``gateway.auth.guard``)."""
+        account = self._account_name(op.user_name)
+        admission = await self.guard.admit(account, op.source)
         entity = await self._verify_password(op)
-        if entity is None or sign_in_refusal(entity.record.data) is not None:
+        if entity is None:
+            until = await self.guard.failed(admission)
+            if until:
+                await self._lock(account, until)
             return None
+        data = entity.record.data
+        if sign_in_refusal(data) is not None or admission.locked_until:
+            return None
+        if admission.had_failures:
+            await self.guard.cleared(account)
+        if (data.get(WSO2_USER) or {}).get("accountLocked") is True:
+            await self._unlock(entity)  # its lock ran out: the account says so again
         return entity
+
+    def _account_name(self, user_name: str) -> str:
+        """The one spelling of an account's name that lockout and throttling count by."""
+        try:
+            store, bare = self.stores.split(user_name)
+        except GatewayError:
+            return user_name
+        return f"{store.domain}/{bare}"
+
+    async def _lock(self, account: str, until: float) -> None:
+        """Record an automatic lockout on the account (WSO2's accountLocked, unlockTime);
+        a store that cannot take it (read-only, a directory) leaves it to the guard."""
+        try:
+            store, bare = self.stores.split(account)
+            rec = await store.get_user_by_name(bare, with_groups=False)
+            if rec is None or store.capabilities.read_only:
+                return
+            data = {**rec.data, WSO2_USER: {**(rec.data.get(WSO2_USER) or {}),
+                                            **locked_until(until)}}
+            token = OUTBOX.set(False)  # a local security state: not provisioned
+            try:
+                await store.replace_user(rec.id, data, expected_version=None,
+                                         password_hash=UNCHANGED)
+            finally:
+                OUTBOX.reset(token)
+            self._credentials_changed(rec.id)
+            log.info("account %s locked after %d failed logins", account,
+                     self.config.security.lockout_attempts)
+        except GatewayError as exc:
+            log.warning("could not record the lockout of %s: %s", account, exc.detail)
+
+    async def _unlock(self, entity: ops.Entity) -> None:
+        store = self.stores.get(entity.domain)
+        if store.capabilities.read_only:
+            return
+        rec = entity.record
+        wso2 = {k: v for k, v in (rec.data.get(WSO2_USER) or {}).items()
+                if k not in ("accountLocked", "unlockTime")}
+        data = {k: v for k, v in rec.data.items() if k != WSO2_USER}
+        if wso2:
+            data[WSO2_USER] = wso2
+        token = OUTBOX.set(False)
+        try:
+            await store.replace_user(rec.id, data, expected_version=None,
+                                     password_hash=UNCHANGED)
+        except GatewayError as exc:
+            log.warning("could not record the end of the lockout of %s: %s", rec.id,
+                        exc.detail)
+        finally:
+            OUTBOX.reset(token)
 
     async def _verify_password(self, op: ops.CheckPassword) -> ops.Entity | None:
         """The user when the password is right, whatever the account's state, else None

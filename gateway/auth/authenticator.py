@@ -95,7 +95,13 @@ class Authenticator:
                        if v[1].kind != "user" or (user_id is not None and v[1].user_id != user_id)}
 
     # entry -------------------------------------------------------------------------
-    async def authenticate(self, header: str | None) -> Principal:
+    async def authenticate_request(self, request) -> Principal:
+        """The principal of an HTTP request (its Authorization header, from its address)."""
+        return await self.authenticate(request.headers.get("Authorization"), request.remote)
+
+    async def authenticate(self, header: str | None, source: str | None = None) -> Principal:
+        """The principal a request's ``Authorization`` header names; ``source`` (the
+        caller's address) is what failed logins are throttled by besides the name."""
         if not header:
             raise Unauthorized("Authentication required (HTTP Basic or Bearer)")
         scheme, _, credentials = header.strip().partition(" ")
@@ -108,20 +114,22 @@ class Authenticator:
         if principal is not None:
             return principal
         if scheme == "basic":
-            principal = await self._basic_once(key, credentials)
+            principal = await self._basic_once(key, credentials, source)
         else:
             principal, expires = self._bearer(credentials)
             self._remember(key, principal, min(self.config.auth_cache_seconds,
                                                expires - time.time()))
         return principal
 
-    async def _basic_once(self, key: bytes, credentials: str) -> Principal:
+    async def _basic_once(self, key: bytes, credentials: str, source: str | None
+                          ) -> Principal:
         """One check per header at a time, as a task of its own that every request with
         that header awaits: a request that goes away (its client disconnected) does not
         take the check away from the others. A failure is theirs too (same header)."""
         check = self._checking.get(key)
         if check is None:
-            check = self._checking[key] = asyncio.ensure_future(self._basic(credentials))
+            check = self._checking[key] = asyncio.ensure_future(
+                self._basic(credentials, source))
             check.add_done_callback(lambda task: self._checked(key, task))
         return await asyncio.shield(check)
 
@@ -130,7 +138,7 @@ class Authenticator:
         if not task.cancelled() and task.exception() is None:  # exception() marks it seen
             self._remember(key, task.result())
 
-    async def _basic(self, credentials: str) -> Principal:
+    async def _basic(self, credentials: str, source: str | None) -> Principal:
         try:
             decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError, ValueError):
@@ -140,16 +148,20 @@ class Authenticator:
             raise Unauthorized("Malformed Basic credentials")
         client = self._clients.get(name)
         if client is not None:
+            # by address only: failures in an API client's name must not shut it out
+            guard = self.pipeline.guard
+            admission = await guard.admit(f"client:{name}", source, by_name=False)
             if client.secret is not None:
                 ok = hmac.compare_digest(client.secret.encode(), secret.encode())
             else:
                 ok = await self.passwords.verify(client.secret_hash, secret)
             if not ok:
+                await guard.failed(admission)  # an API client is throttled, never locked
                 raise Unauthorized("Invalid credentials")
             return Principal(f"client:{name}", "client", frozenset(client.permissions),
                              provision=client.provisioning != "persist",
                              store=client.provisioning != "provision")
-        entity = await self.pipeline.execute(SYSTEM, CheckPassword(name, secret))
+        entity = await self.pipeline.execute(SYSTEM, CheckPassword(name, secret, source))
         if entity is None:
             raise Unauthorized("Invalid credentials")
         perms = self.pipeline.permissions_of(entity)

@@ -43,7 +43,7 @@ async def jit_errors(request: web.Request, handler):
 
 
 async def login(request: web.Request) -> web.Response:
-    caller = await request.config_dict[AUTH].authenticate(request.headers.get("Authorization"))
+    caller = await request.config_dict[AUTH].authenticate_request(request)
     raw = await read_body(request, MAX_BODY)
     try:
         body = orjson.loads(raw)

@@ -8,6 +8,8 @@ of a change) goes through the pipeline, which asks :func:`sign_in_refusal`.
 
 from __future__ import annotations
 
+import time
+
 from .schema import WSO2_USER
 
 
@@ -17,8 +19,10 @@ def _flag(value, wanted: bool) -> bool:
     return value is wanted
 
 
-def sign_in_refusal(data: dict) -> str | None:
-    """Why an account may not sign in ("disabled", "locked"), or None when it may."""
+def sign_in_refusal(data: dict, now: float | None = None) -> str | None:
+    """Why an account may not sign in ("disabled", "locked"), or None when it may. A lock
+    with an ``unlockTime`` (milliseconds since 1970, as WSO2 writes it) ends then; one
+    without lasts until an administrator unlocks the account."""
     if _flag(data.get("active"), False):
         return "disabled"
     wso2 = data.get(WSO2_USER)
@@ -26,8 +30,25 @@ def sign_in_refusal(data: dict) -> str | None:
         if _flag(wso2.get("accountDisabled"), True):
             return "disabled"
         if _flag(wso2.get("accountLocked"), True):
-            return "locked"
+            until = unlock_time(wso2)
+            if until is None or until > (time.time() if now is None else now):
+                return "locked"
     return None
+
+
+def unlock_time(wso2: dict) -> float | None:
+    """When a lock ends (seconds since 1970), from WSO2's ``unlockTime`` in milliseconds."""
+    value = wso2.get("unlockTime")
+    try:
+        millis = int(str(value).strip()) if value not in (None, "") else None
+    except ValueError:
+        return None
+    return None if millis is None or millis <= 0 else millis / 1000
+
+
+def locked_until(until: float) -> dict:
+    """The WSO2 attributes of an account locked until ``until`` (seconds since 1970)."""
+    return {"accountLocked": True, "unlockTime": str(int(until * 1000))}
 
 
 def changed_attributes(before: dict, after: dict) -> set[str]:

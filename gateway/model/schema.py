@@ -253,6 +253,7 @@ WSO2_SCHEMA = Schema(
         Attribute("accountLocked", BOOLEAN),
         Attribute("accountDisabled", BOOLEAN),
         Attribute("failedLoginAttempts", INTEGER),
+        Attribute("unlockTime"),  # when a lock ends: milliseconds since 1970, as WSO2 has it
         Attribute("lastLoginTime"),
         Attribute("lastPasswordUpdateTime"),
         Attribute("askPassword", BOOLEAN),

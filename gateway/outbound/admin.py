@@ -39,8 +39,7 @@ def _json(body, status: int = 200) -> web.Response:
 @web.middleware
 async def admin_errors(request: web.Request, handler):
     try:
-        caller = await request.config_dict[AUTH].authenticate(
-            request.headers.get("Authorization"))
+        caller = await request.config_dict[AUTH].authenticate_request(request)
         caller.require(PERMISSION)
         return await handler(request)
     except GatewayError as exc:

@@ -68,8 +68,7 @@ async def scim_auth(request: web.Request, handler):
     rel = request.path[len("/scim2"):] if request.path.startswith("/scim2") else request.path
     if request.method == "GET" and rel.startswith(PUBLIC):
         return await handler(request)
-    request[PRINCIPAL] = await request.config_dict[AUTH].authenticate(
-        request.headers.get("Authorization"))
+    request[PRINCIPAL] = await request.config_dict[AUTH].authenticate_request(request)
     return await handler(request)
 
 

@@ -33,8 +33,7 @@ async def scim11_auth(request: web.Request, handler):
     rel = request.path[len(PREFIX):] if request.path.startswith(PREFIX) else request.path
     if request.method == "GET" and rel in PUBLIC:
         return await handler(request)
-    request[PRINCIPAL] = await request.config_dict[AUTH].authenticate(
-        request.headers.get("Authorization"))
+    request[PRINCIPAL] = await request.config_dict[AUTH].authenticate_request(request)
     return await handler(request)
 
 

@@ -152,10 +152,10 @@ async def _caller(request: web.Request, header):
     auth = request.config_dict[AUTH]
     token = security.username_token(header)
     if token is None:
-        return await auth.authenticate(request.headers.get("Authorization"))
+        return await auth.authenticate_request(request)
     if token.digest:
         return await auth.digest(token.username, token.password, token.nonce, token.created)
-    return await auth.authenticate(token.as_basic())
+    return await auth.authenticate(token.as_basic(), request.remote)
 
 
 def _fault_response(request: web.Request, error: GatewayError) -> web.Response:
@@ -238,7 +238,7 @@ async def soap_post(request: web.Request) -> web.Response:
     if not caller.allows(permissions.required(op)):
         raise Forbidden(f"'{caller.name}' may not call {op.name} (it needs "
                         f"{permissions.required(op)})")
-    ctx.udc = Call(caller, request.config_dict[PIPELINE])
+    ctx.udc = Call(caller, request.config_dict[PIPELINE], request.remote)
     rt.app.process_request(ctx)
     if ctx.out_error is not None:
         raise _spyne_fault(ctx.out_error)

@@ -49,6 +49,7 @@ class Call:
 
     caller: Principal
     pipeline: Pipeline
+    source: str | None = None  # the caller's address
 
     @property
     def stores(self) -> Stores:
@@ -215,7 +216,7 @@ async def authenticate(call: Call, userName, credential):  # noqa: N802
         found = await find(call, ops.USER, name)
         if found is not None:
             name = _qualified(call, found)
-    return await call.run(ops.CheckPassword(name, credential)) is not None
+    return await call.run(ops.CheckPassword(name, credential, call.source)) is not None
 
 
 def _claims_patch(claims, *, current: dict[str, str | None] | None = None,

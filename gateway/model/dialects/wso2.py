@@ -83,6 +83,7 @@ WSO2_CLAIMS: dict[str, str] = {
     CLAIM + "identity/accountLocked": f"{W}:accountLocked",
     CLAIM + "identity/accountDisabled": f"{W}:accountDisabled",
     CLAIM + "identity/failedLoginAttempts": f"{W}:failedLoginAttempts",
+    CLAIM + "identity/unlockTime": f"{W}:unlockTime",
     CLAIM + "identity/lastLoginTime": f"{W}:lastLoginTime",
     CLAIM + "identity/lastPasswordUpdateTime": f"{W}:lastPasswordUpdateTime",
     CLAIM + "identity/askPassword": f"{W}:askPassword",
