@@ -105,8 +105,8 @@ class SecurityConfig:
     # source address; past them a login is refused (429) before any password is checked
     account_burst: int = 10
     account_per_minute: float = 10.0
-    address_burst: int = 100
-    address_per_minute: float = 60.0
+    address_burst: int = 30
+    address_per_minute: float = 30.0
 
 
 # the default of [auth] self_service_attributes: profile fields, never roles, entitlements,

@@ -111,6 +111,12 @@ def _fail(conn: Connection, key: str, capacity: int, per_second: float, now: flo
     raise RuntimeError("auth_failures: the row neither exists nor can be made")
 
 
+def _fail_all(conn: Connection, counted: list[tuple[str, int, float]], now: float
+              ) -> list[Bucket]:
+    """One failure more for each (key, capacity, rate), in one transaction."""
+    return [_fail(conn, key, capacity, rate, now) for key, capacity, rate in counted]
+
+
 def _lock(conn: Connection, key: str, until: float) -> None:
     t = failures_table
     conn.execute(update(t).where(t.c.key == key).values(
@@ -126,6 +132,7 @@ class Guard:
         self.cfg = config
         self.runner: Runner | None = None
         self._memory: dict[str, Bucket] = {}
+        self._empty: dict[str, float] = {}  # buckets known empty, until when
 
     async def start(self, runner: Runner | None) -> None:
         """Keep the buckets in ``runner``'s database (the state database), or here."""
@@ -152,11 +159,16 @@ class Guard:
         account = self.account_key(name)
         address = self.source_key(source) if source else None
         keys = ([account] if by_name else []) + ([address] if address else [])
+        now = time.time()
+        if any(self._empty.get(k, 0.0) > now for k in keys):
+            raise Throttled()  # known empty until then: no need to read it again
         found = (await self.runner.read(_read, keys) if self.runner is not None
                  else {k: self._memory[k] for k in keys if k in self._memory})
-        now = time.time()
         for key, bucket in found.items():
-            if _refill(bucket, *self._limits(key, account), now) < 1.0:
+            capacity, rate = self._limits(key, account)
+            tokens = _refill(bucket, capacity, rate, now)
+            if tokens < 1.0:
+                self._remember_empty(key, now + (1.0 - tokens) / rate)
                 raise Throttled()
         mine = found.get(account)
         return Admission(account if by_name else None, address, mine is not None,
@@ -166,17 +178,14 @@ class Guard:
         """Count a failed login; returns until when the account is now locked (0: it is
         not), when this failure completed ``lockout_attempts``."""
         now = time.time()
-        bucket = None
-        for key in (admission.account, admission.source):
-            if key is None:
-                continue
-            capacity, rate = self._limits(key, admission.account)
-            if self.runner is not None:
-                got = await self.runner.write(_fail, key, capacity, rate, now)
-            else:
-                got = self._fail_here(key, capacity, rate, now)
-            if key == admission.account:
-                bucket = got
+        counted = [(key, *self._limits(key, admission.account))
+                   for key in (admission.account, admission.source) if key is not None]
+        if self.runner is not None:
+            buckets = await self.runner.write(_fail_all, counted, now)
+        else:
+            buckets = [self._fail_here(key, capacity, rate, now)
+                       for key, capacity, rate in counted]
+        bucket = buckets[0] if admission.account is not None else None
         attempts = self.cfg.lockout_attempts
         if not attempts or bucket is None or bucket.failures < attempts:
             return 0.0
@@ -196,6 +205,14 @@ class Guard:
             await self.runner.write(_clear, key)
         else:
             self._memory.pop(key, None)
+
+    def _remember_empty(self, key: str, until: float) -> None:
+        """A bucket found empty stays so at least until it regains one failure (failures
+        elsewhere only make that later): until then, this process refuses at once."""
+        if len(self._empty) >= MEMORY_LIMIT:
+            now = time.time()
+            self._empty = {k: t for k, t in self._empty.items() if t > now}
+        self._empty[key] = until
 
     def _fail_here(self, key: str, capacity: int, rate: float, now: float) -> Bucket:
         old = self._memory.get(key)
