@@ -90,7 +90,11 @@ class PasswordConfig:
     time_cost: int = 2
     memory_cost_kib: int = 19456
     parallelism: int = 1
+    # the password policy (gateway.password_policy), on every path that sets a password
     min_length: int = 1
+    max_length: int = 1024
+    min_classes: int = 0  # of lower-case, upper-case, digits, others
+    pattern: str | None = None  # a regular expression the whole password must match
 
 
 @dataclass(frozen=True)
@@ -270,7 +274,8 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
     _unknown(limits, "limits", {"max_body_bytes", "max_results", "default_count",
                                 "bulk_max_operations", "bulk_max_payload_bytes"})
     pw = _section(raw, "passwords")
-    _unknown(pw, "passwords", {"time_cost", "memory_cost_kib", "parallelism", "min_length"})
+    _unknown(pw, "passwords", {"time_cost", "memory_cost_kib", "parallelism", "min_length",
+                               "max_length", "min_classes", "pattern"})
     auth = _section(raw, "auth")
     _unknown(auth, "auth", {"cache_seconds", "self_service_attributes"})
     self_service = auth.get("self_service_attributes", sorted(SELF_SERVICE_ATTRIBUTES))
@@ -283,9 +288,15 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         memory_cost_kib=_get(pw, "passwords", "memory_cost_kib", int, 19456),
         parallelism=_get(pw, "passwords", "parallelism", int, 1),
         min_length=_get(pw, "passwords", "min_length", int, 1),
+        max_length=_get(pw, "passwords", "max_length", int, 1024),
+        min_classes=_get(pw, "passwords", "min_classes", int, 0),
+        pattern=_get(pw, "passwords", "pattern", str, None),
     )
     if passwords.time_cost < 1 or passwords.memory_cost_kib < 8 or passwords.parallelism < 1:
         raise ConfigError("passwords: time_cost >= 1, memory_cost_kib >= 8, parallelism >= 1")
+    from .password_policy import check_config
+
+    check_config(passwords)
 
     stores: dict[str, StoreConfig] = {}
     for domain, sec in _section(raw, "userstores").items():

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from . import password_policy
 from .config import PasswordConfig
-from .errors import InvalidValue
 
 
 class Passwords:
@@ -34,16 +34,17 @@ class Passwords:
         self._dummy = self._hasher.hash(os.urandom(16).hex())
 
     def check_policy(self, password: str) -> None:
-        if not isinstance(password, str) or len(password) < self.cfg.min_length:
-            raise InvalidValue(f"The password must have at least {self.cfg.min_length} characters")
-        if len(password) > 1024:
-            raise InvalidValue("The password is longer than 1024 characters")
+        """The password policy (``gateway.password_policy``)."""
+        password_policy.check(self.cfg, password)
 
     def hash_sync(self, password: str) -> str:
         return self._hasher.hash(password)
 
-    async def hash(self, password: str) -> str:
-        self.check_policy(password)
+    async def hash(self, password: str, *, policy: bool = True) -> str:
+        """An argon2 hash of a password the policy allows (``policy=False``: of one that
+        is already set, re-hashed at a new cost)."""
+        if policy:
+            self.check_policy(password)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._hasher.hash, password)
 

@@ -89,6 +89,9 @@ def fault(binding: Binding, error: GatewayError, service_name: str, v2: bool) ->
     fault_el = etree.SubElement(body, f"{{{env}}}Fault")
     code = binding.fault_code(error)
     message = error.detail
+    wso2_code = getattr(error, "wso2_code", None)  # WSO2's words for it: "30003 - ..."
+    if wso2_code and not _CODE.match(message):
+        message = f"{wso2_code} {message}"
     if binding.soap12:
         value = etree.SubElement(etree.SubElement(fault_el, f"{{{env}}}Code"), f"{{{env}}}Value")
         value.text = f"soapenv:{code}"

@@ -1,0 +1,98 @@
+"""The password policy ([passwords] min_length, max_length, min_classes, pattern), on
+every path that sets a password, with SCIM's 400 and WSO2's coded SOAP fault."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from conftest import assert_scim_error, basic, scim
+from test_soap_security import V2, call, client_fault, op, returns
+
+from gateway.app import create_app
+from gateway.config import PasswordConfig, load
+from gateway.errors import ConfigError
+
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+FAST = dict(time_cost=1, memory_cost_kib=8, parallelism=1)
+
+
+@pytest.fixture
+def policy_gateway(aiohttp_client, make_config, admin_env):
+    async def make(**policy):
+        cfg = replace(await make_config(), passwords=PasswordConfig(**FAST, **policy))
+        return await aiohttp_client(create_app(cfg))
+
+    return make
+
+
+async def test_wso2_preset_on_scim_bulk_and_soap(policy_gateway):
+    gw = await policy_gateway(pattern="wso2")
+    # SCIM POST, PUT, PATCH
+    status, body, _ = await scim(gw, "POST", "/Users", {"userName": "a", "password": "abc"})
+    assert_scim_error(status, body, 400, "invalidValue")
+    assert "^[\\S]{5,30}$" in body["detail"]
+    status, body, _ = await scim(gw, "POST", "/Users", {"userName": "a", "password": "has space"})
+    assert_scim_error(status, body, 400, "invalidValue")
+    status, user, _ = await scim(gw, "POST", "/Users", {"userName": "a", "password": "Good-pw1"})
+    assert status == 201, user
+    status, body, _ = await scim(gw, "PATCH", f"/Users/{user['id']}", {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "path": "password", "value": "x" * 31}]})
+    assert_scim_error(status, body, 400, "invalidValue")
+    status, body, _ = await scim(gw, "PUT", f"/Users/{user['id']}",
+                                 {"userName": "a", "password": "no"})
+    assert_scim_error(status, body, 400, "invalidValue")
+    # Bulk: that operation fails, the others do not
+    status, body, _ = await scim(gw, "POST", "/Bulk", {"schemas": [BULK], "Operations": [
+        {"method": "POST", "path": "/Users", "bulkId": "b1",
+         "data": {"userName": "b1", "password": "bad"}},
+        {"method": "POST", "path": "/Users", "bulkId": "b2",
+         "data": {"userName": "b2", "password": "Fine-pw-2"}}]})
+    assert status == 200, body
+    statuses = [o["status"] for o in body["Operations"]]
+    assert statuses[0].startswith("400") and statuses[1].startswith("201"), body
+    # SOAP: WSO2's coded fault
+    status, text, _ = await call(gw, op("addUser", ("userName", "s"), ("credential", "abc")),
+                                 path=V2)
+    reason = client_fault(status, text, v2=True)
+    assert reason.startswith("30003 - "), reason
+    assert "errorCode>30003<" in text
+    status, text, _ = await call(gw, op("updateCredentialByAdmin", ("userName", "a"),
+                                        ("newCredential", "abc")), path=V2)
+    assert client_fault(status, text, v2=True).startswith("30003 - ")
+    status, text, _ = await call(gw, op("isExistingUser", ("userName", "s")), path=V2)
+    assert returns(text) == ["false"]
+
+
+async def test_length_and_classes(policy_gateway):
+    gw = await policy_gateway(min_length=10, max_length=20, min_classes=3)
+    for bad in ("Sh0rt!", "alllowercaseletters", "ALLUPPER1234567", "x" * 21):
+        status, body, _ = await scim(gw, "POST", "/Users", {"userName": "u", "password": bad})
+        assert_scim_error(status, body, 400, "invalidValue")
+    status, body, _ = await scim(gw, "POST", "/Users", {"userName": "u",
+                                                        "password": "Three-kinds-ok"})
+    assert status == 201, body
+
+
+async def test_existing_passwords_still_work_when_the_policy_tightens(aiohttp_client,
+                                                                      make_config, admin_env):
+    cfg = await make_config()
+    gw = await aiohttp_client(create_app(cfg))
+    status, body, _ = await scim(gw, "POST", "/Users", {"userName": "old", "password": "abc"})
+    assert status == 201, body
+    strict = replace(cfg, passwords=PasswordConfig(**FAST, pattern="wso2", min_length=5))
+    gw2 = await aiohttp_client(create_app(strict))
+    status, body, _ = await scim(gw2, "GET", "/Me", auth=basic("old", "abc"))
+    assert status == 200, body
+
+
+def test_config_is_checked(tmp_path):
+    for text, words in (('[passwords]\npattern = "(unclosed"\n', "regular expression"),
+                        ("[passwords]\nmin_classes = 5\n", "min_classes"),
+                        ("[passwords]\nmin_length = 0\n", "min_length")):
+        path = tmp_path / "gw.toml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError, match=words):
+            load(str(path), environ={})
