@@ -13,6 +13,7 @@ from userstores.registry import Stores
 
 from . import http_limits
 from .auth.authenticator import Authenticator
+from .auth.epoch import LoginEpoch
 from .auth.guard import Guard
 from .config import Config
 from .jit.app import create_jit_app
@@ -79,17 +80,19 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
         app[STORES] = stores
         app[PIPELINE] = pipeline
         outbound = OutboundService(config, stores, pipeline)
+        epoch = LoginEpoch()
         try:
             await outbound.start(run_dispatcher=dispatch)
             once = Once(outbound.home)
             await once.start()
             await guard.start(outbound.home)
+            await epoch.start(outbound.home)
         except BaseException:
             await outbound.stop()
             await stores.close()
             raise
         app[OUTBOUND] = outbound
-        app[AUTH] = Authenticator(config, pipeline, passwords, once)
+        app[AUTH] = Authenticator(config, pipeline, passwords, once, epoch)
         pipeline.outbound = outbound
         jit = JitService(config.jit, pipeline, outbound.home, once)
         try:
@@ -108,6 +111,7 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
             yield
         finally:
             pipeline.outbound = None
+            await epoch.stop()
             await jit.stop()
             await outbound.stop()
             await stores.close()

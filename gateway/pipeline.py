@@ -140,9 +140,9 @@ class Pipeline:
         return {k: v for k, v in data.items()
                 if not (k.startswith("urn:") and rtype.extension(k) is None)}
 
-    def _credentials_changed(self, user_id: str | None) -> None:
+    async def _credentials_changed(self, user_id: str | None) -> None:
         for listener in self.credential_listeners:
-            listener(user_id)
+            await listener(user_id)
 
     async def _account_changed(self, user_id: str, domain: str, before: dict, after: dict,
                                password: str | None) -> None:
@@ -150,7 +150,7 @@ class Pipeline:
         locked) changed; an account unlocked by an administrator starts afresh."""
         was, now = sign_in_refusal(before), sign_in_refusal(after)
         if password is not None or was != now:
-            self._credentials_changed(user_id)
+            await self._credentials_changed(user_id)
         if was == "locked" and now is None:
             await self.guard.cleared(f"{domain}/{after['userName']}")
 
@@ -327,7 +327,7 @@ class Pipeline:
         current = await self._find(ops.USER, op.id, relations=False)
         store = self._writable(self.stores.get(current.domain))
         await store.delete_user(op.id, expected_version=op.if_match)
-        self._credentials_changed(op.id)
+        await self._credentials_changed(op.id)
         return current
 
     async def _check_password(self, op: ops.CheckPassword) -> ops.Entity | None:
@@ -377,7 +377,7 @@ class Pipeline:
                                          password_hash=UNCHANGED)
             finally:
                 OUTBOX.reset(token)
-            self._credentials_changed(rec.id)
+            await self._credentials_changed(rec.id)
             log.info("account %s locked after %d failed logins", account,
                      self.config.security.lockout_attempts)
         except GatewayError as exc:
@@ -439,7 +439,7 @@ class Pipeline:
             raise NotFound(f"User '{op.user_name}' not found")
         await self._writable(store).set_password_hash(rec.id, await self._hash(
             op.new_password, store))
-        self._credentials_changed(rec.id)
+        await self._credentials_changed(rec.id)
         return ops.Entity(ops.USER, store.domain, rec)
 
     # groups --------------------------------------------------------------------------------
@@ -474,7 +474,7 @@ class Pipeline:
                                                   data["displayName"]], op.id)
         rec = await self._writable(store).replace_group(
             op.id, data, expected_version=op.if_match, members=members)
-        self._credentials_changed(None)
+        await self._credentials_changed(None)
         return ops.Entity(ops.GROUP, store.domain, rec)
 
     async def _patch_group(self, op: ops.PatchGroup) -> ops.Entity:
@@ -515,7 +515,7 @@ class Pipeline:
                     raise
                 await _lost_race(attempt)
                 continue
-            self._credentials_changed(None)
+            await self._credentials_changed(None)
             return ops.Entity(ops.GROUP, store.domain, new)
         raise ConcurrentUpdate()
 
@@ -527,14 +527,14 @@ class Pipeline:
         rec = await store.change_members(
             op.group_id, expected_version=None,
             add=[{"value": i} for i in op.add], remove=list(op.remove))
-        self._credentials_changed(None)
+        await self._credentials_changed(None)
         return ops.Entity(ops.GROUP, store.domain, rec)
 
     async def _delete_group(self, op: ops.DeleteGroup) -> ops.Entity:
         current = await self._find(ops.GROUP, op.id, relations=False)
         store = self._writable(self.stores.get(current.domain))
         await store.delete_group(op.id, expected_version=op.if_match)
-        self._credentials_changed(None)
+        await self._credentials_changed(None)
         return current
 
     async def bulk_create_users(self, caller: Principal, domain: str,

@@ -209,3 +209,24 @@ async def test_self_service_attributes_are_configurable(aiohttp_client, make_con
     status, body, _ = await patch_as(client, "/Me", [
         {"op": "replace", "path": "displayName", "value": "Al"}], auth=auth)
     assert_scim_error(status, body, 403)
+
+
+async def test_a_user_disabled_through_another_worker_is_refused_within_a_second(
+        aiohttp_client, make_config, admin_env):
+    """Two gateways on one database (two workers): a login remembered by one ends soon
+    after the other disables the user (not after [auth] cache_seconds)."""
+    import asyncio
+
+    cfg = await make_config()
+    first = await aiohttp_client(create_app(cfg))
+    second = await aiohttp_client(create_app(cfg))
+    me = await make_user(first, "alice", "alice-pw-1")
+    auth = basic("alice", "alice-pw-1")
+    status, body, _ = await scim(second, "GET", "/Me", auth=auth)
+    assert status == 200, body  # now remembered by the second
+    status, body, _ = await patch_as(first, f"/Users/{me['id']}",
+                                     [{"op": "replace", "path": "active", "value": False}])
+    assert status == 200, body
+    await asyncio.sleep(1.2)  # the second looks at the shared counter once a second
+    status, body, _ = await scim(second, "GET", "/Me", auth=auth)
+    assert_scim_error(status, body, 401)

@@ -15,9 +15,9 @@
 A successful check is remembered for ``[auth] cache_seconds`` under a keyed
 hash of the credentials (never the credentials themselves), so that a client
 sending the same header does not pay an argon2 verification per request. The
-cache is per process; a password, membership or deletion change made by this
-process drops the entries concerned at once, one made by another process
-takes effect within the cache lifetime. Requests that arrive with the same
+cache is per process; a password, state, membership or deletion change made by
+this process drops the entries concerned at once, one made by another process
+within about a second (``gateway.auth.epoch``). Requests that arrive with the same
 header while it is being checked (a client's burst when its entry has just
 expired) wait for that one check instead of each running their own.
 """
@@ -43,6 +43,7 @@ from ..errors import Unauthorized
 from ..once import Once, key_of
 from ..operations import CheckPassword
 from ..passwords import Passwords
+from .epoch import LoginEpoch
 from .principal import SYSTEM, Principal
 
 MAX_CACHE = 10_000
@@ -50,11 +51,13 @@ DIGEST_WINDOW = 300  # seconds a PasswordDigest's creation time may be off (eith
 
 
 class Authenticator:
-    def __init__(self, config: Config, pipeline, passwords: Passwords, once: Once):
+    def __init__(self, config: Config, pipeline, passwords: Passwords, once: Once,
+                 epoch: LoginEpoch):
         self.config = config
         self.pipeline = pipeline
         self.passwords = passwords
         self.once = once  # digest nonces: each accepted once, by every process
+        self.epoch = epoch  # credential changes made by other processes
         self._clients = {c.name: c for c in config.clients}
         self._issuers: dict[str, tuple[IssuerConfig, KeySet]] = {}
         for issuer in config.issuers:
@@ -88,9 +91,17 @@ class Authenticator:
                 self._cache.clear()
         self._cache[key] = (time.monotonic() + ttl, principal)
 
-    def forget(self, user_id: str | None) -> None:
-        """Drop cached logins of a user (its password changed, it was deleted), or of
-        every store user (memberships, hence roles, changed)."""
+    async def forget(self, user_id: str | None) -> None:
+        """Drop cached logins of a user (its password or state changed, it was deleted),
+        or of every store user (memberships, hence roles, changed); and tell the other
+        processes (at once for a user, soon for memberships)."""
+        self._forget_here(user_id)
+        if user_id is None:
+            self.epoch.bump_soon()
+        else:
+            await self.epoch.bump()
+
+    def _forget_here(self, user_id: str | None) -> None:
         self._cache = {k: v for k, v in self._cache.items()
                        if v[1].kind != "user" or (user_id is not None and v[1].user_id != user_id)}
 
@@ -109,6 +120,8 @@ class Authenticator:
         scheme = scheme.lower()
         if scheme not in ("basic", "bearer") or not credentials:
             raise Unauthorized("Unsupported authorization scheme (use Basic or Bearer)")
+        if await self.epoch.moved():  # credentials changed in another process
+            self._forget_here(None)
         key = self._cache_key(header.strip())
         principal = self._cached(key)
         if principal is not None:
