@@ -17,27 +17,23 @@ from __future__ import annotations
 import hashlib
 import time
 
-from sqlalchemy import Column, Float, MetaData, String, Table, delete, update
+from sqlalchemy import Column, Float, String, Table, delete, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from userstores.sql.engine import Runner, schema_lock
+from userstores.sql.engine import Runner
+
+from . import state
 
 PURGE_EVERY = 1000
 MEMORY_LIMIT = 100_000
 
-metadata = MetaData()
 used_once = Table(
     "used_once",
-    metadata,
+    state.metadata,
     Column("key", String(64), primary_key=True),
     Column("until", Float, nullable=False, index=True),
 )
-
-
-def _create(conn: Connection) -> None:
-    schema_lock(conn)
-    metadata.create_all(conn)
 
 
 def _take(conn: Connection, key: str, until: float, now: float) -> bool:
@@ -76,7 +72,7 @@ class Once:
 
     async def start(self) -> None:
         if self.runner is not None:
-            await self.runner.write(_create)
+            await self.runner.write(state.create)
 
     async def use(self, key: str, until: float) -> bool:
         now = time.time()

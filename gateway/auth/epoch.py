@@ -19,27 +19,27 @@ import asyncio
 import contextlib
 import time
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
+from sqlalchemy import Column, Integer, String, Table, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from userstores.sql.engine import Runner, schema_lock
+from userstores.sql.engine import Runner
+
+from .. import state
 
 CHECK_SECONDS = 1.0
 COALESCE_SECONDS = 0.5
 
-metadata = MetaData()
 login_epoch = Table(
     "login_epoch",
-    metadata,
+    state.metadata,
     Column("name", String(32), primary_key=True),
     Column("value", Integer, nullable=False),
 )
 
 
 def _create(conn: Connection) -> None:
-    schema_lock(conn)
-    metadata.create_all(conn)
+    state.create(conn)
     try:
         with conn.begin_nested():
             conn.execute(login_epoch.insert().values(name="logins", value=0))

@@ -22,22 +22,22 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, select, update
+from sqlalchemy import Column, Float, Integer, String, Table, delete, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from userstores.sql.engine import Runner, schema_lock
+from userstores.sql.engine import Runner
 
+from .. import state
 from ..config import SecurityConfig
 from ..errors import ClientError
 from ..once import key_of
 
 MEMORY_LIMIT = 100_000
 
-metadata = MetaData()
 failures_table = Table(
     "auth_failures",
-    metadata,
+    state.metadata,
     Column("key", String(64), primary_key=True),
     Column("tokens", Float, nullable=False),  # failures still allowed, as of ``updated``
     Column("updated", Float, nullable=False),
@@ -76,11 +76,6 @@ def _refill(bucket: Bucket, capacity: int, per_second: float, now: float) -> flo
 
 
 # SQL --------------------------------------------------------------------------------------
-def _create(conn: Connection) -> None:
-    schema_lock(conn)
-    metadata.create_all(conn)
-
-
 def _read(conn: Connection, keys: list[str]) -> dict[str, Bucket]:
     rows = conn.execute(select(failures_table).where(failures_table.c.key.in_(keys)))
     return {r.key: Bucket(r.tokens, r.updated, r.failures, r.lockouts, r.locked_until)
@@ -138,7 +133,7 @@ class Guard:
         """Keep the buckets in ``runner``'s database (the state database), or here."""
         self.runner = runner
         if runner is not None:
-            await runner.write(_create)
+            await runner.write(state.create)
 
     @staticmethod
     def account_key(name: str) -> str:

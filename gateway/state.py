@@ -1,0 +1,22 @@
+"""The tables the gateway keeps in its state database, beside the outbound queue.
+
+The state database is ``[outbound] database`` when set, else the PRIMARY SQL
+store's (``OutboundService.home``); every worker and host that shares it shares
+these: ``used_once`` (``gateway.once``), ``auth_failures``
+(``gateway.auth.guard``) and ``login_epoch`` (``gateway.auth.epoch``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+from sqlalchemy.engine import Connection
+
+from userstores.sql.engine import schema_lock
+
+metadata = MetaData()
+
+
+def create(conn: Connection) -> None:
+    """Create what is missing (every process at start-up, under the schema lock)."""
+    schema_lock(conn)
+    metadata.create_all(conn)
