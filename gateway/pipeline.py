@@ -367,41 +367,47 @@ class Pipeline:
         try:
             store, bare = self.stores.split(account)
             rec = await store.get_user_by_name(bare, with_groups=False)
-            if rec is None or store.capabilities.read_only:
-                return
-            data = {**rec.data, WSO2_USER: {**(rec.data.get(WSO2_USER) or {}),
-                                            **locked_until(until)}}
-            token = OUTBOX.set(False)  # a local security state: not provisioned
-            try:
-                await store.replace_user(rec.id, data, expected_version=None,
-                                         password_hash=UNCHANGED)
-            finally:
-                OUTBOX.reset(token)
+        except GatewayError:  # no such domain or name: nothing to lock but the count
+            return
+        if rec is not None and await self._set_lock(store, rec.id, until):
             await self._credentials_changed(rec.id)
             log.info("account %s locked after %d failed logins", account,
                      self.config.security.lockout_attempts)
-        except GatewayError as exc:
-            log.warning("could not record the lockout of %s: %s", account, exc.detail)
 
     async def _unlock(self, entity: ops.Entity) -> None:
-        store = self.stores.get(entity.domain)
+        """The account's lockout ran out: the account says so again."""
+        await self._set_lock(self.stores.get(entity.domain), entity.record.id, None)
+
+    async def _set_lock(self, store: UserStore, user_id: str, until: float | None) -> bool:
+        """Write an automatic lockout until ``until`` on an account, or clear it (None), on
+        its latest version and without provisioning it (a local security state)."""
         if store.capabilities.read_only:
-            return
-        rec = entity.record
-        wso2 = {k: v for k, v in (rec.data.get(WSO2_USER) or {}).items()
-                if k not in ("accountLocked", "unlockTime")}
-        data = {k: v for k, v in rec.data.items() if k != WSO2_USER}
-        if wso2:
-            data[WSO2_USER] = wso2
-        token = OUTBOX.set(False)
-        try:
-            await store.replace_user(rec.id, data, expected_version=None,
-                                     password_hash=UNCHANGED)
-        except GatewayError as exc:
-            log.warning("could not record the end of the lockout of %s: %s", rec.id,
-                        exc.detail)
-        finally:
-            OUTBOX.reset(token)
+            return False
+        for _attempt in range(3):
+            try:
+                rec = await store.get_user(user_id, with_groups=False)
+                if rec is None:
+                    return False
+                wso2 = {k: v for k, v in (rec.data.get(WSO2_USER) or {}).items()
+                        if k not in ("accountLocked", "unlockTime")}
+                if until is not None:
+                    wso2.update(locked_until(until))
+                data = {k: v for k, v in rec.data.items() if k != WSO2_USER}
+                if wso2:
+                    data[WSO2_USER] = wso2
+                token = OUTBOX.set(False)
+                try:
+                    await store.replace_user(user_id, data, expected_version=rec.version,
+                                             password_hash=UNCHANGED)
+                finally:
+                    OUTBOX.reset(token)
+                return True
+            except VersionMismatch:
+                continue  # changed meanwhile: on the newer version
+            except GatewayError as exc:
+                log.warning("could not record the lock state of %s: %s", user_id, exc.detail)
+                return False
+        return False
 
     async def _verify_password(self, op: ops.CheckPassword) -> ops.Entity | None:
         """The user when the password is right, whatever the account's state, else None
