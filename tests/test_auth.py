@@ -578,3 +578,27 @@ async def test_bad_bearer_tokens_are_401(jwt_gateway):
 async def test_bearer_without_issuers_configured_is_401(gateway):
     status, body, _ = await scim(gateway, "GET", "/Users", auth=bearer(_sign(_claims())))
     assert_scim_error(status, body, 401)
+
+
+async def test_a_token_naming_a_disabled_or_locked_store_user_is_401(jwt_gateway):
+    uid = (await _user(jwt_gateway, "tokenuser"))["id"]
+    auth = bearer(_sign(_claims(sub="tokenuser")))
+    status, body, _ = await scim(jwt_gateway, "GET", "/Users", auth=auth)
+    assert status == 200, body  # remembered now
+    for path, value in (("active", False),
+                        ("urn:scim:wso2:schema:accountLocked", True)):
+        status, body, _ = await scim(jwt_gateway, "PATCH", f"/Users/{uid}", {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": path, "value": value}]})
+        assert status == 200, body
+        status, body, _ = await scim(jwt_gateway, "GET", "/Users", auth=auth)
+        assert_scim_error(status, body, 401)
+        status, body, _ = await scim(jwt_gateway, "PATCH", f"/Users/{uid}", {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": path, "value": not value}]})
+        assert status == 200, body
+    status, body, _ = await scim(jwt_gateway, "GET", "/Users", auth=auth)
+    assert status == 200, body
+    # a service's token (its subject is no user) is not affected
+    status, body, _ = await scim(jwt_gateway, "GET", "/Users", auth=bearer(_sign(_claims())))
+    assert status == 200, body

@@ -32,6 +32,7 @@ import hashlib
 import hmac
 import os
 import time
+from dataclasses import replace
 
 import orjson
 from joserfc import jwt
@@ -39,9 +40,10 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from ..config import Config, IssuerConfig
-from ..errors import Unauthorized
+from ..errors import GatewayError, Unauthorized
+from ..model.account import sign_in_refusal
 from ..once import Once, key_of
-from ..operations import CheckPassword
+from ..operations import CheckPassword, GetUserByName
 from ..passwords import Passwords
 from .epoch import LoginEpoch
 from .principal import SYSTEM, Principal
@@ -102,8 +104,11 @@ class Authenticator:
             await self.epoch.bump()
 
     def _forget_here(self, user_id: str | None) -> None:
+        """Drop what is remembered of store users' logins (Basic, or a token naming one):
+        of one user, or of all."""
         self._cache = {k: v for k, v in self._cache.items()
-                       if v[1].kind != "user" or (user_id is not None and v[1].user_id != user_id)}
+                       if v[1].user_id is None or (user_id is not None
+                                                   and v[1].user_id != user_id)}
 
     # entry -------------------------------------------------------------------------
     async def authenticate_request(self, request) -> Principal:
@@ -130,9 +135,23 @@ class Authenticator:
             principal = await self._basic_once(key, credentials, source)
         else:
             principal, expires = self._bearer(credentials)
+            principal = await self._token_account(principal)
             self._remember(key, principal, min(self.config.auth_cache_seconds,
                                                expires - time.time()))
         return principal
+
+    async def _token_account(self, principal: Principal) -> Principal:
+        """A token whose subject is a store user's name is that user's: refused when the
+        account is disabled or locked (the token's scopes still say what it may do)."""
+        subject = principal.name.removeprefix("token:")
+        try:
+            entity = await self.pipeline.execute(SYSTEM, GetUserByName(subject,
+                                                                       with_groups=False))
+        except GatewayError:  # no such user (a service's token), or no such name at all
+            return principal
+        if sign_in_refusal(entity.record.data) is not None:
+            raise Unauthorized("Invalid bearer token: its account is disabled or locked")
+        return replace(principal, user_id=entity.id)
 
     async def _basic_once(self, key: bytes, credentials: str, source: str | None
                           ) -> Principal:
