@@ -40,7 +40,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from ..config import Config, IssuerConfig
-from ..errors import GatewayError, Unauthorized
+from ..errors import ClientError, Unauthorized
 from ..model.account import sign_in_refusal
 from ..once import Once, key_of
 from ..operations import CheckPassword, GetUserByName
@@ -147,7 +147,7 @@ class Authenticator:
         try:
             entity = await self.pipeline.execute(SYSTEM, GetUserByName(subject,
                                                                        with_groups=False))
-        except GatewayError:  # no such user (a service's token), or no such name at all
+        except ClientError:  # no such user (a service's token), or no such name at all
             return principal
         if sign_in_refusal(entity.record.data) is not None:
             raise Unauthorized("Invalid bearer token: its account is disabled or locked")
