@@ -322,3 +322,32 @@ async def test_bulk_star_and_malformed_versions(gateway):
     assert got["externalId"] == "star" and etag == ops[1]["version"]
     status, body, _ = await scim(gateway, "GET", upath)
     assert_scim_error(status, body, 404)
+
+
+async def test_entity_tag_lists_in_if_match_and_if_none_match(gateway):
+    """RFC 7232 §3.1/§3.2: several entity tags, comma-separated, weak or strong."""
+    status, user, _ = await scim(gateway, "POST", "/Users", {"userName": "listed"})
+    assert status == 201, user
+    uid, version = user["id"], user["meta"]["version"]  # W/"1"
+    # If-None-Match: a list holding the current version is a 304, one without is a 200
+    status, _, _ = await scim(gateway, "GET", f"/Users/{uid}",
+                              headers={"If-None-Match": f'W/"77", {version}'})
+    assert status == 304
+    status, _, _ = await scim(gateway, "GET", f"/Users/{uid}",
+                              headers={"If-None-Match": 'W/"77", "78"'})
+    assert status == 200
+    # If-Match: a list holding the current version lets the write through, on that version
+    patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+             "Operations": [{"op": "replace", "path": "displayName", "value": "L"}]}
+    status, body, _ = await scim(gateway, "PATCH", f"/Users/{uid}", patch,
+                                 headers={"If-Match": f'"5", {version}, W/"9"'})
+    assert status == 200, body
+    # a list without it is 412, and nothing changes
+    status, body, _ = await scim(gateway, "PUT", f"/Users/{uid}", {"userName": "listed2"},
+                                 headers={"If-Match": 'W/"1", W/"3"'})
+    assert_scim_error(status, body, 412)
+    status, body, _ = await scim(gateway, "DELETE", f"/Users/{uid}",
+                                 headers={"If-Match": 'W/"1", "x"'})
+    assert_scim_error(status, body, 412)
+    status, got, _ = await scim(gateway, "GET", f"/Users/{uid}")
+    assert got["userName"] == "listed" and got["displayName"] == "L"

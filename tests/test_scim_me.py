@@ -28,6 +28,7 @@ async def test_me_reads_and_updates_own_user_without_permissions(gateway):
     assert status == 200, body
     assert body["id"] == me["id"] and body["userName"] == "alice"
     assert body["meta"]["location"].endswith(f"/Users/{me['id']}")
+    assert resp.headers["Location"] == body["meta"]["location"]  # RFC 7644 §3.11
     assert resp.headers["ETag"] == me["meta"]["version"]
     assert "password" not in body
     # and changes her own profile

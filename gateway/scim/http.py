@@ -52,20 +52,47 @@ async def read_json(request: web.Request, limit: int) -> dict:
     return body
 
 
+def versions_of(header: str | None) -> frozenset[int] | None:
+    """The versions an If-Match/If-None-Match header lists (RFC 7232: one entity tag or
+    several, comma-separated, weak or strong); None for ``*`` or no header. Tags that
+    are no version of ours are left out (they match nothing)."""
+    if header is None or header.strip() == "*":
+        return None
+    found = set()
+    for tag in header.split(","):
+        text = tag.strip()
+        if text.startswith("W/"):
+            text = text[2:]
+        text = text.strip().strip('"')
+        if text.isdigit() and len(text) <= 18:
+            found.add(int(text))
+    return frozenset(found)
+
+
 def version_of(header: str | None) -> int | None:
-    """The version an If-Match/If-None-Match header names; None for '*' or no header."""
-    if header is None:
+    """The one version an If-Match header names; None for ``*`` or no header;
+    VersionMismatch when it names none of ours. Several (a list) are for
+    :func:`expected_version`."""
+    versions = versions_of(header)
+    if versions is None:
         return None
-    text = header.strip()
-    if text == "*":
+    if len(versions) != 1:
+        raise VersionMismatch(f"The resource does not have the version {header[:80]}")
+    return next(iter(versions))
+
+
+async def expected_version(header: str | None, current) -> int | None:
+    """What a write must find (If-Match): None for none or ``*``; the one version named;
+    of several, the current one (``await current()``) when it is among them, else 412."""
+    versions = versions_of(header)
+    if versions is None:
         return None
-    if text.startswith("W/"):
-        text = text[2:]
-    text = text.strip().strip('"')
-    try:
-        return int(text)
-    except ValueError:
-        raise VersionMismatch(f"The resource does not have the version {header}") from None
+    if len(versions) == 1:
+        return next(iter(versions))
+    version = await current() if versions else None
+    if version not in versions:
+        raise VersionMismatch(f"The resource does not have any of the versions {header[:80]}")
+    return version
 
 
 def none_match(request, version: int) -> bool:
@@ -74,7 +101,5 @@ def none_match(request, version: int) -> bool:
     header = request.headers.get("If-None-Match")
     if header is None:
         return False
-    try:
-        return version_of(header) in (None, version)
-    except VersionMismatch:
-        return False
+    versions = versions_of(header)
+    return versions is None or version in versions

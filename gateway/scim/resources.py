@@ -9,7 +9,14 @@ from ..errors import InvalidValue, NotSupported
 from ..http_input import integer_param, public_base
 from ..keys import CONFIG, PIPELINE
 from ..model.schema import ResourceType
-from .http import LIST_RESPONSE, SEARCH_REQUEST, none_match, read_json, respond, version_of
+from .http import (
+    LIST_RESPONSE,
+    SEARCH_REQUEST,
+    expected_version,
+    none_match,
+    read_json,
+    respond,
+)
 from .patch import parse_patch
 from .render import Projection, project, projection, resource_json
 
@@ -62,6 +69,13 @@ class ResourceHandlers:
         return projection(self.rtype(request), params.get("attributes"),
                           params.get("excludedAttributes"))
 
+    async def _if_match(self, request: web.Request, rid: str) -> int | None:
+        async def current() -> int:
+            op = ops.GetUser(rid, False) if self.is_user else ops.GetGroup(rid, False)
+            return (await self._run(request, op)).version
+
+        return await expected_version(request.headers.get("If-Match"), current)
+
     # handlers ------------------------------------------------------------------------------
     async def create(self, request: web.Request) -> web.Response:
         body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
@@ -81,8 +95,8 @@ class ResourceHandlers:
 
     async def replace(self, request: web.Request) -> web.Response:
         body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
-        if_match = version_of(request.headers.get("If-Match"))
         rid = request.match_info["id"]
+        if_match = await self._if_match(request, rid)
         op = (ops.ReplaceUser(rid, body, if_match) if self.is_user
               else ops.ReplaceGroup(rid, body, if_match))
         entity = await self._run(request, op)
@@ -91,8 +105,8 @@ class ResourceHandlers:
     async def patch(self, request: web.Request) -> web.Response:
         body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
         operations = parse_patch(body)
-        if_match = version_of(request.headers.get("If-Match"))
         rid = request.match_info["id"]
+        if_match = await self._if_match(request, rid)
         proj = self._projection(request)
         if self.is_user:
             entity = await self._run(request, ops.PatchUser(rid, operations, if_match))
@@ -108,8 +122,8 @@ class ResourceHandlers:
         return respond(None, 204, etag=entity.version)
 
     async def delete(self, request: web.Request) -> web.Response:
-        if_match = version_of(request.headers.get("If-Match"))
         rid = request.match_info["id"]
+        if_match = await self._if_match(request, rid)
         op = ops.DeleteUser(rid, if_match) if self.is_user else ops.DeleteGroup(rid, if_match)
         await self._run(request, op)
         return web.Response(status=204)
@@ -182,8 +196,10 @@ class MeHandlers:
     """/Me (RFC 7644 §3.11): the authenticated store user's own resource.
 
     GET, PUT and PATCH work on the caller's user without further permissions
-    (self-service); DELETE needs ``users:delete``. API clients and bearer
-    tokens are not users of a store: /Me answers them 501.
+    (self-service, within ``[auth] self_service_attributes``); DELETE needs
+    ``users:delete``. API clients, and bearer tokens whose subject is no store
+    user, are not users of a store: /Me answers them 501. A reply with the user
+    carries its permanent URI in ``Location`` (RFC 7644 §3.11).
     """
 
     def routes(self) -> list[web.RouteDef]:
@@ -198,7 +214,10 @@ class MeHandlers:
         request.match_info["id"] = principal.user_id
         handler = {"GET": USERS.get, "PUT": USERS.replace, "PATCH": USERS.patch,
                    "DELETE": USERS.delete}[request.method]
-        return await handler(request)
+        response = await handler(request)
+        if response.status in (200, 304):
+            response.headers["Location"] = f"{base_url(request)}/Users/{principal.user_id}"
+        return response
 
 
 ME = MeHandlers()
