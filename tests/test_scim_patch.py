@@ -8,6 +8,7 @@ user store backend (``gateway`` fixture). A PATCH is all or nothing.
 
 from __future__ import annotations
 
+import pytest
 from conftest import assert_scim_error, basic, scim
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -656,3 +657,23 @@ async def test_user_failing_patch_changes_nothing(gateway):
                                  auth=basic("bjensen", "Sneaky-password-1"))
     assert_scim_error(status, body, 401)
 
+
+
+@pytest.mark.parametrize("operation", [
+    {"op": "replace", "path": "members.value", "value": "other-id"},
+    {"op": "replace", "path": 'members[value eq "MEMBER"].value', "value": "other-id"},
+    {"op": "add", "path": "members.value", "value": "other-id"},
+], ids=["replace-all-values", "replace-one-value", "add-value"])
+async def test_changing_members_value_is_a_mutability_error(gateway, operation):
+    """members.value is immutable (RFC 7643 §4.2): 400 mutability, nothing changed."""
+    status, user, _ = await scim(gateway, "POST", "/Users", {"userName": "member"})
+    group = await make_group(gateway, "g")
+    status, body, _ = await patch(gateway, f"/Groups/{group['id']}",
+                                  {"op": "add", "path": "members",
+                                   "value": [{"value": user["id"]}]})
+    assert status in (200, 204), body
+    operation = {**operation, "path": operation["path"].replace("MEMBER", user["id"])}
+    status, body, _ = await patch(gateway, f"/Groups/{group['id']}", operation)
+    assert_scim_error(status, body, 400, "mutability")
+    status, after, _ = await scim(gateway, "GET", f"/Groups/{group['id']}")
+    assert member_ids(after) == {user["id"]}

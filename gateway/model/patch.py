@@ -308,6 +308,10 @@ def _member_values(value, path: str) -> list[dict]:
 
 def _member_op(changes: MemberChanges, pref: PathRef, kind: str, value) -> None:
     path = "members"
+    sub = pref.sub or pref.ref.sub
+    if sub is not None and kind != REMOVE:  # RFC 7643 §4.2: members' values are immutable
+        raise Mutability(f"'members.{getattr(sub, 'name', sub)}' is immutable: add or remove "
+                         "the member instead")
     if pref.value_filter is not None:
         if kind != REMOVE:
             raise InvalidPath("Only remove may use a value filter on 'members'")
