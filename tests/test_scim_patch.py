@@ -677,3 +677,31 @@ async def test_changing_members_value_is_a_mutability_error(gateway, operation):
     assert_scim_error(status, body, 400, "mutability")
     status, after, _ = await scim(gateway, "GET", f"/Groups/{group['id']}")
     assert member_ids(after) == {user["id"]}
+
+
+async def test_patches_that_change_nothing_keep_version_and_last_modified(gateway):
+    """RFC 7644 §3.5.2.1: adding a value that is there already changes nothing."""
+    status, user, _ = await scim(gateway, "POST", "/Users", {
+        "userName": "same", "displayName": "D",
+        "emails": [{"value": "same@example.com", "type": "work"}]})
+    assert status == 201, user
+    group = await make_group(gateway, "same-group")
+    status, body, _ = await patch(gateway, f"/Groups/{group['id']}", {
+        "op": "add", "path": "members", "value": [{"value": user["id"]}]})
+    assert status in (200, 204), body
+    status, group, _ = await scim(gateway, "GET", f"/Groups/{group['id']}")
+    for path, operation, before in (
+            (f"/Users/{user['id']}", {"op": "add", "path": "emails",
+                                      "value": [{"value": "same@example.com", "type": "work"}]},
+             user),
+            (f"/Users/{user['id']}", {"op": "replace", "path": "displayName", "value": "D"}, user),
+            (f"/Users/{user['id']}", {"op": "add", "value": {"displayName": "D"}}, user),
+            (f"/Groups/{group['id']}", {"op": "add", "path": "members",
+                                        "value": [{"value": user["id"]}]}, group),
+            (f"/Groups/{group['id']}", {"op": "replace", "path": "members",
+                                        "value": [{"value": user["id"]}]}, group)):
+        status, body, _ = await patch(gateway, path, operation)
+        assert status in (200, 204), body
+        status, after, _ = await scim(gateway, "GET", path)
+        assert after["meta"]["version"] == before["meta"]["version"], operation
+        assert after["meta"]["lastModified"] == before["meta"]["lastModified"], operation
