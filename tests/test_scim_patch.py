@@ -705,3 +705,18 @@ async def test_patches_that_change_nothing_keep_version_and_last_modified(gatewa
         status, after, _ = await scim(gateway, "GET", path)
         assert after["meta"]["version"] == before["meta"]["version"], operation
         assert after["meta"]["lastModified"] == before["meta"]["lastModified"], operation
+
+
+async def test_a_whole_extension_object_may_carry_schemas(gateway):
+    """scim2-models sends an extension object with its own ``schemas`` key (issue 17 #6)."""
+    status, user, _ = await scim(gateway, "POST", "/Users", {"userName": "ext"})
+    assert status == 201, user
+    for operation in (
+            {"op": "add", "path": ENTERPRISE,
+             "value": {"schemas": [ENTERPRISE], "department": "R&D"}},
+            {"op": "replace", "value": {ENTERPRISE: {"schemas": [ENTERPRISE],
+                                                     "costCenter": "42"}}}):
+        status, body, _ = await patch(gateway, f"/Users/{user['id']}", operation)
+        assert status == 200, body
+    assert body[ENTERPRISE]["department"] == "R&D" and body[ENTERPRISE]["costCenter"] == "42"
+    assert "schemas" not in body[ENTERPRISE]

@@ -78,12 +78,19 @@ def _apply_key(rtype, result: PatchResult, kind: str, key: str, value) -> None:
         return
     ext = rtype.extension(key) if lkey.startswith("urn:") else None
     if ext is not None:
-        if not isinstance(value, dict):
-            raise InvalidValue(f"'{key}' takes an object")
-        for name, sub_value in value.items():
+        for name, sub_value in _extension_object(key, value).items():
             _apply_path(rtype, result, kind, f"{ext.id}:{name}", sub_value, pathless=True)
         return
     _apply_path(rtype, result, kind, key, value, pathless=True)
+
+
+def _extension_object(where: str, value) -> dict:
+    """The attributes of a whole extension object given as a PATCH value. A ``schemas``
+    key in it (scim2-models' client sends the extension as a resource of its own) names
+    the schemas and is not an attribute: it is left out."""
+    if not isinstance(value, dict):
+        raise InvalidValue(f"'{where}' takes an object")
+    return {k: v for k, v in value.items() if k.lower() != "schemas"}
 
 
 def _holder(resource: dict, ref: AttrRef, create: bool) -> dict | None:
@@ -100,9 +107,7 @@ def _apply_path(rtype, result: PatchResult, kind, path: str, value, pathless=Fal
         if kind == REMOVE:
             result.resource.pop(pref.schema.id, None)
             return
-        if not isinstance(value, dict):
-            raise InvalidValue(f"'{path}' takes an object")
-        for name, sub_value in value.items():
+        for name, sub_value in _extension_object(path, value).items():
             _apply_path(rtype, result, kind, f"{pref.schema.id}:{name}", sub_value, pathless)
         return
     ref = pref.ref
