@@ -720,3 +720,21 @@ async def test_a_whole_extension_object_may_carry_schemas(gateway):
         assert status == 200, body
     assert body[ENTERPRISE]["department"] == "R&D" and body[ENTERPRISE]["costCenter"] == "42"
     assert "schemas" not in body[ENTERPRISE]
+
+
+async def test_replace_through_a_value_filter_on_value_that_matches_nothing_is_no_target(
+        gateway):
+    """RFC 7644 §3.5.2.3; Entra ID's 'emails[type eq "work"].value' still adds one."""
+    status, user, _ = await scim(gateway, "POST", "/Users", {
+        "userName": "nt", "emails": [{"value": "nt@example.com", "type": "home"}]})
+    assert status == 201, user
+    status, body, _ = await patch(gateway, f"/Users/{user['id']}", {
+        "op": "replace", "path": 'emails[value eq "nobody@nowhere.example"].value',
+        "value": "new@example.com"})
+    assert_scim_error(status, body, 400, "noTarget")
+    status, after, _ = await scim(gateway, "GET", f"/Users/{user['id']}")
+    assert [e["value"] for e in after["emails"]] == ["nt@example.com"]
+    status, body, _ = await patch(gateway, f"/Users/{user['id']}", {
+        "op": "replace", "path": 'emails[type eq "work"].value', "value": "w@example.com"})
+    assert status == 200, body
+    assert {e["value"] for e in body["emails"]} == {"nt@example.com", "w@example.com"}

@@ -267,9 +267,11 @@ def _filtered(holder: dict, pref: PathRef, kind: str, value, path: str) -> None:
         return
     if not hits:
         # Entra ID adds with 'replace emails[type eq "work"].value'; build the value the
-        # filter describes when it can be described (eq terms only), else no target.
+        # filter describes when it can be described (eq terms only). A replace whose filter
+        # names the value itself ('emails[value eq "x"]') and matches nothing has no target
+        # (RFC 7644 §3.5.2.3); an add of it adds it (§3.5.2.1; SCIM 1.1's merge does so).
         seed = _eq_terms(pref.value_filter)
-        if seed is None:
+        if seed is None or kind == REPLACE and "value" in seed:
             raise NoTarget(f"'{path}' matches no value")
         if sub is not None:
             seed[sub.name] = value
