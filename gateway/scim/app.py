@@ -18,6 +18,7 @@ from . import discovery
 from .bulk import bulk
 from .http import error_body, respond
 from .resources import GROUPS, ME, PRINCIPAL, USERS, base_url
+from .root_search import root_search
 
 log = logging.getLogger("gateway.scim")
 
@@ -91,6 +92,7 @@ def create_scim_app() -> web.Application:
     app = web.Application(middlewares=[scim_errors, scim_auth])
     app.add_routes(USERS.routes() + GROUPS.routes() + ME.routes() + [
         web.post("/Bulk", bulk),
+        web.post("/.search", root_search),
         web.get("/ServiceProviderConfig", _spc),
         web.get("/ResourceTypes", _resource_types),
         web.get("/ResourceTypes/{name}", _resource_types),

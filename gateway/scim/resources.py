@@ -133,22 +133,25 @@ class ResourceHandlers:
 
     async def search(self, request: web.Request) -> web.Response:
         body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
-        schemas = body.get("schemas")
-        if schemas is not None and (not isinstance(schemas, list) or SEARCH_REQUEST not in schemas):
-            raise InvalidValue(f"A search body has the schema {SEARCH_REQUEST}")
-        params = {}
-        for key, value in body.items():
-            if key in ("attributes", "excludedAttributes") and value is not None:
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise InvalidValue(f"'{key}' must be an array of attribute names")
-                value = ",".join(value)
-            elif key in ("domain", "cursor") and value is not None and not isinstance(value, str):
-                raise InvalidValue(f"'{key}' must be a string")
-            params[key] = value
-        return await self._search(request, params)
+        return await self._search(request, search_params(body))
 
     async def _search(self, request: web.Request, params) -> web.Response:
         proj = self._projection(request, params)
+        results = await self.find(request, params, proj)
+        rtype, base = self.rtype(request), base_url(request)
+        resources = [project(resource_json(e, rtype, base), rtype, proj)
+                     for e in results.entities]
+        body = {"schemas": [LIST_RESPONSE], "totalResults": results.total}
+        if results.start_index is not None:
+            body["startIndex"] = results.start_index
+        body["itemsPerPage"] = len(resources)
+        if results.next_cursor is not None:
+            body["nextCursor"] = results.next_cursor
+        body["Resources"] = resources
+        return respond(body)
+
+    async def find(self, request: web.Request, params, proj: Projection) -> ops.Results:
+        """The search that query parameters or a SearchRequest body describe."""
         filt = params.get("filter")
         if filt is not None and not isinstance(filt, str):
             raise InvalidValue("'filter' must be a string")
@@ -174,18 +177,24 @@ class ResourceHandlers:
                  descending=str(order).lower() == "descending", start_index=max(1, start),
                  count=count, domain=domain or None, with_relations=proj.wants(self.relation),
                  cursor=cursor)
-        results: ops.Results = await self._run(request, op)
-        rtype, base = self.rtype(request), base_url(request)
-        resources = [project(resource_json(e, rtype, base), rtype, proj)
-                     for e in results.entities]
-        body = {"schemas": [LIST_RESPONSE], "totalResults": results.total}
-        if results.start_index is not None:
-            body["startIndex"] = results.start_index
-        body["itemsPerPage"] = len(resources)
-        if results.next_cursor is not None:
-            body["nextCursor"] = results.next_cursor
-        body["Resources"] = resources
-        return respond(body)
+        return await self._run(request, op)
+
+
+def search_params(body: dict) -> dict:
+    """A SearchRequest body (RFC 7644 §3.4.3) as the query parameters it stands for."""
+    schemas = body.get("schemas")
+    if schemas is not None and (not isinstance(schemas, list) or SEARCH_REQUEST not in schemas):
+        raise InvalidValue(f"A search body has the schema {SEARCH_REQUEST}")
+    params = {}
+    for key, value in body.items():
+        if key in ("attributes", "excludedAttributes") and value is not None:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise InvalidValue(f"'{key}' must be an array of attribute names")
+            value = ",".join(value)
+        elif key in ("domain", "cursor") and value is not None and not isinstance(value, str):
+            raise InvalidValue(f"'{key}' must be a string")
+        params[key] = value
+    return params
 
 
 USERS = ResourceHandlers(ops.USER, "/Users")
