@@ -585,8 +585,8 @@ class Pipeline:
         rec = await store.get_user_by_name(bare, with_groups=True)
         created = False
         if rec is None:
-            if password is None:
-                generated = secrets.token_urlsafe(18)
+            if password is None:  # every class of character: any min_classes holds
+                generated = secrets.token_urlsafe(15) + "aZ7-"
             try:
                 entity = await self.execute(SYSTEM, ops.CreateUser(
                     {"userName": name, "password": password or generated}))
