@@ -184,8 +184,8 @@ class Guard:
         attempts = self.cfg.lockout_attempts
         if not attempts or bucket is None or bucket.failures < attempts:
             return 0.0
-        until = now + min(self.cfg.lockout_max_seconds,
-                          self.cfg.lockout_seconds * self.cfg.lockout_growth ** bucket.lockouts)
+        growth = self.cfg.lockout_growth ** min(bucket.lockouts, 64)  # no float overflow
+        until = now + min(self.cfg.lockout_max_seconds, self.cfg.lockout_seconds * growth)
         if self.runner is not None:
             await self.runner.write(_lock, admission.account, until)
         else:
