@@ -50,8 +50,11 @@ class Binding:
         return "Client" if client else "Server"
 
     def fault_status(self, error: GatewayError) -> int:
-        """SOAP 1.1 faults are HTTP 500; SOAP 1.2 sender faults 400 (401/403/405 kept)."""
-        if error.status in (401, 403, 405):
+        """SOAP 1.1 faults are HTTP 500 (WS-I Basic Profile R1126), SOAP 1.2 Sender faults
+        400 and Receiver faults 500 (SOAP 1.2 part 2 §7.5.1.2): a refused permission or a
+        wrong old password is a fault like any other. Kept: 401, the HTTP challenge a
+        client answers with credentials, and 405 for a GET that is no SOAP exchange."""
+        if error.status in (401, 405):
             return error.status
         if self.soap12 and error.soap_fault == "Client":
             return 400
