@@ -1096,3 +1096,26 @@ async def gateway_without_base(aiohttp_client, make_config) -> str:
     client = await aiohttp_client(create_app(await make_config()))
     resp = await client.get(V1 + "?wsdl", headers={"Host": "x\"><script>"})
     return await resp.text()
+
+
+@pytest.mark.parametrize("soap12", [False, True], ids=["soap11", "soap12"])
+async def test_mandatory_header_blocks_not_understood_are_a_must_understand_fault(gateway,
+                                                                                  soap12):
+    """SOAP 1.1 §4.2.3, SOAP 1.2 part 1 §5.2.3: nothing of the request is done."""
+    yes = "true" if soap12 else "1"
+    role = "role" if soap12 else "actor"
+    body = op("addUser", ("userName", "mu-kim"), ("credential", "Kim-password-1"))
+    strange = f'<x:Trace xmlns:x="urn:example:trace" soapenv:mustUnderstand="{yes}"/>'
+    status, text, _ = await call(gateway, body, soap12=soap12, header=strange)
+    assert status == 500, text
+    parts = fault(status, text, soap12=soap12)
+    assert parts["code"] == "MustUnderstand" and "urn:example:trace" in parts["reason"]
+    assert not await exists(gateway, "mu-kim")
+    # the same block, optional, or for another node; and WS-Addressing, which is understood
+    for header in (strange.replace(f'mustUnderstand="{yes}"', 'mustUnderstand="0"'),
+                   strange.replace("soapenv:mustUnderstand",
+                                   f'soapenv:{role}="urn:another:node" soapenv:mustUnderstand'),
+                   '<wsa:Action xmlns:wsa="http://www.w3.org/2005/08/addressing" '
+                   f'soapenv:mustUnderstand="{yes}">urn:isExistingUser</wsa:Action>'):
+        status, text, _ = await call(gateway, IS_ROOT, soap12=soap12, header=header)
+        assert status == 200 and returns(text) == ["true"], (header, text)

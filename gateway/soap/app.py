@@ -223,6 +223,7 @@ async def soap_post(request: web.Request) -> web.Response:
     if body_el is None or len(body_el) != 1:
         raise InvalidSyntax("The SOAP Body must hold exactly one operation element")
     header = root.find(f"{{{binding.env}}}Header")
+    envelope.check_headers(binding, header)
     caller = await _caller(request, header)
 
     rt = runtime(endpoint.version, binding.soap12)

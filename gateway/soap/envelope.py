@@ -44,6 +44,8 @@ class Binding:
         return SOAP12_CONTENT_TYPE if self.soap12 else SOAP11_CONTENT_TYPE
 
     def fault_code(self, error: GatewayError) -> str:
+        if error.soap_fault in (MUST_UNDERSTAND, "VersionMismatch"):  # the same in both
+            return error.soap_fault
         client = error.soap_fault == "Client"
         if self.soap12:
             return "Sender" if client else "Receiver"
@@ -62,6 +64,45 @@ class Binding:
 
 
 SOAP11, SOAP12 = Binding(False), Binding(True)
+
+MUST_UNDERSTAND = "MustUnderstand"
+# header blocks the services understand: WS-Security (the UsernameToken), and WS-Addressing,
+# whose blocks (To, Action, MessageID, ReplyTo) Axis2 and WCF clients mark mustUnderstand
+# and whose meaning here is the endpoint and operation the request already names
+UNDERSTOOD = frozenset({
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd",
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd",
+    "http://www.w3.org/2005/08/addressing",
+    "http://schemas.xmlsoap.org/ws/2004/08/addressing",
+})
+# the roles (SOAP 1.1 actors) that name this node: absent, next, ultimate receiver
+_OURS = (None, "http://schemas.xmlsoap.org/soap/actor/next",
+         "http://www.w3.org/2003/05/soap-envelope/role/next",
+         "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver")
+
+
+class NotUnderstood(GatewayError):
+    """A header block for this node, marked mustUnderstand, that it does not understand
+    (SOAP 1.1 §4.2.3, SOAP 1.2 part 1 §5.2.3): nothing of the request is done."""
+
+    status = 500
+    soap_fault = MUST_UNDERSTAND
+
+
+def check_headers(binding: Binding, header: etree._Element | None) -> None:
+    """NotUnderstood for the first mandatory header block this node does not understand."""
+    if header is None:
+        return
+    env = binding.env
+    role = f"{{{env}}}role" if binding.soap12 else f"{{{env}}}actor"
+    for block in header:
+        if not isinstance(block.tag, str):
+            continue
+        if (block.get(f"{{{env}}}mustUnderstand") or "").strip() not in ("1", "true"):
+            continue
+        if block.get(role) not in _OURS or etree.QName(block).namespace in UNDERSTOOD:
+            continue
+        raise NotUnderstood(f"The header block {etree.QName(block).text} is not understood")
 
 
 def parse(body: bytes) -> etree._Element:
