@@ -95,6 +95,7 @@ class PasswordConfig:
     max_length: int = 1024
     min_classes: int = 0  # of lower-case, upper-case, digits, others
     pattern: str | None = None  # a regular expression the whole password must match
+    max_age_days: int = 0  # a password older than this no longer signs in (0: never)
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
                                 "bulk_max_operations", "bulk_max_payload_bytes"})
     pw = _section(raw, "passwords")
     _unknown(pw, "passwords", {"time_cost", "memory_cost_kib", "parallelism", "min_length",
-                               "max_length", "min_classes", "pattern"})
+                               "max_length", "min_classes", "pattern", "max_age_days"})
     auth = _section(raw, "auth")
     _unknown(auth, "auth", {"cache_seconds", "self_service_attributes"})
     self_service = auth.get("self_service_attributes", sorted(SELF_SERVICE_ATTRIBUTES))
@@ -291,6 +292,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         max_length=_get(pw, "passwords", "max_length", int, 1024),
         min_classes=_get(pw, "passwords", "min_classes", int, 0),
         pattern=_get(pw, "passwords", "pattern", str, None),
+        max_age_days=_get(pw, "passwords", "max_age_days", int, 0),
     )
     if passwords.time_cost < 1 or passwords.memory_cost_kib < 8 or passwords.parallelism < 1:
         raise ConfigError("passwords: time_cost >= 1, memory_cost_kib >= 8, parallelism >= 1")

@@ -42,6 +42,8 @@ def check_config(cfg: PasswordConfig) -> None:
         raise ConfigError(f"passwords: 1 <= min_length <= max_length <= {LIMIT}")
     if not 0 <= cfg.min_classes <= 4:
         raise ConfigError("passwords.min_classes is 0 to 4")
+    if cfg.max_age_days < 0:
+        raise ConfigError("passwords.max_age_days is 0 (never) or more")
     if cfg.pattern is not None:
         try:
             _compiled(cfg.pattern)

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import random
 import secrets
+import time
 
 from userstores.base import OUTBOX, UNCHANGED, PlainPassword, Query, UserStore
 from userstores.registry import PRIMARY, Stores
@@ -34,7 +35,12 @@ from .errors import (
     VersionMismatch,
 )
 from .keyed_locks import KeyedLocks
-from .model.account import changed_attributes, locked_until, sign_in_refusal
+from .model.account import (
+    changed_attributes,
+    locked_until,
+    password_expires,
+    sign_in_refusal,
+)
 from .model.patch import apply_patch
 from .model.query import parse_filter
 from .model.registry import SchemaRegistry
@@ -147,9 +153,11 @@ class Pipeline:
     async def _account_changed(self, user_id: str, domain: str, before: dict, after: dict,
                                password: str | None) -> None:
         """Logins remembered for a user end when its password or its state (disabled,
-        locked) changed; an account unlocked by an administrator starts afresh."""
+        locked, password expired) changed; an account unlocked by an administrator starts
+        afresh."""
         was, now = sign_in_refusal(before), sign_in_refusal(after)
-        if password is not None or was != now:
+        if password is not None or was != now \
+                or self._password_expired(before) != self._password_expired(after):
             await self._credentials_changed(user_id)
         if was == "locked" and now is None:
             await self.guard.cleared(f"{domain}/{after['userName']}")
@@ -220,6 +228,7 @@ class Pipeline:
     async def _create_user(self, op: ops.CreateUser) -> ops.Entity:
         data, password = canonical(self.schemas.user, op.representation)
         store = self._writable(self._split_name(data, "userName"))
+        self._stamp_password(data, password, store)
         rec = await store.create_user(data, await self._hash(password, store))
         return ops.Entity(ops.USER, store.domain, rec)
 
@@ -258,6 +267,7 @@ class Pipeline:
             try:
                 data, password = canonical(self.schemas.user, rep)
                 store = self._writable(self._split_name(data, "userName"))
+                self._stamp_password(data, password, store)
                 batches.setdefault(store.domain, []).append(
                     (i, data, await self._hash(password, store)))
             except GatewayError as exc:
@@ -283,6 +293,7 @@ class Pipeline:
         self._same_domain(ops.USER, store, current)
         check_immutable(self.schemas.user, current.record.data, data)
         self._self_service_limits(op.only, current.record.data, data, password)
+        self._stamp_password(data, password, store)
         pw = UNCHANGED if password is None else await self._hash(password, store)
         rec = await self._writable(store).replace_user(
             op.id, data, expected_version=op.if_match, password_hash=pw)
@@ -309,6 +320,7 @@ class Pipeline:
                 return current
             check_immutable(self.schemas.user, rec.data, data)
             self._self_service_limits(op.only, rec.data, data, result.password)
+            self._stamp_password(data, result.password, store)
             pw = (UNCHANGED if result.password is None
                   else await self._hash(result.password, store))
             try:
@@ -345,7 +357,8 @@ class Pipeline:
                 await self._lock(account, until)
             return None
         data = entity.record.data
-        if sign_in_refusal(data) is not None or admission.locked_until:
+        if sign_in_refusal(data) is not None or admission.locked_until \
+                or self._password_expired(data):
             return None
         if admission.had_failures:
             await self.guard.cleared(account)
@@ -379,8 +392,13 @@ class Pipeline:
         await self._set_lock(self.stores.get(entity.domain), entity.record.id, None)
 
     async def _set_lock(self, store: UserStore, user_id: str, until: float | None) -> bool:
-        """Write an automatic lockout until ``until`` on an account, or clear it (None), on
-        its latest version and without provisioning it (a local security state)."""
+        """Write an automatic lockout until ``until`` on an account, or clear it (None)."""
+        return await self._set_wso2(store, user_id, locked_until(until) if until is not None
+                                    else {"accountLocked": None, "unlockTime": None})
+
+    async def _set_wso2(self, store: UserStore, user_id: str, changes: dict) -> bool:
+        """Set (a value) or remove (None) WSO2 account attributes of an account, on its
+        latest version and without provisioning them (the account's own state)."""
         if store.capabilities.read_only:
             return False
         for _attempt in range(3):
@@ -388,10 +406,8 @@ class Pipeline:
                 rec = await store.get_user(user_id, with_groups=False)
                 if rec is None:
                     return False
-                wso2 = {k: v for k, v in (rec.data.get(WSO2_USER) or {}).items()
-                        if k not in ("accountLocked", "unlockTime")}
-                if until is not None:
-                    wso2.update(locked_until(until))
+                wso2 = {**(rec.data.get(WSO2_USER) or {}), **changes}
+                wso2 = {k: v for k, v in wso2.items() if v is not None}
                 data = {k: v for k, v in rec.data.items() if k != WSO2_USER}
                 if wso2:
                     data[WSO2_USER] = wso2
@@ -405,9 +421,24 @@ class Pipeline:
             except VersionMismatch:
                 continue  # changed meanwhile: on the newer version
             except GatewayError as exc:
-                log.warning("could not record the lock state of %s: %s", user_id, exc.detail)
+                log.warning("could not record the account state of %s: %s", user_id,
+                            exc.detail)
                 return False
         return False
+
+    def _stamp_password(self, data: dict, password: str | None, store: UserStore) -> None:
+        """With ``[passwords] max_age_days``, note in ``data`` when its password is set
+        (WSO2's lastPasswordUpdateTime, in milliseconds); a directory keeps its own."""
+        if password is None or not self._tracks_password_age(store):
+            return
+        data[WSO2_USER] = {**(data.get(WSO2_USER) or {}),
+                           "lastPasswordUpdateTime": str(int(time.time() * 1000))}
+
+    def _tracks_password_age(self, store: UserStore) -> bool:
+        return self.config.passwords.max_age_days > 0 and not store.capabilities.native_passwords
+
+    def _password_expired(self, data: dict) -> bool:
+        return password_expires(data, self.config.passwords.max_age_days) < time.time() * 1000
 
     async def _verify_password(self, op: ops.CheckPassword) -> ops.Entity | None:
         """The user when the password is right, whatever the account's state, else None
@@ -445,6 +476,9 @@ class Pipeline:
             raise NotFound(f"User '{op.user_name}' not found")
         await self._writable(store).set_password_hash(rec.id, await self._hash(
             op.new_password, store))
+        if self._tracks_password_age(store):
+            await self._set_wso2(store, rec.id, {
+                "lastPasswordUpdateTime": str(int(time.time() * 1000))})
         await self._credentials_changed(rec.id)
         return ops.Entity(ops.USER, store.domain, rec)
 
@@ -561,6 +595,7 @@ class Pipeline:
             if target is not store:
                 raise InvalidValue(f"{label}: '{data['userName']}' is not in the domain {domain}")
             data["userName"] = bare
+            self._stamp_password(data, password, store)
             items.append((data, await self._hash(password, store)))
         token = OUTBOX.set(caller.provision and self.outbox)
         try:

@@ -96,3 +96,43 @@ def test_config_is_checked(tmp_path):
         path.write_text(text, encoding="utf-8")
         with pytest.raises(ConfigError, match=words):
             load(str(path), environ={})
+
+
+async def test_maximum_age(policy_gateway):
+    """[passwords] max_age_days: WSO2's lastPasswordUpdateTime is kept, answered by
+    getPasswordExpirationTime, and a password older than the maximum no longer signs in."""
+    import time
+
+    gw = await policy_gateway(max_age_days=30)
+    status, user, _ = await scim(gw, "POST", "/Users", {"userName": "aged",
+                                                        "password": "Aged-pw-1"})
+    assert status == 201, user
+    stamped = int(user["urn:scim:wso2:schema"]["lastPasswordUpdateTime"])
+    assert abs(stamped - time.time() * 1000) < 60_000
+    status, text, _ = await call(gw, op("getPasswordExpirationTime", ("username", "aged")),
+                                 path=V2)
+    assert status == 200 and int(returns(text)[0]) == stamped + 30 * 86_400_000, text
+    assert (await scim(gw, "GET", "/Me", auth=basic("aged", "Aged-pw-1")))[0] == 200
+    # set 31 days ago (an administrator may write it, as WSO2's claim): expired
+    old = str(int(time.time() * 1000) - 31 * 86_400_000)
+    status, body, _ = await scim(gw, "PATCH", f"/Users/{user['id']}", {
+        "schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {
+            "urn:scim:wso2:schema": {"lastPasswordUpdateTime": old}}}]})
+    assert status == 200, body
+    status, body, _ = await scim(gw, "GET", "/Me", auth=basic("aged", "Aged-pw-1"))
+    assert_scim_error(status, body, 401)
+    # a new password (SOAP, by an administrator) starts the clock again
+    status, text, _ = await call(gw, op("updateCredentialByAdmin", ("userName", "aged"),
+                                        ("newCredential", "Aged-pw-2")), path=V2)
+    assert status == 200, text
+    assert (await scim(gw, "GET", "/Me", auth=basic("aged", "Aged-pw-2")))[0] == 200
+
+
+async def test_no_maximum_age_is_minus_one_and_adds_nothing(policy_gateway):
+    gw = await policy_gateway()
+    status, user, _ = await scim(gw, "POST", "/Users", {"userName": "young",
+                                                        "password": "Young-pw-1"})
+    assert "urn:scim:wso2:schema" not in user
+    status, text, _ = await call(gw, op("getPasswordExpirationTime", ("username", "young")),
+                                 path=V2)
+    assert returns(text) == ["-1"], text

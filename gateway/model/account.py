@@ -66,3 +66,17 @@ def changed_attributes(before: dict, after: dict) -> set[str]:
         else:
             out.add(key)
     return out
+
+
+def password_expires(data: dict, max_age_days: int) -> float:
+    """When the account's password expires, in milliseconds since 1970 (WSO2's unit):
+    infinity without a maximum age, or when the account does not say when its password
+    was set (``lastPasswordUpdateTime``: accounts from before the setting, directories)."""
+    wso2 = data.get(WSO2_USER)
+    value = wso2.get("lastPasswordUpdateTime") if isinstance(wso2, dict) else None
+    try:
+        since = int(str(value).strip()) if max_age_days > 0 and value not in (None, "") \
+            else None
+    except ValueError:
+        since = None
+    return float("inf") if since is None else since + max_age_days * 86_400_000

@@ -27,6 +27,7 @@ from userstores.registry import PRIMARY, SEPARATOR, Stores
 from .. import operations as ops
 from ..auth.principal import SYSTEM, Principal
 from ..errors import Conflict, Forbidden, GatewayError, InvalidValue, NotFound
+from ..model.account import password_expires
 from ..model.dialects.wso2 import CLAIM, GROUPS_CLAIM, ROLE_CLAIM, WSO2
 from ..model.patch import PatchOperation, apply_patch
 from ..pipeline import Pipeline
@@ -488,9 +489,11 @@ async def getTenantIdofUser(call: Call, username):  # noqa: N802
 
 
 async def getPasswordExpirationTime(call: Call, username):  # noqa: N802
-    """Passwords here do not expire: WSO2 answers -1 for that."""
-    await need(call, ops.USER, username)
-    return -1
+    """When the password expires, in milliseconds since 1970; -1 when it does not (no
+    [passwords] max_age_days, or the account does not say when it was set), as WSO2."""
+    user = await need(call, ops.USER, username)
+    expires = password_expires(user.record.data, call.pipeline.config.passwords.max_age_days)
+    return -1 if expires == float("inf") else int(expires)
 
 
 async def isReadOnly(call: Call):  # noqa: N802
