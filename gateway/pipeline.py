@@ -342,12 +342,14 @@ class Pipeline:
         await self._credentials_changed(op.id)
         return current
 
-    async def _check_password(self, op: ops.CheckPassword) -> ops.Entity | None:
+    async def _check_password(self, op: ops.CheckPassword, *, renewing: bool = False
+                              ) -> ops.Entity | None:
         """The user when the password is right and the account may sign in (not disabled,
         not locked), else None: the same answer and the same cost for every refusal.
 
         Throttled logins are refused (429) before any hash is computed; a failure counts
-        towards the account's lockout (``gateway.auth.guard``)."""
+        towards the account's lockout (``gateway.auth.guard``). ``renewing``: the old
+        password of a change, which an expired password still is."""
         account = self._account_name(op.user_name)
         admission = await self.guard.admit(account, op.source)
         entity = await self._verify_password(op)
@@ -358,7 +360,7 @@ class Pipeline:
             return None
         data = entity.record.data
         if sign_in_refusal(data) is not None or admission.locked_until \
-                or self._password_expired(data):
+                or self._password_expired(data) and not renewing:
             return None
         if admission.had_failures:
             await self.guard.cleared(account)
@@ -468,7 +470,8 @@ class Pipeline:
     async def _change_password(self, op: ops.ChangePassword) -> ops.Entity:
         store, bare = self.stores.split(op.user_name)
         if op.old_password is not None:
-            ok = await self._check_password(ops.CheckPassword(op.user_name, op.old_password))
+            ok = await self._check_password(ops.CheckPassword(op.user_name, op.old_password),
+                                            renewing=True)
             if ok is None:
                 raise Forbidden("The current password is wrong")
         rec = await store.get_user_by_name(bare, with_groups=False)

@@ -121,11 +121,21 @@ async def test_maximum_age(policy_gateway):
     assert status == 200, body
     status, body, _ = await scim(gw, "GET", "/Me", auth=basic("aged", "Aged-pw-1"))
     assert_scim_error(status, body, 401)
-    # a new password (SOAP, by an administrator) starts the clock again
-    status, text, _ = await call(gw, op("updateCredentialByAdmin", ("userName", "aged"),
-                                        ("newCredential", "Aged-pw-2")), path=V2)
+    # the user changes it with the expired one (SOAP updateCredential), which starts the
+    # clock again; so does an administrator's new password
+    status, text, _ = await call(gw, op("updateCredential", ("userName", "aged"),
+                                        ("newCredential", "Aged-pw-2"),
+                                        ("oldCredential", "Aged-pw-1")), path=V2)
     assert status == 200, text
     assert (await scim(gw, "GET", "/Me", auth=basic("aged", "Aged-pw-2")))[0] == 200
+    status, body, _ = await scim(gw, "PATCH", f"/Users/{user['id']}", {
+        "schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {
+            "urn:scim:wso2:schema": {"lastPasswordUpdateTime": old}}}]})
+    assert (await scim(gw, "GET", "/Me", auth=basic("aged", "Aged-pw-2")))[0] == 401
+    status, text, _ = await call(gw, op("updateCredentialByAdmin", ("userName", "aged"),
+                                        ("newCredential", "Aged-pw-3")), path=V2)
+    assert status == 200, text
+    assert (await scim(gw, "GET", "/Me", auth=basic("aged", "Aged-pw-3")))[0] == 200
 
 
 async def test_no_maximum_age_is_minus_one_and_adds_nothing(policy_gateway):
