@@ -39,6 +39,7 @@ from .model.account import (
     changed_attributes,
     locked_until,
     password_expires,
+    password_set_now,
     sign_in_refusal,
 )
 from .model.patch import apply_patch
@@ -433,8 +434,7 @@ class Pipeline:
         (WSO2's lastPasswordUpdateTime, in milliseconds); a directory keeps its own."""
         if password is None or not self._tracks_password_age(store):
             return
-        data[WSO2_USER] = {**(data.get(WSO2_USER) or {}),
-                           "lastPasswordUpdateTime": str(int(time.time() * 1000))}
+        data[WSO2_USER] = {**(data.get(WSO2_USER) or {}), **password_set_now()}
 
     def _tracks_password_age(self, store: UserStore) -> bool:
         return self.config.passwords.max_age_days > 0 and not store.capabilities.native_passwords
@@ -480,8 +480,7 @@ class Pipeline:
         await self._writable(store).set_password_hash(rec.id, await self._hash(
             op.new_password, store))
         if self._tracks_password_age(store):
-            await self._set_wso2(store, rec.id, {
-                "lastPasswordUpdateTime": str(int(time.time() * 1000))})
+            await self._set_wso2(store, rec.id, password_set_now())
         await self._credentials_changed(rec.id)
         return ops.Entity(ops.USER, store.domain, rec)
 

@@ -190,9 +190,7 @@ class Authenticator:
             if not ok:
                 await guard.failed(admission)  # an API client is throttled, never locked
                 raise Unauthorized("Invalid credentials")
-            return Principal(f"client:{name}", "client", frozenset(client.permissions),
-                             provision=client.provisioning != "persist",
-                             store=client.provisioning != "provision")
+            return self._client_principal(name)
         entity = await self.pipeline.execute(SYSTEM, CheckPassword(name, secret, source))
         if entity is None:
             raise Unauthorized("Invalid credentials")
@@ -221,6 +219,11 @@ class Authenticator:
         if not await self.once.use(key_of("digest", name, nonce, created),
                                    now + 2 * DIGEST_WINDOW):
             raise Unauthorized("The UsernameToken's nonce was used already")
+        return self._client_principal(name)
+
+    def _client_principal(self, name: str) -> Principal:
+        """The principal of a configured API client that proved its secret."""
+        client = self._clients[name]
         return Principal(f"client:{name}", "client", frozenset(client.permissions),
                          provision=client.provisioning != "persist",
                          store=client.provisioning != "provision")

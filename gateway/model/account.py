@@ -19,10 +19,10 @@ def _flag(value, wanted: bool) -> bool:
     return value is wanted
 
 
-def sign_in_refusal(data: dict, now: float | None = None) -> str | None:
+def sign_in_refusal(data: dict) -> str | None:
     """Why an account may not sign in ("disabled", "locked"), or None when it may. A lock
-    with an ``unlockTime`` (milliseconds since 1970, as WSO2 writes it) ends then; one
-    without lasts until an administrator unlocks the account."""
+    with an ``unlockTime`` ends then; one without lasts until an administrator unlocks
+    the account."""
     if _flag(data.get("active"), False):
         return "disabled"
     wso2 = data.get(WSO2_USER)
@@ -30,25 +30,33 @@ def sign_in_refusal(data: dict, now: float | None = None) -> str | None:
         if _flag(wso2.get("accountDisabled"), True):
             return "disabled"
         if _flag(wso2.get("accountLocked"), True):
-            until = unlock_time(wso2)
-            if until is None or until > (time.time() if now is None else now):
+            until = _millis(wso2.get("unlockTime"))
+            if until is None or until > time.time() * 1000:
                 return "locked"
     return None
 
 
-def unlock_time(wso2: dict) -> float | None:
-    """When a lock ends (seconds since 1970), from WSO2's ``unlockTime`` in milliseconds."""
-    value = wso2.get("unlockTime")
+def _millis(value) -> int | None:
+    """One of WSO2's times (milliseconds since 1970, as text); None when there is none."""
     try:
         millis = int(str(value).strip()) if value not in (None, "") else None
     except ValueError:
         return None
-    return None if millis is None or millis <= 0 else millis / 1000
+    return millis if millis is not None and millis > 0 else None
+
+
+def _millis_text(seconds: float) -> str:
+    return str(int(seconds * 1000))
 
 
 def locked_until(until: float) -> dict:
     """The WSO2 attributes of an account locked until ``until`` (seconds since 1970)."""
-    return {"accountLocked": True, "unlockTime": str(int(until * 1000))}
+    return {"accountLocked": True, "unlockTime": _millis_text(until)}
+
+
+def password_set_now() -> dict:
+    """The WSO2 attribute of an account whose password is set now."""
+    return {"lastPasswordUpdateTime": _millis_text(time.time())}
 
 
 def changed_attributes(before: dict, after: dict) -> set[str]:
@@ -73,10 +81,7 @@ def password_expires(data: dict, max_age_days: int) -> float:
     infinity without a maximum age, or when the account does not say when its password
     was set (``lastPasswordUpdateTime``: accounts from before the setting, directories)."""
     wso2 = data.get(WSO2_USER)
-    value = wso2.get("lastPasswordUpdateTime") if isinstance(wso2, dict) else None
-    try:
-        since = int(str(value).strip()) if max_age_days > 0 and value not in (None, "") \
-            else None
-    except ValueError:
-        since = None
-    return float("inf") if since is None else since + max_age_days * 86_400_000
+    since = _millis(wso2.get("lastPasswordUpdateTime")) if isinstance(wso2, dict) else None
+    if max_age_days <= 0 or since is None:
+        return float("inf")
+    return since + max_age_days * 86_400_000

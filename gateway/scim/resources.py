@@ -64,7 +64,7 @@ class ResourceHandlers:
         location = body.get("meta", {}).get("location") if status == 201 else None
         return respond(body, status, etag=entity.version, location=location)
 
-    def _projection(self, request: web.Request, params=None) -> Projection:
+    def projection_of(self, request: web.Request, params=None) -> Projection:
         params = request.query if params is None else params
         return projection(self.rtype(request), params.get("attributes"),
                           params.get("excludedAttributes"))
@@ -81,10 +81,10 @@ class ResourceHandlers:
         body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
         op = ops.CreateUser(body) if self.is_user else ops.CreateGroup(body)
         entity = await self._run(request, op)
-        return self._single(request, entity, self._projection(request), 201)
+        return self._single(request, entity, self.projection_of(request), 201)
 
     async def get(self, request: web.Request) -> web.Response:
-        proj = self._projection(request)
+        proj = self.projection_of(request)
         rid = request.match_info["id"]
         load = proj.wants(self.relation)
         op = ops.GetUser(rid, load) if self.is_user else ops.GetGroup(rid, load)
@@ -100,14 +100,14 @@ class ResourceHandlers:
         op = (ops.ReplaceUser(rid, body, if_match) if self.is_user
               else ops.ReplaceGroup(rid, body, if_match))
         entity = await self._run(request, op)
-        return self._single(request, entity, self._projection(request))
+        return self._single(request, entity, self.projection_of(request))
 
     async def patch(self, request: web.Request) -> web.Response:
         body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
         operations = parse_patch(body)
         rid = request.match_info["id"]
         if_match = await self._if_match(request, rid)
-        proj = self._projection(request)
+        proj = self.projection_of(request)
         if self.is_user:
             entity = await self._run(request, ops.PatchUser(rid, operations, if_match))
             return self._single(request, entity, proj)
@@ -136,7 +136,7 @@ class ResourceHandlers:
         return await self._search(request, search_params(body))
 
     async def _search(self, request: web.Request, params) -> web.Response:
-        proj = self._projection(request, params)
+        proj = self.projection_of(request, params)
         results = await self.find(request, params, proj)
         rtype, base = self.rtype(request), base_url(request)
         resources = [project(resource_json(e, rtype, base), rtype, proj)

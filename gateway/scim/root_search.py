@@ -64,7 +64,7 @@ async def root_search(request: web.Request) -> web.Response:
             mine[key] = _names_for(handlers, request, params.get(key), named[key])
         if params.get("attributes") and not mine["attributes"]:
             mine["attributes"] = "id"  # none of the asked attributes is this type's
-        proj = handlers._projection(request, mine)
+        proj = handlers.projection_of(request, mine)
         try:
             results = await handlers.find(request, mine, proj)
         except InvalidFilter as exc:  # the filter speaks of another type's attributes

@@ -147,7 +147,6 @@ def _guess_binding(request: web.Request, endpoint: Endpoint) -> Binding:
     return SOAP12 if "soap+xml" in request.headers.get("Content-Type", "") else SOAP11
 
 
-
 async def _caller(request: web.Request, header):
     auth = request.config_dict[AUTH]
     token = security.username_token(header)

@@ -177,8 +177,8 @@ async def _search_all(call: Call, op_type, filter_: str | None, domain: str | No
 # patterns ---------------------------------------------------------------------------------
 def _pattern_filter(attr: str, pattern: str) -> tuple[str | None, Wildcard | None]:
     """A WSO2 wildcard pattern (``*`` any run of characters, ``?`` one character) as a
-    SCIM filter that narrows the search, and, where the filter alone is not exact, a
-    regular expression every result must match."""
+    SCIM filter that narrows the search, and, where the filter alone is not exact, the
+    Wildcard every result must match."""
     if pattern.strip("*") == "":
         return None, None
     if "*" not in pattern and "?" not in pattern:
