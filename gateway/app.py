@@ -86,6 +86,7 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
             once = Once(outbound.home)
             await once.start()
             await guard.start(outbound.home)
+            await pipeline.history.start(outbound.home)
             await epoch.start(outbound.home)
         except BaseException:
             await outbound.stop()

@@ -96,6 +96,7 @@ class PasswordConfig:
     min_classes: int = 0  # of lower-case, upper-case, digits, others
     pattern: str | None = None  # a regular expression the whole password must match
     max_age_days: int = 0  # a password older than this no longer signs in (0: never)
+    history: int = 0  # a new password may not be one of the last this many (0: any)
 
 
 @dataclass(frozen=True)
@@ -276,7 +277,8 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
                                 "bulk_max_operations", "bulk_max_payload_bytes"})
     pw = _section(raw, "passwords")
     _unknown(pw, "passwords", {"time_cost", "memory_cost_kib", "parallelism", "min_length",
-                               "max_length", "min_classes", "pattern", "max_age_days"})
+                               "max_length", "min_classes", "pattern", "max_age_days",
+                               "history"})
     auth = _section(raw, "auth")
     _unknown(auth, "auth", {"cache_seconds", "self_service_attributes"})
     self_service = auth.get("self_service_attributes", sorted(SELF_SERVICE_ATTRIBUTES))
@@ -293,6 +295,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         min_classes=_get(pw, "passwords", "min_classes", int, 0),
         pattern=_get(pw, "passwords", "pattern", str, None),
         max_age_days=_get(pw, "passwords", "max_age_days", int, 0),
+        history=_get(pw, "passwords", "history", int, 0),
     )
     if passwords.time_cost < 1 or passwords.memory_cost_kib < 8 or passwords.parallelism < 1:
         raise ConfigError("passwords: time_cost >= 1, memory_cost_kib >= 8, parallelism >= 1")

@@ -20,6 +20,7 @@ from .errors import ConfigError, InvalidValue
 
 PRESETS = {"wso2": r"^[\S]{5,30}$"}
 LIMIT = 1024  # no password is longer, whatever max_length says
+MAX_HISTORY = 24  # each remembered password costs an argon2 verification per change
 
 
 class PasswordPolicyError(InvalidValue):
@@ -44,6 +45,8 @@ def check_config(cfg: PasswordConfig) -> None:
         raise ConfigError("passwords.min_classes is 0 to 4")
     if cfg.max_age_days < 0:
         raise ConfigError("passwords.max_age_days is 0 (never) or more")
+    if not 0 <= cfg.history <= MAX_HISTORY:
+        raise ConfigError(f"passwords.history is 0 (none) to {MAX_HISTORY}")
     if cfg.pattern is not None:
         try:
             _compiled(cfg.pattern)

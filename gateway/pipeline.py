@@ -14,8 +14,9 @@ import logging
 import random
 import secrets
 import time
+from typing import NamedTuple
 
-from userstores.base import OUTBOX, UNCHANGED, PlainPassword, Query, UserStore
+from userstores.base import OUTBOX, UNCHANGED, PlainPassword, Query, Record, UserStore
 from userstores.registry import PRIMARY, Stores
 
 from . import operations as ops
@@ -48,6 +49,7 @@ from .model.registry import SchemaRegistry
 from .model.schema import WSO2_USER, ResourceType
 from .model.validate import canonical, check_immutable
 from .outbound.queue import stamp as outbound_stamp
+from .password_history import PasswordHistory
 from .passwords import Passwords
 from .search import Searcher
 
@@ -70,6 +72,13 @@ GRANTING = (ops.CreateGroup, ops.ReplaceGroup, ops.PatchGroup, ops.ChangeMembers
 MAX_ANCESTORS = 1000  # groups followed upwards when finding what a group confers
 
 
+class Replacing(NamedTuple):
+    """An account whose password is being replaced, and the hash it had."""
+
+    user_id: str
+    previous: str | None
+
+
 class Pipeline:
     def __init__(self, config: Config, stores: Stores, passwords: Passwords,
                  guard: Guard | None = None):
@@ -78,6 +87,8 @@ class Pipeline:
         self.guard = guard if guard is not None else Guard(config.security)
         self.stores = stores
         self.passwords = passwords
+        # earlier passwords a new one may not repeat (started with the state database)
+        self.history = PasswordHistory(config.passwords.history, passwords)
         self.schemas = SchemaRegistry.build(config.extensions)
         self.searcher = Searcher(config, stores, self.schemas)
         # called with a user id when its credentials changed, with None when memberships
@@ -215,15 +226,36 @@ class Pipeline:
         if store.domain != current.domain:
             raise Mutability(f"A {kind.lower()} cannot move to another user store domain")
 
-    async def _hash(self, password: str | None, store: UserStore) -> str | None:
+    async def _hash(self, password: str | None, store: UserStore,
+                    replacing: Replacing | None = None) -> str | None:
         """What the store keeps of a password: an argon2 hash, or, for a store that keeps
-        passwords itself, the password (policy-checked) in clear."""
+        passwords itself, the password (policy-checked) in clear. ``replacing``: the
+        password of an existing account, which must not repeat its recent ones."""
         if password is None:
             return None
+        self.passwords.check_policy(password)
         if store.capabilities.native_passwords:
-            self.passwords.check_policy(password)
             return PlainPassword(password)
-        return await self.passwords.hash(password)
+        if replacing is not None:
+            await self.history.check(store.domain, replacing.user_id, replacing.previous,
+                                     password)
+        return await self.passwords.hash(password, policy=False)
+
+    async def _replacing(self, store: UserStore, rec: Record, password: str | None
+                         ) -> Replacing | None:
+        """With ``[passwords] history``: the account whose password ``password`` is about
+        to replace, with the hash it replaces."""
+        if password is None or not self.history.depth \
+                or store.capabilities.native_passwords:
+            return None
+        found = await store.get_password_hash(rec.data["userName"])
+        return Replacing(rec.id, found[1] if found and found[0].id == rec.id else None)
+
+    async def _replaced(self, store: UserStore, replacing: Replacing | None) -> None:
+        """The password of ``replacing`` was replaced: the history remembers the old one."""
+        if replacing is not None:
+            await self.history.superseded(store.domain, replacing.user_id,
+                                          replacing.previous)
 
     # users --------------------------------------------------------------------------------
     async def _create_user(self, op: ops.CreateUser) -> ops.Entity:
@@ -295,9 +327,11 @@ class Pipeline:
         check_immutable(self.schemas.user, current.record.data, data)
         self._self_service_limits(op.only, current.record.data, data, password)
         self._stamp_password(data, password, store)
-        pw = UNCHANGED if password is None else await self._hash(password, store)
+        replacing = await self._replacing(store, current.record, password)
+        pw = UNCHANGED if password is None else await self._hash(password, store, replacing)
         rec = await self._writable(store).replace_user(
             op.id, data, expected_version=op.if_match, password_hash=pw)
+        await self._replaced(store, replacing)
         await self._account_changed(op.id, store.domain, current.record.data, data, password)
         return ops.Entity(ops.USER, store.domain, rec)
 
@@ -322,8 +356,9 @@ class Pipeline:
             check_immutable(self.schemas.user, rec.data, data)
             self._self_service_limits(op.only, rec.data, data, result.password)
             self._stamp_password(data, result.password, store)
+            replacing = await self._replacing(store, rec, result.password)
             pw = (UNCHANGED if result.password is None
-                  else await self._hash(result.password, store))
+                  else await self._hash(result.password, store, replacing))
             try:
                 new = await self._writable(store).replace_user(
                     op.id, data, expected_version=rec.version, password_hash=pw)
@@ -332,6 +367,7 @@ class Pipeline:
                     raise
                 await _lost_race(attempt)
                 continue  # somebody else changed it meanwhile: patch the new version
+            await self._replaced(store, replacing)
             await self._account_changed(op.id, store.domain, rec.data, data, result.password)
             return ops.Entity(ops.USER, store.domain, new)
         raise ConcurrentUpdate()
@@ -340,6 +376,7 @@ class Pipeline:
         current = await self._find(ops.USER, op.id, relations=False)
         store = self._writable(self.stores.get(current.domain))
         await store.delete_user(op.id, expected_version=op.if_match)
+        await self.history.forget(store.domain, op.id)
         await self._credentials_changed(op.id)
         return current
 
@@ -477,8 +514,10 @@ class Pipeline:
         rec = await store.get_user_by_name(bare, with_groups=False)
         if rec is None:
             raise NotFound(f"User '{op.user_name}' not found")
+        replacing = await self._replacing(store, rec, op.new_password)
         await self._writable(store).set_password_hash(rec.id, await self._hash(
-            op.new_password, store))
+            op.new_password, store, replacing))
+        await self._replaced(store, replacing)
         if self._tracks_password_age(store):
             await self._set_wso2(store, rec.id, password_set_now())
         await self._credentials_changed(rec.id)

@@ -146,3 +146,69 @@ async def test_no_maximum_age_is_minus_one_and_adds_nothing(policy_gateway):
     status, text, _ = await call(gw, op("getPasswordExpirationTime", ("username", "young")),
                                  path=V2)
     assert returns(text) == ["-1"], text
+
+
+async def test_history_refuses_the_last_passwords_on_every_path(policy_gateway):
+    """[passwords] history = 3: the current password and the two before it are refused
+    (SCIM 400 invalidValue; over SOAP WSO2's 22001), an older one is allowed again."""
+    gw = await policy_gateway(history=3)
+    status, user, _ = await scim(gw, "POST", "/Users", {"userName": "h", "password": "Pw-one-1"})
+    assert status == 201, user
+    uid = user["id"]
+
+    async def patch(password):
+        return await scim(gw, "PATCH", f"/Users/{uid}", {"schemas": [PATCH_OP], "Operations": [
+            {"op": "replace", "path": "password", "value": password}]})
+
+    status, body, _ = await patch("Pw-one-1")  # the current one
+    assert_scim_error(status, body, 400, "invalidValue")
+    assert "recent history" in body["detail"]
+    assert (await patch("Pw-two-2"))[0] == 200
+    status, body, _ = await scim(gw, "PUT", f"/Users/{uid}", {"userName": "h",
+                                                               "password": "Pw-one-1"})
+    assert_scim_error(status, body, 400, "invalidValue")
+    status, text, _ = await call(gw, op("updateCredentialByAdmin", ("userName", "h"),
+                                        ("newCredential", "Pw-one-1")), path=V2)
+    assert client_fault(status, text, v2=True).startswith("22001 - "), text
+    status, text, _ = await call(gw, op("updateCredential", ("userName", "h"),
+                                        ("newCredential", "Pw-two-2"),
+                                        ("oldCredential", "Pw-two-2")), path=V2)
+    assert client_fault(status, text, v2=True).startswith("22001 - "), text
+    assert (await scim(gw, "GET", "/Me", auth=basic("h", "Pw-two-2")))[0] == 200
+    status, text, _ = await call(gw, op("updateCredential", ("userName", "h"),
+                                        ("newCredential", "Pw-three-3"),
+                                        ("oldCredential", "Pw-two-2")), path=V2)
+    assert status == 200, text
+    # one, two, three are the last three; a fourth pushes the first out
+    for again in ("Pw-one-1", "Pw-two-2", "Pw-three-3"):
+        assert (await patch(again))[0] == 400, again
+    assert (await patch("Pw-four-4"))[0] == 200
+    assert (await patch("Pw-one-1"))[0] == 200
+    assert (await scim(gw, "GET", "/Me", auth=basic("h", "Pw-one-1")))[0] == 200
+    # the history goes with the account: a new account of the same name starts afresh
+    assert (await scim(gw, "DELETE", f"/Users/{uid}"))[0] == 204
+    status, user, _ = await scim(gw, "POST", "/Users", {"userName": "h", "password": "Pw-two-2"})
+    assert status == 201, user
+
+
+async def test_history_is_shared_by_gateways_on_one_database(aiohttp_client, make_config,
+                                                             admin_env):
+    """Two gateways (processes, hosts) on one database see the same history."""
+    cfg = replace(await make_config(), passwords=PasswordConfig(**FAST, history=2))
+    one = await aiohttp_client(create_app(cfg))
+    two = await aiohttp_client(create_app(cfg, bootstrap=False))
+    status, user, _ = await scim(one, "POST", "/Users", {"userName": "s", "password": "Pw-a-1"})
+    assert status == 201, user
+    body = {"schemas": [PATCH_OP], "Operations": [
+        {"op": "replace", "path": "password", "value": "Pw-b-2"}]}
+    assert (await scim(one, "PATCH", f"/Users/{user['id']}", body))[0] == 200
+    body["Operations"][0]["value"] = "Pw-a-1"
+    status, err, _ = await scim(two, "PATCH", f"/Users/{user['id']}", body)
+    assert_scim_error(status, err, 400, "invalidValue")
+
+
+def test_history_depth_is_checked(tmp_path):
+    path = tmp_path / "gw.toml"
+    path.write_text("[passwords]\nhistory = 25\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="history"):
+        load(str(path), environ={})
