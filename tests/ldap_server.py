@@ -20,10 +20,17 @@ What the server has (see ``_config``):
   ``refint`` on ``member`` and ``memberOf``: deleting or renaming an entry fixes the
   groups that list it (memberof's own refint does it before the reply; slapd's refint
   overlay repeats it in a background thread);
+- the ``ppolicy`` module is loaded for its schema only (``pwdAccountLockedTime``,
+  ``pwdFailureTime``...; slapd 2.5+ defines them in the module), and no ``overlay
+  ppolicy`` is on the database: slapd keeps and returns a lock a test sets, but does
+  not enforce it in binds (a store must, by itself), nor lock after failed binds;
 - the rootdn has no size or time limit (so it can list 100k entries, paged or not);
   other users keep slapd's default ``sizelimit 500`` (a paged search is then needed);
 - access: the rootdn does everything; anonymous may only bind; a bound user may
   read its own entry and change (not read) its own ``userPassword`` (``=xw``);
+  ``cn=limited-gateway,ou=t<hex>,dc=example,dc=com`` (``LIMITED_ACCOUNT``, an entry
+  a test makes in its own subtree) may write every entry but only read the locks
+  (``pwdAccountLockedTime``, AD-lite ``lockoutTime``), nor touch ``userPassword``;
   bound users may read the root DSE and the subschema;
 - passwords: ``password-hash {SSHA}`` hashes only what arrives by the Password Modify
   extended operation (ldap3 ``conn.extend.standard.modify_password``). A plain
@@ -111,7 +118,14 @@ INDEXES = [
     ("userPrincipalName", "eq,sub"),
 ]
 
-_MODULES = ["back_mdb", "memberof", "refint", "sssvlv"]
+_MODULES = ["back_mdb", "memberof", "refint", "sssvlv", "ppolicy"]
+
+# a bind account of a test's own subtree (``cn=limited-gateway,ou=t<hex>,…``) that may
+# write every entry but only read the directory's locks, as a store's service account
+# without the right to unlock accounts
+LIMITED_ACCOUNT = "limited-gateway"
+_LIMITED = f'dn.regex="^cn={LIMITED_ACCOUNT},ou=t[0-9a-f]+,{SUFFIX}$"'
+_LOCKS = "pwdAccountLockedTime,lockoutTime"
 
 
 def _libc_prctl():
@@ -199,8 +213,9 @@ class Slapd:
             "dbnosync",
             f'limits dn.exact="{ROOT_DN}" size=unlimited time=unlimited',
             *(f"index {attr} {kinds}" for attr, kinds in INDEXES),
+            f"access to attrs={_LOCKS} by {_LIMITED} read by self read by * none",
             "access to attrs=userPassword by self =xw by anonymous auth by * none",
-            "access to * by self read by * none",
+            f"access to * by {_LIMITED} write by self read by * none",
             "",
             # overlays run last-configured first; each memberof instance handles one group class
             "overlay memberof",

@@ -15,8 +15,10 @@ from ldap3.utils.conv import escape_filter_chars
 from gateway.errors import InvalidFilter
 from gateway.model.dialect import Dialect
 from gateway.model.query import And, AttrRef, Compare, Node, Not, Or, Present, ValueFilter
+from gateway.model.schema import WSO2_USER
 
-from .mapping import ACCOUNT_DISABLED, Flavor
+from .account_state import ACCOUNT_DISABLED, locked_filter
+from .mapping import Flavor
 
 TRUE = "(objectClass=*)"
 FALSE = "(!(objectClass=*))"
@@ -142,6 +144,9 @@ class FilterTranslator:
         if ref.attr.name == "active" and ref.is_common is False and self.kind == "User" \
                 and not self._mapped(ref):
             return self._active(op, value)
+        if ref.attr.name == "accountLocked" and ref.schema is not None \
+                and ref.schema.id == WSO2_USER and self.kind == "User" and not self._mapped(ref):
+            return self._locked(op, value)
         sub = ref.sub.name if ref.sub else ("value" if ref.attr.is_complex
                                             and ref.attr.multi_valued else None)
         attrs = [t.ldap for t in self.targets if t.key == ref.key and t.sub == sub]
@@ -167,6 +172,16 @@ class FilterTranslator:
         if op in ("eq", "ne") and isinstance(value, bool):
             return TRUE if (value if op == "eq" else not value) else FALSE
         raise InvalidFilter("active takes eq/ne true or false")
+
+    def _locked(self, op: str, value) -> str:
+        """WSO2's accountLocked: the directory's own lock (``account_state``), which only
+        a locked account carries."""
+        locked = locked_filter(self.flavor)
+        if op == "pr":
+            return locked
+        if op in ("eq", "ne") and isinstance(value, bool):
+            return locked if (value if op == "eq" else not value) else f"(!{locked})"
+        raise InvalidFilter("accountLocked takes eq/ne true or false")
 
     def _value_filter(self, node: ValueFilter) -> str:
         terms = node.expr.terms if isinstance(node.expr, And) else (node.expr,)

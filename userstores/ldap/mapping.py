@@ -5,7 +5,9 @@ user/group) has a default map of LDAP attribute -> canonical path, which the
 configuration extends or overrides (``attributes``). Reading an entry applies
 the map through the canonical PATCH engine; writing reads the canonical
 resource through it. A value the map cannot hold is refused (or, with
-``unmapped = "ignore"``, dropped), never silently lost.
+``unmapped = "ignore"``, dropped), never silently lost. The directory's own
+account state (locks, AD's disabled flag) is read with every user and written
+only as an explicit change (``account_state``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ from gateway.errors import InvalidValue
 from gateway.model.dialect import Dialect
 from gateway.model.patch import apply_patch
 from gateway.model.schema import ENTERPRISE_USER, ResourceType
+
+from .account_state import (
+    ACCOUNT_DISABLED,
+    account_control,
+    add_state,
+    lock_attribute,
+    without_state,
+)
 
 E = ENTERPRISE_USER
 
@@ -59,9 +69,6 @@ AD_USER_MAP = {
     "st": 'addresses[type eq "work"].region',
     "postalCode": 'addresses[type eq "work"].postalCode',
 }
-
-ACCOUNT_DISABLED = 0x2  # userAccountControl: ACCOUNTDISABLE
-NORMAL_ACCOUNT = 0x200
 
 
 @dataclass(frozen=True)
@@ -145,8 +152,10 @@ class Mapping:
         self.unmapped = unmapped
         self.user_classes = user_classes or flavor.user_classes
         self.group_classes = group_classes or flavor.group_classes
+        # the directory's lock is read with every user (an operational attribute on
+        # OpenLDAP: returned only when asked for by name)
         self.user_attributes = [*table, flavor.id_attribute, flavor.version_attribute,
-                                "createTimestamp", "modifyTimestamp"]
+                                "createTimestamp", "modifyTimestamp", lock_attribute(flavor)]
         if flavor.is_ad:
             self.user_attributes.append("userAccountControl")
         self.group_attributes = ["cn", "description", "member", flavor.id_attribute,
@@ -180,11 +189,14 @@ class Mapping:
         data = apply_patch(self.users.rtype, {"userName": str(name)}, ops).resource
         if self.flavor.is_ad and attrs.get("userAccountControl") is not None:
             data["active"] = not int(first_value(attrs["userAccountControl"])) & ACCOUNT_DISABLED
-        return data
+        return add_state(self.flavor, attrs, data)
 
     # writing ---------------------------------------------------------------------------
-    def user_entry(self, data: dict) -> dict[str, list[str]]:
-        """The LDAP attributes of a canonical user (every mapped attribute, [] if empty)."""
+    def user_entry(self, data: dict, current: dict | None = None) -> dict[str, list[str]]:
+        """The LDAP attributes of a canonical user (every mapped attribute, [] if empty),
+        over the entry's ``current`` attributes if it has one. The directory's lock is
+        not among them (``account_state.lock_changes``)."""
+        data = without_state(data)
         out: dict[str, list[str]] = {}
         for attr in self.users.table:
             values = self.users.read(data, attr)
@@ -193,9 +205,8 @@ class Mapping:
             if attr in out and not out[attr]:
                 out[attr] = [data["userName"]]
         if self.flavor.is_ad:
-            active = data.get("active", True)
-            out["userAccountControl"] = [str(NORMAL_ACCOUNT | (0 if active else
-                                                               ACCOUNT_DISABLED))]
+            out["userAccountControl"] = [account_control(
+                data.get("active", True), first_value((current or {}).get("userAccountControl")))]
         self._check_lossless(data, out)
         return out
 

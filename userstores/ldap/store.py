@@ -28,6 +28,7 @@ from gateway.model.query import AttrRef
 from gateway.model.registry import DEFAULT, SchemaRegistry
 from userstores.base import UNCHANGED, Capabilities, Page, Query, Record, UserStore
 
+from .account_state import lock_changes
 from .directory import Directory
 from .filters import TRUE, FilterTranslator, compare
 from .mapping import EMPTY_MEMBER, FLAVORS, Mapping, entry_id, first_value, values_list
@@ -184,6 +185,7 @@ class LDAPUserStore(UserStore):
     async def create_user(self, data: dict, password_hash: str | None) -> Record:
         self._writable()
         entry = {k: v for k, v in self.map.user_entry(data).items() if v}
+        entry.update({k: v for k, v in lock_changes(self.flavor, data, {}).items() if v})
         name = data["userName"]
 
         def create(conn):
@@ -246,14 +248,17 @@ class LDAPUserStore(UserStore):
     async def replace_user(self, user_id: str, data: dict, *, expected_version: int | None,
                            password_hash=UNCHANGED) -> Record:
         self._writable()
-        entry = self.map.user_entry(data)
+        self.map.user_entry(data)  # what the map cannot hold is refused before any I/O
 
         def replace(conn):
             e = self._one(conn, "User", self._by_id("User", user_id))
             if e is None:
                 raise NotFound(f"User {user_id} not found")
+            entry = self.map.user_entry(data, e["attributes"])
             rid, version, *_ = self.map.meta(e["attributes"])
             self._check_version(f"User {user_id}", version, expected_version)
+            # the directory's lock: changed only when asked (an unlock needs the right to)
+            lock = lock_changes(self.flavor, data, e["attributes"])
             dn = e["dn"]
             old_name = str(first_value(e["attributes"][self.flavor.user_name]))
             if data["userName"] != old_name:
@@ -272,6 +277,7 @@ class LDAPUserStore(UserStore):
                     changes[attr] = [(ldap3.MODIFY_REPLACE, values)]
             if self.flavor.is_ad:
                 changes.pop("cn", None)
+            changes.update({a: [(ldap3.MODIFY_REPLACE, v)] for a, v in lock.items()})
             if changes:
                 conn.modify(dn, changes)
             if password_hash is not UNCHANGED and password_hash is not None:
