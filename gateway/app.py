@@ -11,7 +11,7 @@ from aiohttp import web
 
 from userstores.registry import Stores
 
-from . import http_limits
+from . import audit_api, http_limits
 from .auth.authenticator import Authenticator
 from .auth.epoch import LoginEpoch
 from .auth.guard import Guard
@@ -24,6 +24,7 @@ from .outbound.admin import create_admin_app, metrics
 from .outbound.service import OutboundService
 from .passwords import Passwords
 from .pipeline import Pipeline
+from .request_context import request_context
 from .scim.app import create_scim_app
 from .scim11.app import create_scim11_app
 from .soap.app import create_soap_app
@@ -68,7 +69,8 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
     # the largest body any route takes; each route enforces its own limit
     app = web.Application(client_max_size=max(config.max_body_bytes,
                                                config.bulk_max_payload_bytes),
-                          handler_args=http_limits.HANDLER_ARGS)
+                          handler_args=http_limits.HANDLER_ARGS,
+                          middlewares=[request_context])
     app[CONFIG] = config
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -87,6 +89,7 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
             await once.start()
             await guard.start(outbound.home)
             await pipeline.history.start(outbound.home)
+            await pipeline.audit.start(outbound.home)
             await epoch.start(outbound.home)
         except BaseException:
             await outbound.stop()
@@ -112,6 +115,7 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
             yield
         finally:
             pipeline.outbound = None
+            await pipeline.audit.stop()
             await epoch.stop()
             await jit.stop()
             await outbound.stop()
@@ -123,7 +127,9 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
     app.add_subapp("/scim2", create_scim_app())
     app.add_subapp("/services", create_soap_app())
     app.add_subapp("/wso2/scim", create_scim11_app())
-    app.add_subapp("/admin", create_admin_app())
+    admin = create_admin_app()
+    admin.add_routes(audit_api.ROUTES)
+    app.add_subapp("/admin", admin)
     app.add_subapp("/jit", create_jit_app())
     app.router.add_get("/metrics", metrics)
     return app

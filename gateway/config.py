@@ -100,6 +100,14 @@ class PasswordConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    """``[audit]``: the audit trail (``gateway.audit``)."""
+
+    enabled: bool = True
+    retention_days: int = 365  # events older than this are deleted (0: kept forever)
+
+
+@dataclass(frozen=True)
 class SecurityConfig:
     """``[security]``: account lockout and login throttling."""
 
@@ -138,6 +146,7 @@ class Config:
     self_service_attributes: frozenset[str] = SELF_SERVICE_ATTRIBUTES
     passwords: PasswordConfig = field(default_factory=PasswordConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     stores: dict[str, StoreConfig] = field(default_factory=dict)
     clients: tuple[ClientConfig, ...] = ()
     issuers: tuple[IssuerConfig, ...] = ()
@@ -200,6 +209,15 @@ def _security(sec: dict) -> SecurityConfig:
     if min(cfg.account_burst, cfg.address_burst) < 1 or min(
             cfg.account_per_minute, cfg.address_per_minute) <= 0:
         raise ConfigError("security: the bursts are at least 1 and the rates above 0")
+    return cfg
+
+
+def _audit(sec: dict) -> AuditConfig:
+    _unknown(sec, "audit", {"enabled", "retention_days"})
+    cfg = AuditConfig(enabled=_get(sec, "audit", "enabled", bool, True),
+                      retention_days=_get(sec, "audit", "retention_days", int, 365))
+    if cfg.retention_days < 0:
+        raise ConfigError("audit.retention_days is 0 (keep forever) or more")
     return cfg
 
 
@@ -268,7 +286,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
     _env_overrides(raw, environ)
     _unknown(raw, "top level", {"server", "limits", "passwords", "auth", "userstores",
                                 "clients", "issuers", "roles", "extensions", "outbound",
-                                "jit", "security"})
+                                "jit", "security", "audit"})
 
     server = _section(raw, "server")
     _unknown(server, "server", {"host", "port", "workers", "base_url"})
@@ -423,6 +441,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         self_service_attributes=frozenset(a.lower() for a in self_service),
         passwords=passwords,
         security=security,
+        audit=_audit(_section(raw, "audit")),
         stores=stores,
         clients=tuple(clients),
         issuers=tuple(issuers),

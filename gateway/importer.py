@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 
 import orjson
 
 from userstores.registry import Stores
 
+from . import state
 from .auth.principal import SYSTEM
 from .config import Config
 from .errors import InvalidSyntax
 from .passwords import Passwords
 from .pipeline import Pipeline
+from .request_context import REQUEST, RequestInfo
 
 
 def _lines(path: str):
@@ -39,8 +42,11 @@ async def import_users(cfg: Config, path: str, domain: str, batch: int) -> tuple
     await stores.open()
     started = time.perf_counter()
     total = 0
+    home, own_home = state.open_home(cfg.outbound.database, stores)
+    pipeline = Pipeline(cfg, stores, passwords)
+    REQUEST.set(RequestInfo(uuid.uuid4().hex, None, "cli"))  # what the audit trail says
     try:
-        pipeline = Pipeline(cfg, stores, passwords)
+        await pipeline.audit.start(home)
         chunk: list[tuple[str, dict]] = []
         for number, line in _lines(path):
             try:
@@ -53,6 +59,9 @@ async def import_users(cfg: Config, path: str, domain: str, batch: int) -> tuple
         if chunk:
             total += await pipeline.bulk_create_users(SYSTEM, domain, chunk)
     finally:
+        await pipeline.audit.stop()
+        if own_home and home is not None:
+            await home.close()
         await stores.close()
         passwords.close()
     return total, time.perf_counter() - started

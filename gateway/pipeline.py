@@ -14,13 +14,15 @@ import logging
 import random
 import secrets
 import time
+from contextvars import ContextVar
 from typing import NamedTuple
 
-from userstores.base import OUTBOX, UNCHANGED, PlainPassword, Query, Record, UserStore
+from userstores.base import JOURNAL, OUTBOX, UNCHANGED, PlainPassword, Query, Record, UserStore
 from userstores.registry import PRIMARY, Stores
 
 from . import operations as ops
-from .auth.guard import Guard
+from .audit import Audit, Event, about
+from .auth.guard import Guard, Throttled
 from .auth.principal import SYSTEM, Principal
 from .config import Config
 from .errors import (
@@ -55,6 +57,8 @@ from .search import Searcher
 
 log = logging.getLogger("gateway.pipeline")
 
+# the audit event of the change being made in this context (handlers add what they touch)
+_EVENT: ContextVar[Event | None] = ContextVar("audit_event", default=None)
 PATCH_RETRIES = 32  # a PATCH that lost a race is applied again to the newer version
 
 
@@ -87,6 +91,8 @@ class Pipeline:
         self.guard = guard if guard is not None else Guard(config.security)
         self.stores = stores
         self.passwords = passwords
+        # every change and login decision (started with the state database)
+        self.audit = Audit(config.audit, stores.qualify)
         # earlier passwords a new one may not repeat (started with the state database)
         self.history = PasswordHistory(config.passwords.history, passwords)
         self.schemas = SchemaRegistry.build(config.extensions)
@@ -121,6 +127,24 @@ class Pipeline:
     async def execute(self, caller: Principal, op: ops.Operation):
         if caller is None:
             raise Unauthorized()
+        if type(op) not in WRITES or not self.audit.enabled:
+            return await self._execute(caller, op)
+        event = Event.now(caller.name, type(op).__name__, kind=op.kind, **_target_of(op))
+        journal = self.audit.journal(event)
+        tokens = _EVENT.set(event), JOURNAL.set(journal)
+        try:
+            result = await self._execute(caller, op)
+        except GatewayError as exc:
+            await self.audit.record([event.failed(exc)])
+            raise
+        finally:
+            JOURNAL.reset(tokens[1])
+            _EVENT.reset(tokens[0])
+        if journal is None or not journal.done:
+            await self.audit.record([event])
+        return result
+
+    async def _execute(self, caller: Principal, op: ops.Operation):
         if not self._self_service(caller, op):
             caller.require(op.permission)
         elif isinstance(op, ops.ReplaceUser | ops.PatchUser) and not caller.allows(op.permission):
@@ -143,6 +167,8 @@ class Pipeline:
         deleted = type(op) in (ops.DeleteUser, ops.DeleteGroup)  # they return what was there
         if outbound is not None and isinstance(result, ops.Entity):
             await outbound.committed(result, "delete" if deleted else "upsert", since)
+        if isinstance(result, ops.Entity):
+            self._touching(entity=result)
         return None if deleted else result
 
     @staticmethod
@@ -152,6 +178,18 @@ class Pipeline:
                 and op.permission in SELF_SERVICE and getattr(op, "id", None) == caller.user_id)
 
     # helpers ----------------------------------------------------------------------------
+    def _touching(self, names=None, entity: ops.Entity | None = None) -> None:
+        """Tell the audit event of this change which attributes it touches (names only)
+        and which entity it is about."""
+        event = _EVENT.get()
+        if event is None:
+            return
+        if names is not None:
+            event.attributes = sorted(names)
+        if entity is not None:
+            done = about(event, entity.domain, entity.record, self.stores.qualify)
+            event.target_id, event.target = done.target_id, done.target
+
     @staticmethod
     def _configured(rtype: ResourceType, data: dict) -> dict:
         """A stored resource without the values of extensions no longer configured."""
@@ -262,6 +300,7 @@ class Pipeline:
         data, password = canonical(self.schemas.user, op.representation)
         store = self._writable(self._split_name(data, "userName"))
         self._stamp_password(data, password, store)
+        self._touching(_created_names(data, password))
         rec = await store.create_user(data, await self._hash(password, store))
         return ops.Entity(ops.USER, store.domain, rec)
 
@@ -285,32 +324,50 @@ class Pipeline:
             return out
         token = OUTBOX.set(caller.provision and self.outbox)
         try:
-            out = await self._create_users(representations)
+            out = await self._create_users(caller, representations)
         finally:
             OUTBOX.reset(token)
         if self.outbound is not None and caller.provision:
             self.outbound.kick()
         return out
 
-    async def _create_users(self, representations: list[dict]
+    async def _create_users(self, caller: Principal, representations: list[dict]
                             ) -> list[ops.Entity | GatewayError]:
         out: list = [None] * len(representations)
-        batches: dict[str, list[tuple[int, dict, str | None]]] = {}
+        batches: dict[str, list[tuple[int, dict, str | None, list[str]]]] = {}
+        event = Event.now(caller.name, "CreateUser", kind=ops.USER)
         for i, rep in enumerate(representations):
             try:
                 data, password = canonical(self.schemas.user, rep)
                 store = self._writable(self._split_name(data, "userName"))
                 self._stamp_password(data, password, store)
                 batches.setdefault(store.domain, []).append(
-                    (i, data, await self._hash(password, store)))
+                    (i, data, await self._hash(password, store),
+                     _created_names(data, password)))
             except GatewayError as exc:
                 out[i] = exc
+        kept: list[Event] = []
         for domain, batch in batches.items():
             store = self.stores.get(domain)
-            results = await store.create_users([(data, pw) for _i, data, pw in batch])
-            for (i, _data, _pw), result in zip(batch, results, strict=True):
+            journal = self.audit.journal(event, [names for *_, names in batch])
+            token = JOURNAL.set(journal)
+            try:
+                results = await store.create_users([(data, pw) for _i, data, pw, _n in batch])
+            finally:
+                JOURNAL.reset(token)
+            for (i, _data, _pw, names), result in zip(batch, results, strict=True):
                 out[i] = result if isinstance(result, GatewayError) else ops.Entity(
                     ops.USER, domain, result)
+                if (journal is None or not journal.done) and isinstance(result, Record):
+                    kept.append(dataclasses.replace(about(
+                        event, domain, result, self.stores.qualify), attributes=names))
+        for i, result in enumerate(out):
+            if isinstance(result, GatewayError):
+                name = representations[i].get("userName") \
+                    if isinstance(representations[i], dict) else None
+                kept.append(dataclasses.replace(
+                    event.failed(result), target=name if isinstance(name, str) else None))
+        await self.audit.record(kept)
         return out
 
     async def _get_user(self, op: ops.GetUser) -> ops.Entity:
@@ -326,6 +383,7 @@ class Pipeline:
         self._same_domain(ops.USER, store, current)
         check_immutable(self.schemas.user, current.record.data, data)
         self._self_service_limits(op.only, current.record.data, data, password)
+        self._touching(_changed_names(current.record.data, data, password), current)
         self._stamp_password(data, password, store)
         replacing = await self._replacing(store, current.record, password)
         pw = UNCHANGED if password is None else await self._hash(password, store, replacing)
@@ -355,6 +413,7 @@ class Pipeline:
                 return current
             check_immutable(self.schemas.user, rec.data, data)
             self._self_service_limits(op.only, rec.data, data, result.password)
+            self._touching(_changed_names(rec.data, data, result.password), current)
             self._stamp_password(data, result.password, store)
             replacing = await self._replacing(store, rec, result.password)
             pw = (UNCHANGED if result.password is None
@@ -375,6 +434,7 @@ class Pipeline:
     async def _delete_user(self, op: ops.DeleteUser) -> ops.Entity:
         current = await self._find(ops.USER, op.id, relations=False)
         store = self._writable(self.stores.get(current.domain))
+        self._touching(entity=current)
         await store.delete_user(op.id, expected_version=op.if_match)
         await self.history.forget(store.domain, op.id)
         await self._credentials_changed(op.id)
@@ -389,17 +449,31 @@ class Pipeline:
         towards the account's lockout (``gateway.auth.guard``). ``renewing``: the old
         password of a change, which an expired password still is."""
         account = self._account_name(op.user_name)
-        admission = await self.guard.admit(account, op.source)
+        shown = self.stores.qualify(*account.split("/", 1)) if "/" in account else account
+        decision = Event.now(shown, "CheckPassword", kind=ops.USER, target=shown,
+                             outcome="refused",
+                             **({"address": op.source} if op.source else {}))
+        try:
+            admission = await self.guard.admit(account, op.source)
+        except Throttled:
+            self.audit.note(dataclasses.replace(decision, detail="throttled"))
+            raise
         entity = await self._verify_password(op)
         if entity is None:
             until = await self.guard.failed(admission)
             if until:
                 await self._lock(account, until)
+            self.audit.note(dataclasses.replace(decision, detail="invalid credentials" + (
+                "; the account is now locked" if until else "")))
             return None
         data = entity.record.data
-        if sign_in_refusal(data) is not None or admission.locked_until \
-                or self._password_expired(data) and not renewing:
+        decision.target_id = entity.id
+        refusal = sign_in_refusal(data) or ("locked" if admission.locked_until else None) \
+            or ("password expired" if self._password_expired(data) and not renewing else None)
+        if refusal is not None:
+            self.audit.note(dataclasses.replace(decision, detail=refusal))
             return None
+        self.audit.note(dataclasses.replace(decision, outcome="success"))
         if admission.had_failures:
             await self.guard.cleared(account)
         if (data.get(WSO2_USER) or {}).get("accountLocked") is True:
@@ -451,12 +525,13 @@ class Pipeline:
                 data = {k: v for k, v in rec.data.items() if k != WSO2_USER}
                 if wso2:
                     data[WSO2_USER] = wso2
-                token = OUTBOX.set(False)
+                tokens = OUTBOX.set(False), JOURNAL.set(None)
                 try:
                     await store.replace_user(user_id, data, expected_version=rec.version,
                                              password_hash=UNCHANGED)
                 finally:
-                    OUTBOX.reset(token)
+                    JOURNAL.reset(tokens[1])
+                    OUTBOX.reset(tokens[0])
                 return True
             except VersionMismatch:
                 continue  # changed meanwhile: on the newer version
@@ -514,6 +589,7 @@ class Pipeline:
         rec = await store.get_user_by_name(bare, with_groups=False)
         if rec is None:
             raise NotFound(f"User '{op.user_name}' not found")
+        self._touching(["password"], ops.Entity(ops.USER, store.domain, rec))
         replacing = await self._replacing(store, rec, op.new_password)
         await self._writable(store).set_password_hash(rec.id, await self._hash(
             op.new_password, store, replacing))
@@ -535,6 +611,7 @@ class Pipeline:
         store = self._writable(self._split_name(data, "displayName"))
         if members:
             await self._may_grant(op.grantor, store, [data["displayName"]])
+        self._touching(_created_names(data, None) + (["members"] if members else []))
         rec = await store.create_group(data, members)
         return ops.Entity(ops.GROUP, store.domain, rec)
 
@@ -553,6 +630,7 @@ class Pipeline:
         check_immutable(self.schemas.group, current.record.data, data)
         await self._may_grant(op.grantor, store, [current.record.data["displayName"],
                                                   data["displayName"]], op.id)
+        self._touching(_changed_names(current.record.data, data, None) + ["members"], current)
         rec = await self._writable(store).replace_group(
             op.id, data, expected_version=op.if_match, members=members)
         await self._credentials_changed(None)
@@ -582,6 +660,8 @@ class Pipeline:
                 await self._may_grant(op.grantor, store, [rec.data["displayName"],
                                                           data["displayName"]], op.id)
             add = changes.replace if changes.replace is not None else changes.add
+            self._touching(_changed_names(rec.data, data, None)
+                           + (["members"] if changes else []), current)
             # members alone are added and removed in the store's transaction, on whatever
             # version is there then; a change of attributes is made on the version read
             expected = op.if_match if data == rec.data else rec.version
@@ -605,6 +685,7 @@ class Pipeline:
         store = self._writable(self.stores.get(current.domain))
         await self._may_grant(op.grantor, store, [current.record.data["displayName"]],
                               op.group_id)
+        self._touching(["members"], current)
         rec = await store.change_members(
             op.group_id, expected_version=None,
             add=[{"value": i} for i in op.add], remove=list(op.remove))
@@ -614,6 +695,7 @@ class Pipeline:
     async def _delete_group(self, op: ops.DeleteGroup) -> ops.Entity:
         current = await self._find(ops.GROUP, op.id, relations=False)
         store = self._writable(self.stores.get(current.domain))
+        self._touching(entity=current)
         await store.delete_group(op.id, expected_version=op.if_match)
         await self._credentials_changed(None)
         return current
@@ -638,15 +720,22 @@ class Pipeline:
             data["userName"] = bare
             self._stamp_password(data, password, store)
             items.append((data, await self._hash(password, store)))
+        event = Event.now(caller.name, "ImportUsers", kind=ops.USER, target=domain)
         token = OUTBOX.set(caller.provision and self.outbox)
         try:
             if not hasattr(store, "bulk_insert_users"):
                 for data, pw in items:
                     await store.create_user(data, pw)
-                return len(items)
-            return await store.bulk_insert_users(items)
+                count = len(items)
+            else:
+                count = await store.bulk_insert_users(items)
+        except GatewayError as exc:
+            await self.audit.record([event.failed(exc)])
+            raise
         finally:
             OUTBOX.reset(token)
+        await self.audit.record([dataclasses.replace(event, detail=f"{count} users")])
+        return count
 
     # bootstrap -----------------------------------------------------------------------------------
     async def ensure_admin(self, user_name: str | None, password: str | None) -> str | None:
@@ -730,3 +819,25 @@ class Pipeline:
                     frontier.append(rec.id)
                     names.append(rec.data["displayName"])
         return names
+
+
+def _target_of(op: ops.Operation) -> dict:
+    """What an operation names as its target, before it runs (the audit event of a
+    change that fails)."""
+    if isinstance(op, ops.CreateUser | ops.CreateGroup):
+        rep = op.representation if isinstance(op.representation, dict) else {}
+        name = rep.get("userName" if isinstance(op, ops.CreateUser) else "displayName")
+        return {"target": name if isinstance(name, str) else None}
+    if isinstance(op, ops.ChangePassword):
+        return {"target": op.user_name}
+    entity_id = getattr(op, "id", None) or getattr(op, "group_id", None)
+    return {"target_id": entity_id if isinstance(entity_id, str) else None}
+
+
+def _created_names(data: dict, password: str | None) -> list[str]:
+    return sorted(data) + (["password"] if password is not None else [])
+
+
+def _changed_names(before: dict, after: dict, password: str | None) -> list[str]:
+    return sorted(changed_attributes(before, after)) + (
+        ["password"] if password is not None else [])

@@ -11,7 +11,8 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
-from userstores.sql.engine import schema_lock
+from userstores.registry import Stores
+from userstores.sql.engine import Runner, make_runner, schema_lock
 
 metadata = MetaData()
 
@@ -20,3 +21,12 @@ def create(conn: Connection) -> None:
     """Create what is missing (every process at start-up, under the schema lock)."""
     schema_lock(conn)
     metadata.create_all(conn)
+
+
+def open_home(database: str | None, stores: Stores) -> tuple[Runner | None, bool]:
+    """The state database for a command that runs without the outbound service (``gateway
+    import``, the bootstrap): ``[outbound] database`` (a runner of its own, True: the
+    caller closes it), else the PRIMARY SQL store's (None when PRIMARY is not SQL)."""
+    if database:
+        return make_runner(database, 4), True
+    return getattr(stores.primary, "_runner", None), False

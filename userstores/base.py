@@ -71,6 +71,25 @@ class Page:
 OUTBOX: ContextVar[bool] = ContextVar("outbox", default=True)
 
 
+class Journal(abc.ABC):
+    """A record the pipeline wants kept with the change it makes next (a row of the audit
+    trail). A store whose transactions run on ``runner`` (the database the record belongs
+    in) writes it inside the change's transaction, so that both are kept or neither; any
+    other store ignores it and the pipeline writes the record after the change."""
+
+    runner: object  # the SQL runner of the database the record belongs in
+    done: bool = False  # written and committed with a change
+
+    @abc.abstractmethod
+    def write(self, conn, domain: str, result) -> None:
+        """Inside the change's transaction on ``conn``; ``result``: what the store
+        operation returns (a Record, a list of them for several creates, or None)."""
+
+
+# the record to keep with the change made in this context (the pipeline sets it)
+JOURNAL: ContextVar[Journal | None] = ContextVar("journal", default=None)
+
+
 class PlainPassword(str):
     """A password in clear, for a store with ``native_passwords``; never logged."""
 

@@ -39,6 +39,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from ..audit import Event
 from ..config import Config, IssuerConfig
 from ..errors import ClientError, Unauthorized
 from ..model.account import sign_in_refusal
@@ -132,13 +133,25 @@ class Authenticator:
         if principal is not None:
             return principal
         if scheme == "basic":
-            principal = await self._basic_once(key, credentials, source)
-        else:
+            return await self._basic_once(key, credentials, source)
+        try:
             principal, expires = self._bearer(credentials)
             principal = await self._token_account(principal)
-            self._remember(key, principal, min(self.config.auth_cache_seconds,
-                                               expires - time.time()))
+        except Unauthorized as exc:
+            self._decided("token", "Bearer", source, exc.detail)
+            raise
+        self._decided(principal.name, "Bearer", source)
+        self._remember(key, principal, min(self.config.auth_cache_seconds,
+                                           expires - time.time()))
         return principal
+
+    def _decided(self, actor: str, how: str, source: str | None,
+                 refusal: str | None = None) -> None:
+        """Note an authentication decision other than a store user's password (which the
+        pipeline notes) in the audit trail."""
+        self.pipeline.audit.note(Event.now(
+            actor, f"Authenticate{how}", outcome="refused" if refusal else "success",
+            detail=refusal, **({"address": source} if source else {})))
 
     async def _token_account(self, principal: Principal) -> Principal:
         """A token whose subject is a store user's name is that user's: refused when the
@@ -189,7 +202,9 @@ class Authenticator:
                 ok = await self.passwords.verify(client.secret_hash, secret)
             if not ok:
                 await guard.failed(admission)  # an API client is throttled, never locked
+                self._decided(f"client:{name}", "Basic", source, "invalid credentials")
                 raise Unauthorized("Invalid credentials")
+            self._decided(f"client:{name}", "Basic", source)
             return self._client_principal(name)
         entity = await self.pipeline.execute(SYSTEM, CheckPassword(name, secret, source))
         if entity is None:
@@ -215,10 +230,13 @@ class Authenticator:
         expected = base64.b64encode(hashlib.sha1(  # noqa: S324 - the profile's algorithm
             nonce + created.encode() + client.secret.encode()).digest()).decode()
         if not hmac.compare_digest(expected.encode(), digest.encode()):
+            self._decided(f"client:{name}", "Digest", None, "invalid credentials")
             raise Unauthorized("Invalid credentials")
         if not await self.once.use(key_of("digest", name, nonce, created),
                                    now + 2 * DIGEST_WINDOW):
+            self._decided(f"client:{name}", "Digest", None, "nonce replayed")
             raise Unauthorized("The UsernameToken's nonce was used already")
+        self._decided(f"client:{name}", "Digest", None)
         return self._client_principal(name)
 
     def _client_principal(self, name: str) -> Principal:

@@ -17,7 +17,17 @@ from sqlalchemy.exc import (
 
 from gateway.errors import Conflict, GatewayError, InvalidValue, ReadOnlyStore, StoreUnavailable
 from gateway.model.registry import DEFAULT, SchemaRegistry
-from userstores.base import OUTBOX, UNCHANGED, Capabilities, Page, Query, Record, UserStore
+from userstores.base import (
+    JOURNAL,
+    OUTBOX,
+    UNCHANGED,
+    Capabilities,
+    Journal,
+    Page,
+    Query,
+    Record,
+    UserStore,
+)
 
 from . import operations as ops
 from .engine import Runner, make_runner
@@ -61,8 +71,16 @@ class SQLUserStore(UserStore):
             raise ReadOnlyStore(f"The user store {self.domain} is read-only")
         if not OUTBOX.get():
             fn = _without_outbox(fn)
+        journal = JOURNAL.get()
+        if journal is not None and not journal.done and journal.runner is self._runner:
+            fn = _journaled(fn, journal, self.domain)
+        else:
+            journal = None
         try:
-            return await self._runner.write(fn, *args)
+            result = await self._runner.write(fn, *args)
+            if journal is not None:
+                journal.done = True
+            return result
         except GatewayError:
             raise
         except (SQLAlchemyError, OSError, ConnectionError) as exc:
@@ -176,4 +194,13 @@ def _without_outbox(fn):
             return fn(conn, *args)
         finally:
             conn.info.pop("outbox_off", None)
+    return run
+
+
+def _journaled(fn, journal: Journal, domain: str):
+    """The store operation, writing the journal's record in its transaction."""
+    def run(conn, *args):
+        result = fn(conn, *args)
+        journal.write(conn, domain, result)
+        return result
     return run
