@@ -40,10 +40,12 @@ from .errors import (
 from .keyed_locks import KeyedLocks
 from .model.account import (
     changed_attributes,
+    is_locked,
     locked_until,
     password_expires,
     password_set_now,
     sign_in_refusal,
+    with_account_state,
 )
 from .model.patch import apply_patch
 from .model.query import parse_filter
@@ -209,7 +211,7 @@ class Pipeline:
         if password is not None or was != now \
                 or self._password_expired(before) != self._password_expired(after):
             await self._credentials_changed(user_id)
-        if was == "locked" and now is None:
+        if is_locked(before) and not is_locked(after):
             await self.guard.cleared(f"{domain}/{after['userName']}")
 
     @staticmethod
@@ -379,6 +381,7 @@ class Pipeline:
     async def _replace_user(self, op: ops.ReplaceUser) -> ops.Entity:
         current = await self._find(ops.USER, op.id, relations=False)
         data, password = canonical(self.schemas.user, op.representation)
+        data = with_account_state(current.record.data, data)
         store = self._split_name(data, "userName")
         self._same_domain(ops.USER, store, current)
         check_immutable(self.schemas.user, current.record.data, data)

@@ -134,3 +134,30 @@ async def test_failures_count_across_workers(secure):
         assert (await me(gw, "alice", "Alice-pw-1"))[0] == 401
     status, got, _ = await scim(second, "GET", f"/Users/{user['id']}")
     assert got[WSO2]["accountLocked"] is True
+
+
+async def test_a_put_that_leaves_the_state_out_keeps_it(secure):
+    """A client that knows nothing of WSO2's extension (Okta replaces users with PUT) does
+    not unlock, enable or restart the password age of an account by leaving them out."""
+    (gw,) = await secure(lockout_attempts=2, lockout_seconds=600)
+    user = await add_user(gw)
+    for _ in range(2):
+        assert (await me(gw, "alice", "wrong-pw"))[0] == 401
+    status, body, _ = await scim(gw, "PUT", f"/Users/{user['id']}", {
+        "userName": "alice", "displayName": "Alice Replaced"})
+    assert status == 200, body
+    assert body["displayName"] == "Alice Replaced"
+    assert body[WSO2]["accountLocked"] is True and int(body[WSO2]["unlockTime"]) > 0
+    assert (await me(gw, "alice", "Alice-pw-1"))[0] == 401
+    # disabled by an administrator: the same
+    status, body, _ = await scim(gw, "PUT", f"/Users/{user['id']}", {
+        "userName": "alice", WSO2: {"accountLocked": False, "accountDisabled": True}})
+    assert status == 200 and body[WSO2]["accountDisabled"] is True, body
+    status, body, _ = await scim(gw, "PUT", f"/Users/{user['id']}", {"userName": "alice"})
+    assert body[WSO2] == {"accountLocked": False, "accountDisabled": True}, body
+    assert (await me(gw, "alice", "Alice-pw-1"))[0] == 401
+    # given explicitly, the state changes
+    status, body, _ = await scim(gw, "PUT", f"/Users/{user['id']}", {
+        "userName": "alice", WSO2: {"accountDisabled": False}})
+    assert status == 200, body
+    assert (await me(gw, "alice", "Alice-pw-1"))[0] == 200

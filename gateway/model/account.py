@@ -19,6 +19,15 @@ def _flag(value, wanted: bool) -> bool:
     return value is wanted
 
 
+def is_locked(data: dict) -> bool:
+    """Whether the account is locked now (whatever else keeps it out)."""
+    wso2 = data.get(WSO2_USER)
+    if not isinstance(wso2, dict) or not _flag(wso2.get("accountLocked"), True):
+        return False
+    until = _millis(wso2.get("unlockTime"))
+    return until is None or until > time.time() * 1000
+
+
 def sign_in_refusal(data: dict) -> str | None:
     """Why an account may not sign in ("disabled", "locked"), or None when it may. A lock
     with an ``unlockTime`` ends then; one without lasts until an administrator unlocks
@@ -29,10 +38,8 @@ def sign_in_refusal(data: dict) -> str | None:
     if isinstance(wso2, dict):
         if _flag(wso2.get("accountDisabled"), True):
             return "disabled"
-        if _flag(wso2.get("accountLocked"), True):
-            until = _millis(wso2.get("unlockTime"))
-            if until is None or until > time.time() * 1000:
-                return "locked"
+    if is_locked(data):
+        return "locked"
     return None
 
 
@@ -57,6 +64,28 @@ def locked_until(until: float) -> dict:
 def password_set_now() -> dict:
     """The WSO2 attribute of an account whose password is set now."""
     return {"lastPasswordUpdateTime": _millis_text(time.time())}
+
+
+# the WSO2 attributes that are the account's state rather than its profile
+ACCOUNT_STATE = ("accountLocked", "unlockTime", "accountDisabled", "failedLoginAttempts",
+                 "lastPasswordUpdateTime")
+
+
+def with_account_state(before: dict, after: dict) -> dict:
+    """``after``, a replacement of the whole account (SCIM PUT), with the account-state
+    attributes it leaves out kept from ``before``: clients that know nothing of WSO2's
+    extension (Okta replaces users with PUT) must not unlock or enable an account, or
+    restart its password's age, by leaving them out. Given explicitly, they change."""
+    kept = before.get(WSO2_USER)
+    if not isinstance(kept, dict):
+        return after
+    given = after.get(WSO2_USER) if isinstance(after.get(WSO2_USER), dict) else {}
+    missing = {k: kept[k] for k in ACCOUNT_STATE if k in kept and k not in given}
+    if "accountLocked" in given:  # a lock's end goes with the lock
+        missing.pop("unlockTime", None)
+    if not missing:
+        return after
+    return {**after, WSO2_USER: {**given, **missing}}
 
 
 def changed_attributes(before: dict, after: dict) -> set[str]:
