@@ -75,7 +75,7 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def write_config(path: str, db: str, port: int) -> None:
+def write_config(path: str, db: str, port: int, extra: str = "") -> None:
     with open(path, "w") as f:
         f.write(f"""# written by bench/run.py
 [server]
@@ -94,6 +94,7 @@ name = "bench"
 secret = "secret"
 permissions = ["*"]
 """)
+        f.write(extra)
 
 
 def raw_samples(path: str):
@@ -343,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="bound of the whole load generation")
     p.add_argument("--only", help="loadgen --only: operations to run (substrings)")
     p.add_argument("--results", default=os.path.join(HERE, "results"))
+    p.add_argument("--extra-config", help="a TOML file appended to the gateway's configuration "
+                   "(e.g. [audit] enabled = false, to compare)")
     args = p.parse_args(argv)
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -354,7 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     env = clean_env()
     gw_port, bl_port = free_port(), free_port()
     config = os.path.join(outdir, "gateway.toml")
-    write_config(config, db, gw_port)
+    extra = ""
+    if args.extra_config:
+        with open(args.extra_config) as f:
+            extra = "\n" + f.read()
+    write_config(config, db, gw_port, extra)
     summary: dict = {"users": args.users, "db": db, "results": outdir}
     gateway = baseline = None
     sampler = None

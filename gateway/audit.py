@@ -32,13 +32,14 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import orjson
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, delete, select
 from sqlalchemy.engine import Connection
 
 from userstores.base import Journal, Record
+from userstores.sql.cursor import insert_rows
 from userstores.sql.engine import Runner
 
 from . import state
@@ -116,7 +117,7 @@ class Event:
         return replace(self, outcome=outcome, detail=f"{exc.status} {detail}")
 
     def row(self) -> dict:
-        values = asdict(self)
+        values = dict(self.__dict__)  # a flat dataclass: no need for asdict's deep copy
         values["at"] = self.at or stamp()
         values["attributes"] = orjson.dumps(sorted(set(self.attributes))).decode()
         values["actor"] = values["actor"][:512]
@@ -125,8 +126,11 @@ class Event:
         return values
 
 
+_INSERT = events_table.insert()
+
+
 def _insert(conn: Connection, rows: list[dict]) -> None:
-    conn.execute(events_table.insert(), rows)
+    insert_rows(conn, _INSERT, rows)  # in a store's write transaction: the fast path
 
 
 def _purge(conn: Connection, before: str) -> int:

@@ -142,7 +142,9 @@ class Pipeline:
         finally:
             JOURNAL.reset(tokens[1])
             _EVENT.reset(tokens[0])
-        if journal is None or not journal.done:
+        if journal is None or not journal.done:  # not kept with the change: now
+            if isinstance(result, ops.Entity):
+                event = about(event, result.domain, result.record, self.stores.qualify)
             await self.audit.record([event])
         return result
 
@@ -169,8 +171,6 @@ class Pipeline:
         deleted = type(op) in (ops.DeleteUser, ops.DeleteGroup)  # they return what was there
         if outbound is not None and isinstance(result, ops.Entity):
             await outbound.committed(result, "delete" if deleted else "upsert", since)
-        if isinstance(result, ops.Entity):
-            self._touching(entity=result)
         return None if deleted else result
 
     @staticmethod
