@@ -11,8 +11,9 @@ import pytest
 from conftest import ADMIN, READER, assert_scim_error, scim
 from outbound_peers import start_proxy, start_target, target_auth
 
+from connectors.config import ConnectorConfig
 from gateway.app import create_app
-from gateway.outbound.config import ConnectorConfig, OutboundConfig
+from gateway.outbound.config import OutboundConfig
 
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
@@ -254,6 +255,10 @@ async def test_permanent_errors_are_dead_at_once_and_retried_by_admin(peers, sou
     status, body, _ = await scim_admin(gw, "POST",
                                        f"/admin/outbound/events/{row['id']}/cancel")
     assert status == 409  # a delivered change cannot be cancelled
+    # both are in the audit trail
+    status, body, _ = await scim_admin(gw, "GET", f"/admin/audit?target={row['id']}")
+    assert [(e["operation"], e["outcome"], e["kind"]) for e in body["events"]] == [
+        ("CancelDelivery", "failed", "Delivery"), ("RetryDelivery", "success", "Delivery")]
 
 
 async def test_dead_after_max_attempts_and_cancel(peers, source):

@@ -17,17 +17,20 @@ Both need the ``admin`` permission (``*`` has it):
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import orjson
 from aiohttp import web
 
 from .. import redact
+from ..audit import Event
 from ..errors import GatewayError, InvalidValue, NotFound
 from ..http_input import integer_param
-from ..keys import AUTH, OUTBOUND
+from ..keys import AUTH, OUTBOUND, PIPELINE
 from . import queue
 
 PERMISSION = "admin"
+CALLER = web.RequestKey("caller", object)  # the authenticated principal
 MAX_LIMIT = 1000
 
 
@@ -41,6 +44,7 @@ async def admin_errors(request: web.Request, handler):
     try:
         caller = await request.config_dict[AUTH].authenticate_request(request)
         caller.require(PERMISSION)
+        request[CALLER] = caller
         return await handler(request)
     except GatewayError as exc:
         response = _json({"status": exc.status, "error": exc.detail}, exc.status)
@@ -104,25 +108,32 @@ async def event(request: web.Request) -> web.Response:
     return _json(_row(row))
 
 
-async def _change_state(request: web.Request, fn, verb: str) -> web.Response:
+async def _change_state(request: web.Request, fn, verb: str, operation: str
+                        ) -> web.Response:
     service = _service(request)
     delivery_id = _int(request.match_info["id"], "id", 0)
+    event = Event.now(request[CALLER].name, operation, kind="Delivery",
+                      target_id=str(delivery_id))
+    audit = request.config_dict[PIPELINE].audit
     if not await service.runner.write(fn, delivery_id):
         row = await service.runner.read(queue.get, delivery_id)
+        await audit.record([replace(event, outcome="failed", detail=(
+            "404 no such delivery" if row is None else f"409 {row.state}"))])
         if row is None:
             raise NotFound("No such outbound event")
         return _json({"status": 409, "error": f"A delivery that is {row.state} cannot be "
                       f"{verb}"}, 409)
+    await audit.record([event])
     service.kick()
     return _json(_row(await service.runner.read(queue.get, delivery_id)))
 
 
 async def retry(request: web.Request) -> web.Response:
-    return await _change_state(request, queue.retry, "retried")
+    return await _change_state(request, queue.retry, "retried", "RetryDelivery")
 
 
 async def cancel(request: web.Request) -> web.Response:
-    return await _change_state(request, queue.cancel, "cancelled")
+    return await _change_state(request, queue.cancel, "cancelled", "CancelDelivery")
 
 
 async def connectors(request: web.Request) -> web.Response:
