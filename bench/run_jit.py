@@ -960,7 +960,7 @@ STEPS = (
     ("    the store reads of GetUser+PatchUser (_find, loop side)",
      [("Pipeline._find", "gateway/pipeline")], []),
     ("    replay memory", [("Once.use", "gateway/once")], []),
-    ("  resource_json (the SCIM user)", [("resource_json", "gateway/scim/render")], []),
+    ("  resource_json (the SCIM user)", [("resource_json", "gateway/scim_common/render")], []),
     ("  _json (orjson.dumps, the Response)", [("_json", "gateway/jit/app")], []),
     ("outside the handler: aiohttp reading requests, writing replies, the loop",
      [], [("login", "gateway/jit/app.py")]),

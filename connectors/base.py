@@ -67,7 +67,7 @@ class Connector(abc.ABC):
     """One downstream system.
 
     Built by ``connectors.registry.build(cfg, session)`` from its
-    ``gateway.outbound.config.ConnectorConfig`` and the process's shared
+    ``connectors.config.ConnectorConfig`` and the process's shared
     ``aiohttp.ClientSession``; ``cfg.type`` names the implementation (``scim2``,
     ``scim11``, ``spml``, or a third party's ``gateway.connectors`` entry point).
     """

@@ -16,7 +16,7 @@ at the top level, extensions under their URN), in this order:
    create (POST) without one, ``default_password`` when configured. An update never
    sends the default password.
 4. ``schemas``: the core schema and the URN of every extension sent.
-5. SCIM 1.1 targets: converted by ``gateway.scim11.convert.to_scim11``
+5. SCIM 1.1 targets: converted by ``gateway.model.dialects.scim11.to_scim11``
    (``urn:scim:schemas:core:1.0``, the enterprise 1.0 URN, ``manager.managerId``).
 6. ``attributes`` (``AttributeMap``), last, in the target's own vocabulary.
 
@@ -46,8 +46,8 @@ import copy
 import orjson
 
 from gateway.errors import ConfigError
+from gateway.model.dialects.scim11 import to_scim11
 from gateway.model.schema import CORE_GROUP, CORE_USER
-from gateway.scim11.convert import to_scim11
 
 from .base import Change, EntityKind
 from .scim_http import ScimDeliveryError

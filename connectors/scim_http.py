@@ -25,7 +25,7 @@ from urllib.parse import quote, unquote
 
 import orjson
 
-from gateway.scim11.convert import CORE as SCIM11_CORE
+from gateway.model.dialects.scim11 import CORE as SCIM11_CORE
 
 from .base import DeliveryError, EntityKind
 

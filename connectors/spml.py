@@ -48,9 +48,9 @@ from gateway.errors import ConfigError, GatewayError
 from gateway.model.dialect import Dialect
 from gateway.model.query import is_secret
 from gateway.model.schema import ENTERPRISE_USER, GROUP, USER
-from gateway.outbound.config import ConnectorConfig
 
 from .base import Action, Change, Connector, Delivered, DeliveryError, EntityKind
+from .config import ConnectorConfig
 from .spml_wire import (
     ATTRIBUTE_NAME,
     CONTENT_TYPE,

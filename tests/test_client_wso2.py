@@ -8,7 +8,7 @@ carrying their user store domain (``PRIMARY/eng``), and members added by id in
 a path-less ``add`` whose value holds ``members``.
 
 Naming rule asserted here (``userstores.registry.Stores.split``/``qualify``, used
-by ``gateway.pipeline`` and ``gateway.scim.render``): a name may be written with
+by ``gateway.pipeline`` and ``gateway.scim_common.render``): a name may be written with
 its domain, ``PRIMARY/eng`` is the same as ``eng``, and a PRIMARY name is always
 returned bare (``eng``); names in another domain come back qualified
 (``SECONDARY/eng``). Some WSO2 versions return ``PRIMARY/eng`` for groups; the

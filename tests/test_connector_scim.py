@@ -26,13 +26,14 @@ from aiohttp import web
 from conftest import ADMIN_CLIENT, basic, scim, test_config
 
 from connectors.base import Action, Change, Delivered, DeliveryError, EntityKind
+from connectors.config import ConnectorConfig
 from connectors.registry import build
 from connectors.scim import ScimConnector
 from connectors.scim_http import ScimDeliveryError, retry_after
 from gateway.app import create_app
 from gateway.config import StoreConfig
 from gateway.errors import ConfigError
-from gateway.outbound.config import ConnectorConfig, parse_outbound
+from gateway.outbound.config import parse_outbound
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"

@@ -18,10 +18,10 @@ from spml_target import DATA, DSML, ERROR_CODES, PASSWORD, SOAP, SPML, SpmlTarge
 
 from connectors import spml_wire
 from connectors.base import Action, Change, Delivered, DeliveryError, EntityKind
+from connectors.config import ConnectorConfig
 from connectors.registry import build
 from connectors.spml import SpmlConnector
 from gateway.errors import ConfigError
-from gateway.outbound.config import ConnectorConfig
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 USER, GROUP = EntityKind.USER, EntityKind.GROUP

@@ -10,8 +10,9 @@ from dataclasses import replace
 
 from conftest import ADMIN
 
+from connectors.config import ConnectorConfig
 from gateway.app import create_app
-from gateway.outbound.config import ConnectorConfig, OutboundConfig
+from gateway.outbound.config import OutboundConfig
 from gateway.redact import text
 
 SECRET = "Conn3ctor-Passw0rd"

@@ -20,8 +20,8 @@ from aiohttp import web
 from ..errors import GatewayError, InvalidSyntax
 from ..http_input import read_body
 from ..keys import AUTH, JIT, PIPELINE
-from ..scim.render import resource_json
-from ..scim.resources import base_url
+from ..scim_common.http import scim2_base_url
+from ..scim_common.render import resource_json
 
 MAX_BODY = 512 * 1024
 
@@ -54,7 +54,7 @@ async def login(request: web.Request) -> web.Response:
     entity, result = await request.config_dict[JIT].login(
         caller, request.match_info["provider"], body)
     user = resource_json(entity, request.config_dict[PIPELINE].schemas.user,
-                         base_url(request))
+                         scim2_base_url(request))
     return _json({"result": result, "user": user}, 201 if result == "created" else 200)
 
 

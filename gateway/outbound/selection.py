@@ -10,10 +10,11 @@ Groups go to every connector with ``provision_groups``.
 
 from __future__ import annotations
 
+from connectors.config import ConnectorConfig
+
 from ..model.match import matches
 from ..model.query import Node, parse_filter
 from ..model.schema import ResourceType
-from .config import ConnectorConfig
 
 
 class Selector:

@@ -6,18 +6,13 @@ import logging
 
 from aiohttp import web
 
-from ..errors import (
-    GatewayError,
-    MethodNotAllowed,
-    NotFound,
-    PayloadTooLarge,
-    Unauthorized,
-)
+from ..errors import GatewayError, Unauthorized
 from ..keys import AUTH, CONFIG, PIPELINE
+from ..scim_common.http import PRINCIPAL, error_middleware, scim2_base_url
 from . import discovery
 from .bulk import bulk
 from .http import error_body, respond
-from .resources import GROUPS, ME, PRINCIPAL, USERS, base_url
+from .resources import GROUPS, ME, USERS
 from .root_search import root_search
 
 log = logging.getLogger("gateway.scim")
@@ -31,34 +26,6 @@ def error_response(exc: GatewayError) -> web.Response:
     if isinstance(exc, Unauthorized):
         response.headers["WWW-Authenticate"] = 'Basic realm="gateway", Bearer realm="gateway"'
     return response
-
-
-def error_middleware(render, logger: logging.Logger):
-    """A middleware answering every error, ours or aiohttp's, with ``render(error)``
-    (each SCIM version has its own error body); a 500 never carries a traceback."""
-
-    @web.middleware
-    async def errors(request: web.Request, handler):
-        try:
-            return await handler(request)
-        except GatewayError as exc:
-            if exc.status >= 500:
-                logger.error("%s %s failed: %s", request.method, request.path, exc.detail,
-                             exc_info=exc.__cause__)
-            return render(exc)
-        except web.HTTPRequestEntityTooLarge:
-            return render(PayloadTooLarge("The request body is too large"))
-        except web.HTTPNotFound:
-            return render(NotFound(f"No such endpoint: {request.path}"))
-        except web.HTTPMethodNotAllowed:
-            return render(MethodNotAllowed(f"{request.method} is not allowed here"))
-        except web.HTTPException:
-            raise
-        except Exception:
-            logger.exception("%s %s failed", request.method, request.path)
-            return render(GatewayError("Internal error"))
-
-    return errors
 
 
 scim_errors = error_middleware(error_response, log)
@@ -75,17 +42,18 @@ async def scim_auth(request: web.Request, handler):
 
 async def _spc(request: web.Request) -> web.Response:
     return respond(discovery.service_provider_config(request.config_dict[CONFIG],
-                                                     base_url(request)))
+                                                     scim2_base_url(request)))
 
 
 async def _resource_types(request: web.Request) -> web.Response:
     return respond(discovery.resource_types(request.config_dict[PIPELINE].schemas,
-                                            base_url(request), request.match_info.get("name")))
+                                            scim2_base_url(request),
+                                            request.match_info.get("name")))
 
 
 async def _schemas(request: web.Request) -> web.Response:
-    return respond(discovery.schemas(request.config_dict[PIPELINE].schemas, base_url(request),
-                                     request.match_info.get("urn")))
+    return respond(discovery.schemas(request.config_dict[PIPELINE].schemas,
+                                     scim2_base_url(request), request.match_info.get("urn")))
 
 
 def create_scim_app() -> web.Application:

@@ -6,26 +6,19 @@ from aiohttp import web
 
 from .. import operations as ops
 from ..errors import InvalidValue, NotSupported
-from ..http_input import integer_param, public_base
+from ..http_input import integer_param
 from ..keys import CONFIG, PIPELINE
 from ..model.schema import ResourceType
-from .http import (
-    LIST_RESPONSE,
-    SEARCH_REQUEST,
+from ..scim_common.http import (
+    PRINCIPAL,
     expected_version,
     none_match,
     read_json,
-    respond,
+    scim2_base_url,
 )
+from ..scim_common.render import Projection, project, projection, resource_json
+from .http import LIST_RESPONSE, SEARCH_REQUEST, respond
 from .patch import parse_patch
-from .render import Projection, project, projection, resource_json
-
-# the authenticated caller of a request
-PRINCIPAL = web.RequestKey("principal", object)
-
-
-def base_url(request: web.Request) -> str:
-    return public_base(request) + "/scim2"
 
 
 class ResourceHandlers:
@@ -56,7 +49,7 @@ class ResourceHandlers:
 
     def _render(self, request: web.Request, entity: ops.Entity, proj: Projection) -> dict:
         rtype = self.rtype(request)
-        return project(resource_json(entity, rtype, base_url(request)), rtype, proj)
+        return project(resource_json(entity, rtype, scim2_base_url(request)), rtype, proj)
 
     def _single(self, request: web.Request, entity: ops.Entity, proj: Projection,
                 status: int = 200) -> web.Response:
@@ -138,7 +131,7 @@ class ResourceHandlers:
     async def _search(self, request: web.Request, params) -> web.Response:
         proj = self.projection_of(request, params)
         results = await self.find(request, params, proj)
-        rtype, base = self.rtype(request), base_url(request)
+        rtype, base = self.rtype(request), scim2_base_url(request)
         resources = [project(resource_json(e, rtype, base), rtype, proj)
                      for e in results.entities]
         body = {"schemas": [LIST_RESPONSE], "totalResults": results.total}
@@ -225,7 +218,7 @@ class MeHandlers:
                    "DELETE": USERS.delete}[request.method]
         response = await handler(request)
         if response.status in (200, 304):
-            response.headers["Location"] = f"{base_url(request)}/Users/{principal.user_id}"
+            response.headers["Location"] = f"{scim2_base_url(request)}/Users/{principal.user_id}"
         return response
 
 

@@ -17,9 +17,10 @@ from aiohttp import web
 from ..errors import Forbidden, GatewayError, InvalidFilter, InvalidValue
 from ..http_input import integer_param
 from ..keys import CONFIG
-from .http import LIST_RESPONSE, read_json, respond
-from .render import project, projection, resource_json
-from .resources import GROUPS, PRINCIPAL, USERS, ResourceHandlers, base_url, search_params
+from ..scim_common.http import PRINCIPAL, read_json, scim2_base_url
+from ..scim_common.render import project, projection, resource_json
+from .http import LIST_RESPONSE, respond
+from .resources import GROUPS, USERS, ResourceHandlers, search_params
 
 
 def _names_for(handlers: ResourceHandlers, request: web.Request, names: str | None,
@@ -57,7 +58,7 @@ async def root_search(request: web.Request) -> web.Response:
 
     named: dict[str, dict[str, int]] = {"attributes": {}, "excludedAttributes": {}}
     resources, total, refused = [], 0, []
-    offset, wanted, base = start, count, base_url(request)
+    offset, wanted, base = start, count, scim2_base_url(request)
     for handlers in kinds:
         mine = {**params, "startIndex": offset, "count": wanted}
         for key in named:

@@ -12,8 +12,7 @@ import logging
 from aiohttp import web
 
 from ..keys import AUTH, CONFIG
-from ..scim.app import error_middleware
-from ..scim.resources import PRINCIPAL
+from ..scim_common.http import PRINCIPAL, error_middleware
 from .bulk import bulk
 from .discovery import service_provider_configs
 from .http import PREFIX, base_url, error_response, respond

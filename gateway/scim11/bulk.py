@@ -2,7 +2,7 @@
 
 The request is SCIM 2.0's in another dress (``schemas: [urn:scim:schemas:core:1.0]``,
 ``failOnErrors``, ``Operations`` of ``method``/``path``/``bulkId``/``version``/``data``),
-so it is read and ordered by ``gateway.scim.bulk`` (``bulkId:`` references in paths and
+so it is read and ordered by ``gateway.scim_common.bulk`` (``bulkId:`` references in paths and
 data, resolved whatever their order; circular ones fail with 409). Each operation's
 data is SCIM 1.1 (a PATCH is a partial resource) and runs through the pipeline on its
 own. Each result carries ``status: {"code": "201"}``, with a ``description`` when it
@@ -23,11 +23,11 @@ from ..errors import (
     MethodNotAllowed,
 )
 from ..keys import CONFIG, PIPELINE
-from ..scim.bulk import _PATH, BulkOp, _location, _order, _substitute, parse_bulk
-from ..scim.http import read_json, version_of
-from ..scim.resources import PRINCIPAL
+from ..model.dialects.scim11 import CORE, to_canonical
+from ..scim_common import bulk as shared
+from ..scim_common.bulk import BulkOp
+from ..scim_common.http import PRINCIPAL, read_json, version_of
 from . import members
-from .convert import CORE, to_canonical
 from .http import base_url, respond
 from .patch import parse_patch
 
@@ -51,7 +51,7 @@ def _error(op: BulkOp, exc: GatewayError, location: str | None = None) -> dict:
 
 async def _operation(op: BulkOp, data, pipeline, run) -> tuple[ops.Operation, str]:
     """The pipeline operation for one bulk operation, and its endpoint (Users, Groups)."""
-    m = _PATH.match(op.path)
+    m = shared.PATH.match(op.path)
     if m is None:
         raise InvalidValue(f"Unsupported bulk path {op.path!r} (use /Users, /Groups, "
                            "/Users/{id} or /Groups/{id})")
@@ -105,10 +105,9 @@ async def bulk(request: web.Request) -> web.Response:
     schemas = body.get("schemas")
     if schemas is not None and not isinstance(schemas, list):
         raise InvalidSyntax("'schemas' must be an array")
-    # SCIM 2.0's parser checks its own message schema; SCIM 1.1 names the core schema
-    operations, fail_on_errors = parse_bulk(
-        {k: v for k, v in body.items() if k != "schemas"}, config.bulk_max_operations)
-    ordered, cyclic = _order(operations)
+    # SCIM 1.1 names the core schema (SCIM 2.0 a message schema): any is taken
+    operations, fail_on_errors = shared.parse_bulk(body, config.bulk_max_operations)
+    ordered, cyclic = shared.order(operations)
     for op in cyclic:
         op.response = _error(op, CircularReference(
             "Circular bulkId references: these operations reference each other"))
@@ -128,10 +127,10 @@ async def bulk(request: web.Request) -> web.Response:
                     raise FailedReference(f"bulkId '{ref}' refers to an operation that failed")
                 raise InvalidValue(f"Unknown bulkId '{ref}'")
             head, _, tail = op.path.rpartition("/")
-            op.path = f"{head}/{_substitute(tail, created)}" if head else op.path
+            op.path = f"{head}/{shared.substitute(tail, created)}" if head else op.path
             if op.method != "POST":
-                location = _location(base, op.path)
-            data = _substitute(op.data, created) if op.depends else op.data
+                location = shared.location(base, op.path)
+            data = shared.substitute(op.data, created) if op.depends else op.data
             operation, kind = await _operation(op, data, pipeline, run)
             result = await run(operation)
         except GatewayError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config import Config
-from .convert import CORE
+from ..model.dialects.scim11 import CORE
 
 
 def service_provider_configs(config: Config, base: str) -> dict:

@@ -1,7 +1,7 @@
 """SCIM 1.1 over HTTP: ``application/json`` bodies, the ``Errors`` error format, the base URL.
 
-Request bodies are read, and ETags parsed, by ``gateway.scim.http`` (the same rules as
-SCIM 2.0); only what SCIM 1.1 writes differently is here.
+Request bodies are read, and ETags parsed, by ``gateway.scim_common.http`` (the same
+rules as SCIM 2.0); only what SCIM 1.1 writes differently is here.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..errors import GatewayError, Unauthorized
 from ..http_input import public_base
-from ..scim import http as scim2_http
+from ..scim_common import http as common
 
 PREFIX = "/wso2/scim"  # where WSO2 Identity Server serves SCIM 1.1
 JSON = "application/json"
@@ -23,10 +23,7 @@ def error_body(exc: GatewayError) -> dict:
 
 def respond(body: dict | None, status: int = 200, *, etag: int | None = None,
             location: str | None = None) -> web.Response:
-    response = scim2_http.respond(body, status, etag=etag, location=location)
-    if body is not None:
-        response.content_type = JSON
-    return response
+    return common.respond(body, status, content_type=JSON, etag=etag, location=location)
 
 
 def error_response(exc: GatewayError) -> web.Response:

@@ -19,10 +19,10 @@ from __future__ import annotations
 import orjson
 
 from ..errors import InvalidSyntax, InvalidValue
+from ..model.dialects.scim11 import canonical_path, is_delete, to_canonical, without_operation
 from ..model.patch import PatchOperation
 from ..model.query import parse_path
 from ..model.schema import READ_ONLY, ResourceType
-from .convert import canonical_path, is_delete, to_canonical, without_operation
 
 ADD, REPLACE, REMOVE = "add", "replace", "remove"
 MEMBERS = "members"

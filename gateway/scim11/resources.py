@@ -1,10 +1,10 @@
 """SCIM 1.1 /Users and /Groups: wire in, canonical operation, pipeline, wire out.
 
-Rendering is SCIM 2.0's (``gateway.scim.render``: names with their domain, ``groups``
-and ``members``, ``attributes`` projection), then written as SCIM 1.1 by
-``convert.to_scim11``. Differences from SCIM 2.0 on the wire (scim-api-01): DELETE
-answers ``200 OK`` with no body; lists carry ``schemas: [urn:scim:schemas:core:1.0]``;
-PATCH is a partial resource (``patch.py``).
+Rendering is SCIM 2.0's (``gateway.scim_common.render``: names with their domain,
+``groups`` and ``members``, ``attributes`` projection), then written as SCIM 1.1 by
+``gateway.model.dialects.scim11.to_scim11``. Differences from SCIM 2.0 on the wire
+(scim-api-01): DELETE answers ``200 OK`` with no body; lists carry ``schemas:
+[urn:scim:schemas:core:1.0]``; PATCH is a partial resource (``patch.py``).
 """
 
 from __future__ import annotations
@@ -15,12 +15,17 @@ from .. import operations as ops
 from ..errors import InvalidValue
 from ..http_input import integer_param as integer
 from ..keys import CONFIG, PIPELINE
+from ..model.dialects.scim11 import (
+    CORE,
+    canonical_attributes,
+    canonical_filter,
+    to_canonical,
+    to_scim11,
+)
 from ..model.schema import ResourceType
-from ..scim.http import none_match, read_json, version_of
-from ..scim.render import Projection, project, projection, resource_json
-from ..scim.resources import PRINCIPAL
+from ..scim_common.http import PRINCIPAL, none_match, read_json, version_of
+from ..scim_common.render import Projection, project, projection, resource_json
 from . import members
-from .convert import CORE, canonical_attributes, canonical_filter, to_canonical, to_scim11
 from .http import base_url, respond
 from .patch import parse_patch
 

@@ -1,4 +1,8 @@
-"""Canonical entities as SCIM 2.0 resources, with ``attributes``/``excludedAttributes``."""
+"""Canonical entities as SCIM 2.0 resources, with ``attributes``/``excludedAttributes``.
+
+The SCIM 2.0 API answers with them; the SCIM 1.1 API writes them in its dialect
+(``gateway.model.dialects.scim11.to_scim11``); a JIT login's reply carries its user so.
+"""
 
 from __future__ import annotations
 

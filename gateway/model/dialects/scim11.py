@@ -1,4 +1,5 @@
-"""SCIM 1.1 names and shapes to and from the canonical (SCIM 2.0-shaped) model, by tables.
+"""The SCIM 1.1 dialect: its names and shapes to and from the canonical (SCIM 2.0-shaped)
+model, by tables.
 
 SCIM 1.1 (the ``scim-core-schema-01`` draft, WSO2 charon 1.x) has the same core
 User and Group attributes as SCIM 2.0; what differs is said in the tables
@@ -15,6 +16,9 @@ below and nowhere else:
 
 Extensions without a SCIM 1.1 name (``urn:scim:wso2:schema``, configured ones)
 keep their URN both ways.
+
+Used by the SCIM 1.1 API (``gateway.scim11``) and by the SCIM connector for SCIM 1.1
+targets (``connectors.scim_body``, ``connectors.scim_http``).
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from ..errors import InvalidSyntax, InvalidValue
-from ..model.query import resolve_sort
-from ..model.schema import (
+from ...errors import InvalidSyntax, InvalidValue
+from ..query import resolve_sort
+from ..schema import (
     CORE_GROUP,
     CORE_USER,
     DATETIME,
@@ -269,7 +273,7 @@ def _attrs_out(urn: str, holder: dict, skip=()) -> dict:
 
 
 def to_scim11(resource: dict) -> dict:
-    """A rendered canonical resource (``gateway.scim.render``) as SCIM 1.1 JSON."""
+    """A rendered canonical resource (``gateway.scim_common.render``) as SCIM 1.1 JSON."""
     core = next((s for s in resource.get("schemas", ()) if s in CORE_SCHEMAS), CORE_USER)
     out: dict = {}
     plain = {}
