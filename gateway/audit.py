@@ -45,6 +45,7 @@ from userstores.sql.engine import Runner
 from . import state
 from .config import AuditConfig
 from .errors import Forbidden, GatewayError
+from .model.times import stamp
 from .request_context import REQUEST
 
 log = logging.getLogger("gateway.audit")
@@ -79,11 +80,6 @@ Index("ix_audit_at", events_table.c.at)
 
 FIELDS = ("id", "at", "actor", "address", "protocol", "operation", "kind", "target_id",
           "target", "attributes", "outcome", "detail", "request_id")
-
-
-def stamp(at: dt.datetime | None = None) -> str:
-    at = at or dt.datetime.now(dt.UTC)
-    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass

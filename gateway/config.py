@@ -147,6 +147,9 @@ class Config:
     passwords: PasswordConfig = field(default_factory=PasswordConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    # [soap] unqualified_names: "primary" (WSO2's rule: a name without a domain is
+    # PRIMARY's) or "any_store" (else the one other store's that has it)
+    soap_unqualified_names: str = "primary"
     stores: dict[str, StoreConfig] = field(default_factory=dict)
     clients: tuple[ClientConfig, ...] = ()
     issuers: tuple[IssuerConfig, ...] = ()
@@ -210,6 +213,14 @@ def _security(sec: dict) -> SecurityConfig:
             cfg.account_per_minute, cfg.address_per_minute) <= 0:
         raise ConfigError("security: the bursts are at least 1 and the rates above 0")
     return cfg
+
+
+def _soap(sec: dict) -> str:
+    _unknown(sec, "soap", {"unqualified_names"})
+    value = _get(sec, "soap", "unqualified_names", str, "primary")
+    if value not in ("primary", "any_store"):
+        raise ConfigError('soap.unqualified_names is "primary" (WSO2\'s rule) or "any_store"')
+    return value
 
 
 def _audit(sec: dict) -> AuditConfig:
@@ -286,7 +297,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
     _env_overrides(raw, environ)
     _unknown(raw, "top level", {"server", "limits", "passwords", "auth", "userstores",
                                 "clients", "issuers", "roles", "extensions", "outbound",
-                                "jit", "security", "audit"})
+                                "jit", "security", "audit", "soap"})
 
     server = _section(raw, "server")
     _unknown(server, "server", {"host", "port", "workers", "base_url"})
@@ -442,6 +453,7 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
         passwords=passwords,
         security=security,
         audit=_audit(_section(raw, "audit")),
+        soap_unqualified_names=_soap(_section(raw, "soap")),
         stores=stores,
         clients=tuple(clients),
         issuers=tuple(issuers),

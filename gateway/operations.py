@@ -47,6 +47,9 @@ class GetUser(Operation):
 class GetUserByName(Operation):
     user_name: str
     with_groups: bool = True
+    # an unqualified name: PRIMARY's user, else the one other store's that has it
+    # (WSO2 reads it as PRIMARY's only; ``[soap] unqualified_names = "any_store"``)
+    anywhere: bool = False
     kind = USER
     permission = "users:view"
 
@@ -104,6 +107,7 @@ class CheckPassword(Operation):
     user_name: str
     password: str
     source: str | None = None  # the caller's address, for throttling failed logins
+    anywhere: bool = False  # as GetUserByName's
     kind = USER
     permission = "users:authenticate"
 
@@ -139,6 +143,7 @@ class GetGroup(Operation):
 class GetGroupByName(Operation):
     name: str
     with_members: bool = True
+    anywhere: bool = False  # as GetUserByName's
     kind = GROUP
     permission = "groups:view"
 

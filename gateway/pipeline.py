@@ -51,8 +51,9 @@ from .model.patch import apply_patch
 from .model.query import parse_filter
 from .model.registry import SchemaRegistry
 from .model.schema import WSO2_USER, ResourceType
+from .model.times import stamp
 from .model.validate import canonical, check_immutable
-from .outbound.queue import stamp as outbound_stamp
+from .names import is_qualified, qualify
 from .password_history import PasswordHistory
 from .passwords import Passwords
 from .search import Searcher
@@ -92,6 +93,7 @@ class Pipeline:
         # failed logins: throttling and lockout (its own memory unless given a started one)
         self.guard = guard if guard is not None else Guard(config.security)
         self.stores = stores
+        self.names = stores.names  # splitting and qualifying names (gateway.names)
         self.passwords = passwords
         # every change and login decision (started with the state database)
         self.audit = Audit(config.audit, stores.qualify)
@@ -162,7 +164,7 @@ class Pipeline:
                 raise NotSupported("Outbound provisioning is not running")
             return await provision_only(self.outbound, op)
         outbound = self.outbound if type(op) in WRITES and caller.provision else None
-        since = outbound_stamp() if outbound is not None else ""
+        since = stamp() if outbound is not None else ""
         token = OUTBOX.set(caller.provision and self.outbox)
         try:
             result = await self._handlers[type(op)](op)
@@ -226,6 +228,10 @@ class Pipeline:
         if refused:
             raise Forbidden(f"A user may not change {', '.join(refused)} of its own account")
 
+    def read_only(self, domain: str) -> bool:
+        """Whether the store of ``domain`` only reads (WSO2's isReadOnly)."""
+        return self.stores.get(domain).capabilities.read_only
+
     def _writable(self, store: UserStore) -> UserStore:
         if store.capabilities.read_only:
             from .errors import ReadOnlyStore
@@ -251,8 +257,32 @@ class Pipeline:
                 return ops.Entity(kind, store.domain, rec)
         raise NotFound(f"{kind} {entity_id} not found")
 
-    async def _by_name(self, kind: str, name: str, relations: bool) -> ops.Entity:
+    async def _resolve(self, kind: str, name: str, anywhere: bool = False
+                       ) -> tuple[UserStore, str]:
+        """The store a name means and the bare name there (``gateway.names``). With
+        ``anywhere``, an unqualified name PRIMARY does not hold is the one other store's
+        that holds it (InvalidValue when several do)."""
         store, bare = self.stores.split(name, group=kind == ops.GROUP)
+        if not anywhere or is_qualified(name) or len(self.stores.all) == 1 \
+                or await self._holds(store, kind, bare):
+            return store, bare
+        hits = [other for other in self.stores.all
+                if other is not store and await self._holds(other, kind, bare)]
+        if len(hits) > 1:
+            raise InvalidValue(f"'{name}' exists in several user stores "
+                               f"({', '.join(h.domain for h in hits)}): qualify it as "
+                               "DOMAIN/name")
+        return (hits[0] if hits else store), bare
+
+    @staticmethod
+    async def _holds(store: UserStore, kind: str, bare: str) -> bool:
+        if kind == ops.USER:
+            return await store.get_user_by_name(bare, with_groups=False) is not None
+        return await store.get_group_by_name(bare, with_members=False) is not None
+
+    async def _by_name(self, kind: str, name: str, relations: bool,
+                       anywhere: bool = False) -> ops.Entity:
+        store, bare = await self._resolve(kind, name, anywhere)
         if kind == ops.USER:
             rec = await store.get_user_by_name(bare, with_groups=relations)
         else:
@@ -376,7 +406,7 @@ class Pipeline:
         return await self._find(ops.USER, op.id, op.with_groups)
 
     async def _get_user_by_name(self, op: ops.GetUserByName) -> ops.Entity:
-        return await self._by_name(ops.USER, op.user_name, op.with_groups)
+        return await self._by_name(ops.USER, op.user_name, op.with_groups, op.anywhere)
 
     async def _replace_user(self, op: ops.ReplaceUser) -> ops.Entity:
         current = await self._find(ops.USER, op.id, relations=False)
@@ -407,7 +437,7 @@ class Pipeline:
             if op.if_match is not None and rec.version != op.if_match:
                 raise VersionMismatch(f"User {op.id} has changed (version {rec.version})")
             before = self._configured(self.schemas.user, rec.data)
-            before["userName"] = self.stores.qualify(current.domain, rec.data["userName"])
+            before["userName"] = qualify(current.domain, rec.data["userName"])
             result = apply_patch(self.schemas.user, before, op.operations)
             data = result.resource
             store = self._split_name(data, "userName")
@@ -451,8 +481,11 @@ class Pipeline:
         Throttled logins are refused (429) before any hash is computed; a failure counts
         towards the account's lockout (``gateway.auth.guard``). ``renewing``: the old
         password of a change, which an expired password still is."""
+        if op.anywhere and not is_qualified(op.user_name) and "\x00" not in op.user_name:
+            store, bare = await self._resolve(ops.USER, op.user_name, anywhere=True)
+            op = dataclasses.replace(op, user_name=qualify(store.domain, bare), anywhere=False)
         account = self._account_name(op.user_name)
-        shown = self.stores.qualify(*account.split("/", 1)) if "/" in account else account
+        shown = self._shown_name(op.user_name)
         decision = Event.now(shown, "CheckPassword", kind=ops.USER, target=shown,
                              outcome="refused",
                              **({"address": op.source} if op.source else {}))
@@ -482,6 +515,14 @@ class Pipeline:
         if (data.get(WSO2_USER) or {}).get("accountLocked") is True:
             await self._unlock(entity)  # its lock ran out: the account says so again
         return entity
+
+    def _shown_name(self, user_name: str) -> str:
+        """A user name as the audit trail shows it (qualified, PRIMARY's bare)."""
+        try:
+            domain, bare = self.names.split(user_name)
+        except GatewayError:
+            return user_name
+        return qualify(domain, bare)
 
     def _account_name(self, user_name: str) -> str:
         """The one spelling of an account's name that lockout and throttling count by."""
@@ -622,7 +663,7 @@ class Pipeline:
         return await self._find(ops.GROUP, op.id, op.with_members)
 
     async def _get_group_by_name(self, op: ops.GetGroupByName) -> ops.Entity:
-        return await self._by_name(ops.GROUP, op.name, op.with_members)
+        return await self._by_name(ops.GROUP, op.name, op.with_members, op.anywhere)
 
     async def _replace_group(self, op: ops.ReplaceGroup) -> ops.Entity:
         current = await self._find(ops.GROUP, op.id, relations=False)
@@ -650,7 +691,7 @@ class Pipeline:
             if op.if_match is not None and rec.version != op.if_match:
                 raise VersionMismatch(f"Group {op.id} has changed (version {rec.version})")
             before = self._configured(self.schemas.group, rec.data)
-            before["displayName"] = self.stores.qualify(current.domain, rec.data["displayName"])
+            before["displayName"] = qualify(current.domain, rec.data["displayName"])
             result = apply_patch(self.schemas.group, before, op.operations)
             data = result.resource
             store = self._split_name(data, "displayName")
@@ -786,7 +827,7 @@ class Pipeline:
 
         names = []
         for name in group_names:
-            names.append(self.stores.qualify(domain, name))
+            names.append(qualify(domain, name))
             if domain == PRIMARY:
                 names.append(f"{PRIMARY}/{name}")
         return role_permissions(self.config.roles, names)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from userstores.base import Query, UserStore
-from userstores.registry import PRIMARY, Stores
+from userstores.registry import Stores
 
 from . import operations as ops
 from . import pagination
@@ -20,6 +20,7 @@ from .config import Config
 from .model.query import And, Compare, Node, Not, Or, parse_filter, resolve_sort
 from .model.registry import SchemaRegistry
 from .model.schema import ResourceType
+from .names import PRIMARY, qualify
 
 
 class Searcher:
@@ -41,14 +42,14 @@ class Searcher:
             return True
         name_attr = "userName" if rtype.name == ops.USER else "displayName"
         primary = store.domain.upper() == PRIMARY
-        prefix = "" if primary else f"{store.domain}/".lower()
+        prefix = "" if primary else qualify(store.domain, "").lower()
 
-        hybrid = rtype.name == ops.GROUP and self.stores.is_hybrid
+        group = rtype.name == ops.GROUP
 
         def name(n: Compare) -> Node | bool:
             value = n.value
-            if "/" in value and not (hybrid and hybrid(value)):
-                domain, bare = value.split("/", 1)
+            domain, bare = self.stores.names.parts(value, group)
+            if domain is not None:
                 if domain.upper() == store.domain.upper():
                     return Compare(n.ref, n.op, bare)
                 if n.op in ("eq", "sw"):
@@ -143,13 +144,13 @@ class Searcher:
         domain prefix, which does not change the order within the store."""
         index = [s.domain for s in self.stores.all].index(domain)
         name_attr = "userName" if rtype.name == ops.USER else "displayName"
-        prefix = "" if domain.upper() == PRIMARY else f"{domain.lower()}/"
-        qualify = (prefix and sort is not None and sort.schema is rtype.schema
-                   and sort.attr.name == name_attr)
+        prefix = qualify(domain, "").lower()
+        prefixed = (prefix and sort is not None and sort.schema is rtype.schema
+                    and sort.attr.name == name_attr)
         out = []
         for r in records:
             value, seq = r.position
-            if qualify and value is not None:
+            if prefixed and value is not None:
                 value = prefix + value
             out.append(((value, seq), index, ops.Entity(rtype.name, domain, r)))
         return out

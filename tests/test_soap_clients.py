@@ -694,12 +694,11 @@ async def test_domains_qualified_names(multi_gateway, sessions):
     assert sorted(await call(svc, "listUsers", "*o*", 50)) == ["SECONDARY/bob", "carol",
                                                                *BOOTSTRAP_USERS]
 
-    # a bare name finds the user only SECONDARY has
-    assert await call(svc, "isExistingUser", "alice") is True
-    assert await call(svc, "getUserClaimValue", "alice", GIVEN, None) == "Secondary Alice"
-    values = claim_map(await call(svc, "getUserClaimValues", "alice", None))
-    assert values[GIVEN] == "Secondary Alice"
-    assert await call(svc, "authenticate", "alice", "Alice-password-1") is True
+    # a bare name is PRIMARY's, always (WSO2's rule), even when only SECONDARY has it
+    assert await call(svc, "isExistingUser", "alice") is False
+    fault = await zeep_fault(svc, "getUserClaimValue", "alice", GIVEN, None)
+    assert fault.message == "30007 - UserNotFound: User alice does not exist in: PRIMARY"
+    assert await call(svc, "authenticate", "alice", "Alice-password-1") is False
     assert await call(svc, "isExistingUser", "SECONDARY/carol") is False
     assert await call(svc, "getUserList", GIVEN, "Secondary*", None) == ["SECONDARY/alice"]
     assert await call(svc, "getUserList", CLAIM + "username", "SECONDARY/alice", None) == [
@@ -735,7 +734,8 @@ async def test_domains_roles_stay_in_their_store(multi_gateway, sessions):
     assert sorted(await call(svc, "getRoleNames")) == sorted(
         [*BOOTSTRAP_ROLES, "eng", "SECONDARY/ops", EVERYONE])
     assert await call(svc, "getRoleListOfUser", "SECONDARY/bob") == ["SECONDARY/ops", EVERYONE]
-    assert await call(svc, "getRoleListOfUser", "bob") == ["SECONDARY/ops", EVERYONE]
+    fault = await zeep_fault(svc, "getRoleListOfUser", "bob")  # PRIMARY's bob: none
+    assert fault.message.startswith("30007 - UserNotFound")
     assert await call(svc, "getUserListOfRole", "SECONDARY/ops") == ["SECONDARY/bob"]
     assert await call(svc, "isExistingRole", "SECONDARY/ops") is True
     assert await call(svc, "isExistingRole", "SECONDARY/eng") is False
@@ -761,8 +761,32 @@ async def test_domains_roles_stay_in_their_store(multi_gateway, sessions):
 
 @pytest.fixture
 async def three_domains(aiohttp_client, make_config, admin_env):
-    cfg = await make_config(domains=("PRIMARY", "SECONDARY", "THIRD"))
+    """PRIMARY, SECONDARY and THIRD, with [soap] unqualified_names = "any_store"."""
+    cfg = await make_config(domains=("PRIMARY", "SECONDARY", "THIRD"),
+                            soap_unqualified_names="any_store")
     return await aiohttp_client(create_app(cfg))
+
+
+async def test_domains_any_store_bare_names(three_domains, sessions):
+    """With [soap] unqualified_names = "any_store", a bare name PRIMARY does not hold is
+    the user (or role) of the one other store that has it."""
+    svc = await wso2_service(three_domains, sessions, V1)
+    await call(svc, "addUser", "SECONDARY/alice", "Alice-password-1", None,
+               claims(givenname="Secondary Alice"), None, False)
+    await call(svc, "addRole", "SECONDARY/ops", ["SECONDARY/alice"], None)
+    assert await call(svc, "isExistingUser", "alice") is True
+    assert await call(svc, "getUserClaimValue", "alice", GIVEN, None) == "Secondary Alice"
+    values = claim_map(await call(svc, "getUserClaimValues", "alice", None))
+    assert values[GIVEN] == "Secondary Alice"
+    assert await call(svc, "authenticate", "alice", "Alice-password-1") is True
+    assert await call(svc, "getRoleListOfUser", "alice") == ["SECONDARY/ops", EVERYONE]
+    assert await call(svc, "isExistingRole", "ops") is True
+    # the same bare name in PRIMARY wins
+    await call(svc, "addUser", "alice", "Alice-password-2", None,
+               claims(givenname="Primary Alice"), None, False)
+    assert await call(svc, "getUserClaimValue", "alice", GIVEN, None) == "Primary Alice"
+    assert await call(svc, "authenticate", "alice", "Alice-password-2") is True
+    assert await call(svc, "authenticate", "alice", "Alice-password-1") is False
 
 
 async def test_domains_ambiguous_bare_name(three_domains, sessions):

@@ -5,14 +5,12 @@ from __future__ import annotations
 from gateway.config import Config, StoreConfig
 from gateway.errors import ConfigError, InvalidValue
 from gateway.model.registry import DEFAULT, SchemaRegistry
+from gateway.names import PRIMARY, SEPARATOR, Names, qualify
 
 from .base import UserStore
 
-PRIMARY = "PRIMARY"
-SEPARATOR = "/"
-# WSO2's hybrid roles (Internal/everyone, Application/app): groups of the PRIMARY store
-# whose name keeps its prefix
-HYBRID_DOMAINS = ("INTERNAL", "APPLICATION")
+__all__ = ["PRIMARY", "SEPARATOR", "Stores", "build_store"]
+
 
 
 def build_store(cfg: StoreConfig, schemas: SchemaRegistry = DEFAULT) -> UserStore:
@@ -33,6 +31,7 @@ class Stores:
     def __init__(self, stores: list[UserStore]):
         self._by_domain = {s.domain.upper(): s for s in stores}
         self.all = stores
+        self.names = Names(s.domain for s in stores)
 
     @classmethod
     def from_config(cls, config: Config) -> Stores:
@@ -50,27 +49,14 @@ class Stores:
         return store
 
     def is_hybrid(self, name: str) -> bool:
-        """A WSO2 hybrid role name (``Internal/everyone``): a PRIMARY group, prefix kept."""
-        domain = name.split(SEPARATOR, 1)[0].upper() if SEPARATOR in name else ""
-        return domain in HYBRID_DOMAINS and domain not in self._by_domain
+        return self.names.is_hybrid(name)
 
     def split(self, name: str, group: bool = False) -> tuple[UserStore, str]:
-        """``SECONDARY/alice`` -> (SECONDARY store, "alice"); no domain means PRIMARY.
+        """The store a name (``gateway.names``) lives in, and its bare name there."""
+        domain, bare = self.names.split(name, group)
+        return self.get(domain), bare
 
-        Group names of WSO2's hybrid domains (``Internal/x``) stay whole, in PRIMARY.
-        """
-        if group and self.is_hybrid(name):
-            return self.primary, name
-        if SEPARATOR in name:
-            domain, bare = name.split(SEPARATOR, 1)
-            if not bare.strip():
-                raise InvalidValue(f"'{name}' has a domain but no name")
-            return self.get(domain), bare
-        return self.primary, name
-
-    @staticmethod
-    def qualify(domain: str, name: str) -> str:
-        return name if domain.upper() == PRIMARY else f"{domain}{SEPARATOR}{name}"
+    qualify = staticmethod(qualify)
 
     async def open(self) -> None:
         opened = []

@@ -20,15 +20,14 @@ import time
 
 import aiohttp
 
-from userstores.registry import SEPARATOR
-
 from .. import operations as ops
 from ..auth.principal import Principal
 from ..errors import ConfigError, Conflict, InvalidValue, NotFound
 from ..model.patch import PatchOperation, apply_patch
 from ..model.query import parse_path
+from ..model.times import stamp
+from ..names import qualify
 from ..once import Once, key_of
-from ..outbound.queue import stamp
 from . import links
 from .config import JitConfig, ProviderConfig
 from .errors import ConsentRequired, InvalidLogin
@@ -191,8 +190,7 @@ class JitService:
             name = name.strip()
         if cfg.domain.lower() == "as_in_username":
             return name
-        bare = name.split(SEPARATOR, 1)[1] if SEPARATOR in name else name
-        return self.pipeline.stores.qualify(cfg.domain, bare)
+        return qualify(cfg.domain, self.pipeline.names.parts(name)[1])
 
     async def _create(self, provider: Provider, subject: str, values: dict, body: dict
                       ) -> tuple[ops.Entity, str]:
@@ -243,7 +241,7 @@ class JitService:
         patch = self._patch(provider, values, provider.owned)
         changed = False
         if patch:  # written only when it changes something (most logins change nothing)
-            before = {**user.record.data, "userName": self.pipeline.stores.qualify(
+            before = {**user.record.data, "userName": qualify(
                 user.domain, user.record.data["userName"])}
             after = apply_patch(self.pipeline.schemas.user, before, patch).resource
             if after == before:
@@ -264,8 +262,7 @@ class JitService:
         wanted = {provider.role_map[str(g).lower()].lower()
                   for g in values.get(cfg.roles_claim, []) if str(g).lower() in provider.role_map}
         managed = {v.lower() for v in provider.role_map.values()}
-        stores = self.pipeline.stores
-        current = {stores.qualify(user.domain, g["display"]).lower()
+        current = {qualify(user.domain, g["display"]).lower()
                    for g in user.record.groups or [] if g.get("type", "direct") == "direct"}
         changed = False
         for role in sorted(managed):

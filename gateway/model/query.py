@@ -38,6 +38,7 @@ from .schema import (
     ResourceType,
     Schema,
 )
+from .times import stamp
 
 OPERATORS = ("eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le")
 _COMMON = {a.name.lower(): a for a in COMMON}
@@ -152,7 +153,7 @@ def normalise_datetime(value: object) -> str:
         raise ValueError(f"{value!r} is not a date-time")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return stamp(dt)
 
 
 def coerce(attr: Attribute, value: object) -> object:

@@ -13,7 +13,6 @@ kept. Reads and searches are refused: the gateway holds nothing to read.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from connectors.base import Action, Change, DeliveryError, EntityKind
@@ -22,6 +21,7 @@ from userstores.base import Record
 from .. import operations as ops
 from ..errors import GatewayError, NotSupported
 from ..model.match import matches
+from ..model.times import stamp
 from ..model.validate import canonical
 from .service import ProvisioningFailed
 
@@ -30,7 +30,7 @@ SUPPORTED = (ops.CreateUser, ops.ReplaceUser, ops.DeleteUser, ops.CreateGroup,
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return stamp()
 
 
 async def provision_only(service, op: ops.Operation):

@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from gateway.model.times import stamp
 from userstores.sql import tables as store_tables
 from userstores.sql.engine import schema_lock
 
@@ -102,9 +103,7 @@ UNFINISHED = ("pending", "inflight")
 STATES = ("pending", "inflight", "done", "skipped", "dead", "cancelled")
 
 
-def stamp(at: dt.datetime | None = None) -> str:
-    at = at or dt.datetime.now(dt.UTC)
-    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+__all__ = ["stamp"]  # the gateway's one form of a time (gateway.model.times)
 
 
 def create(conn: Connection) -> None:

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 
 from scim2_models.path import AttrPath, Path
 
-from userstores.registry import Stores
-
 from ..errors import InvalidValue
 from ..model.query import AttrRef, resolve_attr
 from ..model.schema import ALWAYS, ResourceType
+from ..names import qualify
 from ..operations import USER, Entity
 
 
@@ -27,19 +26,19 @@ def resource_json(entity: Entity, rtype: ResourceType, base: str) -> dict:
     for key, value in data.items():
         if key.startswith("urn:") and key not in schemas:
             continue  # an extension no longer configured
-        out[key] = Stores.qualify(entity.domain, value) if key == name_key else value
+        out[key] = qualify(entity.domain, value) if key == name_key else value
     if entity.kind == USER:
         if rec.groups is not None:
             out["groups"] = [
                 {"value": g["value"], "$ref": f"{base}/Groups/{g['value']}",
-                 "display": Stores.qualify(entity.domain, g["display"]),
+                 "display": qualify(entity.domain, g["display"]),
                  "type": g.get("type", "direct")}
                 for g in rec.groups
             ]
     elif rec.members is not None:
         out["members"] = [
             {"value": m["value"], "$ref": f"{base}/{m['type']}s/{m['value']}", "type": m["type"],
-             **({"display": Stores.qualify(entity.domain, m["display"])} if "display" in m
+             **({"display": qualify(entity.domain, m["display"])} if "display" in m
                 else {})}
             for m in rec.members
         ]

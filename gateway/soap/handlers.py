@@ -7,12 +7,12 @@ send back (``None`` for void operations). Everything goes through
 does for SCIM; claims go through the WSO2 claim dialect, so a claim set here
 is the same attribute a SCIM client sees.
 
-Names follow WSO2: ``SECONDARY/alice`` is in the store of domain SECONDARY.
-A name without a domain is the PRIMARY store's user if PRIMARY has one;
-otherwise the user of that name in the one other store that has it; when
-several other stores have it, the call fails and asks for a qualified name
-(WSO2 would silently answer for PRIMARY only). Names are returned qualified,
-PRIMARY names without a domain, as WSO2 returns them.
+Names follow WSO2 (``gateway.names``): ``SECONDARY/alice`` is in the store of
+domain SECONDARY, a name without a domain is PRIMARY's, always. With ``[soap]
+unqualified_names = "any_store"`` an unqualified name PRIMARY does not hold is
+the user or role of the one other store that has it (the pipeline resolves it;
+when several have it, the call fails and asks for a qualified name). Names are
+returned qualified, PRIMARY names without a domain, as WSO2 returns them.
 """
 
 from __future__ import annotations
@@ -22,14 +22,13 @@ from dataclasses import dataclass
 
 import orjson
 
-from userstores.registry import PRIMARY, SEPARATOR, Stores
-
 from .. import operations as ops
 from ..auth.principal import SYSTEM, Principal
 from ..errors import Conflict, Forbidden, GatewayError, InvalidValue, NotFound
 from ..model.account import password_expires
 from ..model.dialects.wso2 import CLAIM, GROUPS_CLAIM, ROLE_CLAIM, WSO2
 from ..model.patch import PatchOperation, apply_patch
+from ..names import PRIMARY, Names, is_qualified, qualify
 from ..pipeline import Pipeline
 from .models import Item
 from .wildcards import Wildcard
@@ -53,8 +52,13 @@ class Call:
     source: str | None = None  # the caller's address
 
     @property
-    def stores(self) -> Stores:
-        return self.pipeline.stores
+    def names(self) -> Names:
+        return self.pipeline.names
+
+    @property
+    def anywhere(self) -> bool:
+        """Whether an unqualified name may mean another store's user or role."""
+        return self.pipeline.config.soap_unqualified_names == "any_store"
 
     async def run(self, op: ops.Operation):
         return await self.pipeline.execute(self.caller, op)
@@ -99,46 +103,27 @@ def _is_everyone(name: str) -> bool:
 # names ------------------------------------------------------------------------------------
 def _qualified(call: Call, entity: ops.Entity) -> str:
     key = "userName" if entity.kind == ops.USER else "displayName"
-    return call.stores.qualify(entity.domain, entity.record.data[key])
-
-
-async def _lookup(call: Call, kind: str, name: str, relations: bool) -> ops.Entity | None:
-    op = (ops.GetUserByName(name, with_groups=relations) if kind == ops.USER
-          else ops.GetGroupByName(name, with_members=relations))
-    try:
-        return await call.run(op)
-    except NotFound:
-        return None
+    return qualify(entity.domain, entity.record.data[key])
 
 
 async def find(call: Call, kind: str, name: str | None, relations: bool = False
                ) -> ops.Entity | None:
     """The user or group a WSO2 name means (see the module's rule), or None."""
     name = _required("A user name" if kind == ops.USER else "A role name", name)
-    if SEPARATOR in name or len(call.stores.all) == 1:
-        return await _lookup(call, kind, name, relations)
-    found = await _lookup(call, kind, name, relations)
-    if found is not None:
-        return found
-    hits = []
-    for store in call.stores.all:
-        if store.domain.upper() == PRIMARY:
-            continue
-        hit = await _lookup(call, kind, f"{store.domain}{SEPARATOR}{name}", relations)
-        if hit is not None:
-            hits.append(hit)
-    if len(hits) > 1:
-        domains = ", ".join(h.domain for h in hits)
-        raise InvalidValue(f"'{name}' exists in several user stores ({domains}): "
-                           "qualify it as DOMAIN/name")
-    return hits[0] if hits else None
+    op = (ops.GetUserByName(name, with_groups=relations, anywhere=call.anywhere)
+          if kind == ops.USER
+          else ops.GetGroupByName(name, with_members=relations, anywhere=call.anywhere))
+    try:
+        return await call.run(op)
+    except NotFound:
+        return None
 
 
 async def need(call: Call, kind: str, name: str | None, relations: bool = False) -> ops.Entity:
     """The user or group a name means; NotFound (with WSO2's message) if there is none."""
     found = await find(call, kind, name, relations)
     if found is None:
-        domain = name.split(SEPARATOR, 1)[0].upper() if SEPARATOR in name else PRIMARY
+        domain = (call.names.parts(name, kind == ops.GROUP)[0] or PRIMARY).upper()
         if kind == ops.USER:
             raise NotFound(f"30007 - UserNotFound: User {name} does not exist in: {domain}")
         raise NotFound(f"Role {name} does not exist in: {domain}")
@@ -198,10 +183,8 @@ def _pattern_filter(attr: str, pattern: str) -> tuple[str | None, Wildcard | Non
 
 
 def _split_domain(call: Call, pattern: str) -> tuple[str | None, str]:
-    if SEPARATOR in pattern:
-        domain, bare = pattern.split(SEPARATOR, 1)
-        return call.stores.get(domain).domain, bare
-    return None, pattern
+    """A list pattern's domain (None: every store's) and the rest."""
+    return call.names.split(pattern) if is_qualified(pattern) else (None, pattern)
 
 
 # users ----------------------------------------------------------------------------------
@@ -213,11 +196,8 @@ async def authenticate(call: Call, userName, credential):  # noqa: N802
     name = _required("A user name", userName)
     if credential is None:
         return False
-    if SEPARATOR not in name and len(call.stores.all) > 1:
-        found = await find(call, ops.USER, name)
-        if found is not None:
-            name = _qualified(call, found)
-    return await call.run(ops.CheckPassword(name, credential, call.source)) is not None
+    return await call.run(ops.CheckPassword(name, credential, call.source,
+                                            anywhere=call.anywhere)) is not None
 
 
 def _claims_patch(claims, *, current: dict[str, str | None] | None = None,
@@ -251,8 +231,7 @@ async def addUser(call: Call, userName, credential, roleList, claims, profileNam
                   requirePasswordChange):
     name = _required("A user name", userName)
     _profile(profileName)
-    if SEPARATOR in name:
-        call.stores.split(name)  # an unknown domain is the caller's mistake, said first
+    domain = call.names.split(name)[0]  # an unknown domain is the caller's mistake, said first
     representation = {"userName": name}
     patch = _claims_patch(claims)
     if patch:
@@ -260,7 +239,6 @@ async def addUser(call: Call, userName, credential, roleList, claims, profileNam
                                      patch).resource
     if credential:
         representation["password"] = credential
-    domain = call.stores.split(name)[0].domain
     roles = []
     for role in roleList or []:
         if _is_everyone(role):
@@ -315,7 +293,7 @@ def _resource(call: Call, user: ops.Entity) -> dict:
 
 
 def _roles_of(call: Call, user: ops.Entity) -> list[str]:
-    names = [call.stores.qualify(user.domain, g["display"]) for g in user.record.groups or []]
+    names = [qualify(user.domain, g["display"]) for g in user.record.groups or []]
     return sorted(names, key=str.lower) + [EVERYONE]
 
 
@@ -417,10 +395,10 @@ async def listUsers(call: Call, filter, maxItemLimit):  # noqa: N802, A002
     if limit == 0:
         return []
     domain, pattern = _split_domain(call, filter or "*")
-    domains = [domain] if domain else [s.domain for s in call.stores.all]
+    domains = [domain] if domain else call.names.domains
     out: list[str] = []
     for d in domains:
-        scim_filter, exact = _pattern_filter("userName", call.stores.qualify(d, pattern))
+        scim_filter, exact = _pattern_filter("userName", qualify(d, pattern))
         found = await _search_all(call, ops.SearchUsers, scim_filter, d,
                                   limit if exact is None else call.pipeline.config.max_results,
                                   "userName")
@@ -497,7 +475,7 @@ async def getPasswordExpirationTime(call: Call, username):  # noqa: N802
 
 
 async def isReadOnly(call: Call):  # noqa: N802
-    return call.stores.primary.capabilities.read_only
+    return call.pipeline.read_only(PRIMARY)
 
 
 async def getProperties(call: Call, tenant):  # noqa: N802
@@ -546,7 +524,7 @@ async def getUserListOfRole(call: Call, roleName):  # noqa: N802
         return [_qualified(call, u) for u in users]
     group = await need(call, ops.GROUP, roleName, relations=True)
     members = [m for m in group.record.members or [] if m.get("type", "User") == "User"]
-    return sorted((call.stores.qualify(group.domain, m["display"]) for m in members
+    return sorted((qualify(group.domain, m["display"]) for m in members
                    if m.get("display")), key=str.lower)
 
 
@@ -556,7 +534,7 @@ async def addRole(call: Call, roleName, userList, permissions):  # noqa: N802
     name = _required("A role name", roleName)
     if _is_everyone(name):
         raise Conflict(f"The role '{EVERYONE}' already exists")
-    domain = call.stores.split(name, group=True)[0].domain
+    domain = call.names.split(name, group=True)[0]
     ids = await _user_ids(call, userList, domain)
     await call.run(ops.CreateGroup({"displayName": name,
                                     "members": [{"value": i} for i in ids]}))
@@ -576,8 +554,8 @@ async def updateRoleName(call: Call, roleName, newRoleName):  # noqa: N802
     if _is_everyone(_required("A role name", roleName)) or _is_everyone(new):
         raise InvalidValue(f"The role '{EVERYONE}' cannot be renamed")
     group = await need(call, ops.GROUP, roleName)
-    if SEPARATOR not in new:  # a bare new name stays in the role's domain
-        new = call.stores.qualify(group.domain, new)
+    if not is_qualified(new):  # a bare new name stays in the role's domain
+        new = qualify(group.domain, new)
     await call.run(ops.PatchGroup(group.id, [PatchOperation("replace", "displayName", new)],
                                   with_members=False))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 import orjson
 from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, text, true, update
@@ -26,8 +25,8 @@ from gateway.errors import (
     StoreUnavailable,
     VersionMismatch,
 )
-from gateway.model.query import normalise_datetime
 from gateway.model.schema import ResourceType
+from gateway.model.times import stamp
 from userstores.base import UNCHANGED, Page, Query, Record
 
 from . import indexing
@@ -88,7 +87,7 @@ _VALUE_INSERTS = {table.name: table.insert() for table in (t.user_values, t.grou
 
 
 def now() -> str:
-    return normalise_datetime(datetime.now(UTC))
+    return stamp()
 
 
 def _dumps(data: dict) -> str:
