@@ -17,7 +17,17 @@ import time
 from contextvars import ContextVar
 from typing import NamedTuple
 
-from userstores.base import JOURNAL, OUTBOX, UNCHANGED, PlainPassword, Query, Record, UserStore
+from userstores.base import (
+    QUIET,
+    UNCHANGED,
+    WRITE,
+    Change,
+    Journal,
+    PlainPassword,
+    Query,
+    Record,
+    UserStore,
+)
 from userstores.registry import PRIMARY, Stores
 
 from . import operations as ops
@@ -62,6 +72,8 @@ log = logging.getLogger("gateway.pipeline")
 
 # the audit event of the change being made in this context (handlers add what they touch)
 _EVENT: ContextVar[Event | None] = ContextVar("audit_event", default=None)
+# how the operation being run writes to its store (Change: outbox row, journal)
+_CHANGE: ContextVar[Change] = ContextVar("change", default=WRITE)
 PATCH_RETRIES = 32  # a PATCH that lost a race is applied again to the newer version
 
 
@@ -135,22 +147,22 @@ class Pipeline:
             return await self._execute(caller, op)
         event = Event.now(caller.name, type(op).__name__, kind=op.kind, **_target_of(op))
         journal = self.audit.journal(event)
-        tokens = _EVENT.set(event), JOURNAL.set(journal)
+        token = _EVENT.set(event)
         try:
-            result = await self._execute(caller, op)
+            result = await self._execute(caller, op, journal)
         except GatewayError as exc:
             await self.audit.record([event.failed(exc)])
             raise
         finally:
-            JOURNAL.reset(tokens[1])
-            _EVENT.reset(tokens[0])
+            _EVENT.reset(token)
         if journal is None or not journal.done:  # not kept with the change: now
             if isinstance(result, ops.Entity):
                 event = about(event, result.domain, result.record, self.stores.qualify)
             await self.audit.record([event])
         return result
 
-    async def _execute(self, caller: Principal, op: ops.Operation):
+    async def _execute(self, caller: Principal, op: ops.Operation,
+                       journal: Journal | None = None):
         if not self._self_service(caller, op):
             caller.require(op.permission)
         elif isinstance(op, ops.ReplaceUser | ops.PatchUser) and not caller.allows(op.permission):
@@ -165,11 +177,11 @@ class Pipeline:
             return await provision_only(self.outbound, op)
         outbound = self.outbound if type(op) in WRITES and caller.provision else None
         since = stamp() if outbound is not None else ""
-        token = OUTBOX.set(caller.provision and self.outbox)
+        token = _CHANGE.set(Change(outbox=caller.provision and self.outbox, journal=journal))
         try:
             result = await self._handlers[type(op)](op)
         finally:
-            OUTBOX.reset(token)
+            _CHANGE.reset(token)
         deleted = type(op) in (ops.DeleteUser, ops.DeleteGroup)  # they return what was there
         if outbound is not None and isinstance(result, ops.Entity):
             await outbound.committed(result, "delete" if deleted else "upsert", since)
@@ -333,7 +345,8 @@ class Pipeline:
         store = self._writable(self._split_name(data, "userName"))
         self._stamp_password(data, password, store)
         self._touching(_created_names(data, password))
-        rec = await store.create_user(data, await self._hash(password, store))
+        rec = await store.create_user(data, await self._hash(password, store),
+                                      change=_CHANGE.get())
         return ops.Entity(ops.USER, store.domain, rec)
 
     async def create_users(self, caller: Principal, representations: list[dict]
@@ -354,17 +367,14 @@ class Pipeline:
                 except GatewayError as exc:
                     out.append(exc)
             return out
-        token = OUTBOX.set(caller.provision and self.outbox)
-        try:
-            out = await self._create_users(caller, representations)
-        finally:
-            OUTBOX.reset(token)
+        out = await self._create_users(caller, representations,
+                                       caller.provision and self.outbox)
         if self.outbound is not None and caller.provision:
             self.outbound.kick()
         return out
 
-    async def _create_users(self, caller: Principal, representations: list[dict]
-                            ) -> list[ops.Entity | GatewayError]:
+    async def _create_users(self, caller: Principal, representations: list[dict],
+                            outbox: bool) -> list[ops.Entity | GatewayError]:
         out: list = [None] * len(representations)
         batches: dict[str, list[tuple[int, dict, str | None, list[str]]]] = {}
         event = Event.now(caller.name, "CreateUser", kind=ops.USER)
@@ -382,11 +392,8 @@ class Pipeline:
         for domain, batch in batches.items():
             store = self.stores.get(domain)
             journal = self.audit.journal(event, [names for *_, names in batch])
-            token = JOURNAL.set(journal)
-            try:
-                results = await store.create_users([(data, pw) for _i, data, pw, _n in batch])
-            finally:
-                JOURNAL.reset(token)
+            results = await store.create_users([(data, pw) for _i, data, pw, _n in batch],
+                                               change=Change(outbox=outbox, journal=journal))
             for (i, _data, _pw, names), result in zip(batch, results, strict=True):
                 out[i] = result if isinstance(result, GatewayError) else ops.Entity(
                     ops.USER, domain, result)
@@ -421,7 +428,7 @@ class Pipeline:
         replacing = await self._replacing(store, current.record, password)
         pw = UNCHANGED if password is None else await self._hash(password, store, replacing)
         rec = await self._writable(store).replace_user(
-            op.id, data, expected_version=op.if_match, password_hash=pw)
+            op.id, data, expected_version=op.if_match, password_hash=pw, change=_CHANGE.get())
         await self._replaced(store, replacing)
         await self._account_changed(op.id, store.domain, current.record.data, data, password)
         return ops.Entity(ops.USER, store.domain, rec)
@@ -453,7 +460,8 @@ class Pipeline:
                   else await self._hash(result.password, store, replacing))
             try:
                 new = await self._writable(store).replace_user(
-                    op.id, data, expected_version=rec.version, password_hash=pw)
+                    op.id, data, expected_version=rec.version, password_hash=pw,
+                    change=_CHANGE.get())
             except VersionMismatch:
                 if op.if_match is not None:
                     raise
@@ -468,7 +476,7 @@ class Pipeline:
         current = await self._find(ops.USER, op.id, relations=False)
         store = self._writable(self.stores.get(current.domain))
         self._touching(entity=current)
-        await store.delete_user(op.id, expected_version=op.if_match)
+        await store.delete_user(op.id, expected_version=op.if_match, change=_CHANGE.get())
         await self.history.forget(store.domain, op.id)
         await self._credentials_changed(op.id)
         return current
@@ -569,13 +577,8 @@ class Pipeline:
                 data = {k: v for k, v in rec.data.items() if k != WSO2_USER}
                 if wso2:
                     data[WSO2_USER] = wso2
-                tokens = OUTBOX.set(False), JOURNAL.set(None)
-                try:
-                    await store.replace_user(user_id, data, expected_version=rec.version,
-                                             password_hash=UNCHANGED)
-                finally:
-                    JOURNAL.reset(tokens[1])
-                    OUTBOX.reset(tokens[0])
+                await store.replace_user(user_id, data, expected_version=rec.version,
+                                         password_hash=UNCHANGED, change=QUIET)
                 return True
             except VersionMismatch:
                 continue  # changed meanwhile: on the newer version
@@ -618,7 +621,7 @@ class Pipeline:
         if self.passwords.needs_rehash(stored) and not store.capabilities.read_only:
             try:
                 await store.set_password_hash(rec.id, await self.passwords.hash(
-                    op.password, policy=False))
+                    op.password, policy=False), change=QUIET)  # the same password
             except Exception:  # noqa: BLE001 - a failed upgrade must not fail the login
                 log.warning("could not upgrade the password hash of %s", rec.id)
         return ops.Entity(ops.USER, store.domain, rec)
@@ -636,7 +639,7 @@ class Pipeline:
         self._touching(["password"], ops.Entity(ops.USER, store.domain, rec))
         replacing = await self._replacing(store, rec, op.new_password)
         await self._writable(store).set_password_hash(rec.id, await self._hash(
-            op.new_password, store, replacing))
+            op.new_password, store, replacing), change=_CHANGE.get())
         await self._replaced(store, replacing)
         if self._tracks_password_age(store):
             await self._set_wso2(store, rec.id, password_set_now())
@@ -656,7 +659,7 @@ class Pipeline:
         if members:
             await self._may_grant(op.grantor, store, [data["displayName"]])
         self._touching(_created_names(data, None) + (["members"] if members else []))
-        rec = await store.create_group(data, members)
+        rec = await store.create_group(data, members, change=_CHANGE.get())
         return ops.Entity(ops.GROUP, store.domain, rec)
 
     async def _get_group(self, op: ops.GetGroup) -> ops.Entity:
@@ -676,7 +679,7 @@ class Pipeline:
                                                   data["displayName"]], op.id)
         self._touching(_changed_names(current.record.data, data, None) + ["members"], current)
         rec = await self._writable(store).replace_group(
-            op.id, data, expected_version=op.if_match, members=members)
+            op.id, data, expected_version=op.if_match, members=members, change=_CHANGE.get())
         await self._credentials_changed(None)
         return ops.Entity(ops.GROUP, store.domain, rec)
 
@@ -714,7 +717,8 @@ class Pipeline:
                     op.id, expected_version=expected,
                     add=add, remove=changes.remove,
                     remove_all=changes.remove_all or changes.replace is not None,
-                    data=None if data == rec.data else data, with_members=op.with_members)
+                    data=None if data == rec.data else data, with_members=op.with_members,
+                    change=_CHANGE.get())
             except VersionMismatch:
                 if op.if_match is not None:
                     raise
@@ -732,7 +736,7 @@ class Pipeline:
         self._touching(["members"], current)
         rec = await store.change_members(
             op.group_id, expected_version=None,
-            add=[{"value": i} for i in op.add], remove=list(op.remove))
+            add=[{"value": i} for i in op.add], remove=list(op.remove), change=_CHANGE.get())
         await self._credentials_changed(None)
         return ops.Entity(ops.GROUP, store.domain, rec)
 
@@ -740,7 +744,7 @@ class Pipeline:
         current = await self._find(ops.GROUP, op.id, relations=False)
         store = self._writable(self.stores.get(current.domain))
         self._touching(entity=current)
-        await store.delete_group(op.id, expected_version=op.if_match)
+        await store.delete_group(op.id, expected_version=op.if_match, change=_CHANGE.get())
         await self._credentials_changed(None)
         return current
 
@@ -765,19 +769,17 @@ class Pipeline:
             self._stamp_password(data, password, store)
             items.append((data, await self._hash(password, store)))
         event = Event.now(caller.name, "ImportUsers", kind=ops.USER, target=domain)
-        token = OUTBOX.set(caller.provision and self.outbox)
+        change = Change(outbox=caller.provision and self.outbox)
         try:
             if not hasattr(store, "bulk_insert_users"):
                 for data, pw in items:
-                    await store.create_user(data, pw)
+                    await store.create_user(data, pw, change=change)
                 count = len(items)
             else:
-                count = await store.bulk_insert_users(items)
+                count = await store.bulk_insert_users(items, change=change)
         except GatewayError as exc:
             await self.audit.record([event.failed(exc)])
             raise
-        finally:
-            OUTBOX.reset(token)
         await self.audit.record([dataclasses.replace(event, detail=f"{count} users")])
         return count
 

@@ -29,4 +29,4 @@ def open_home(database: str | None, stores: Stores) -> tuple[Runner | None, bool
     caller closes it), else the PRIMARY SQL store's (None when PRIMARY is not SQL)."""
     if database:
         return make_runner(database, 4), True
-    return getattr(stores.primary, "_runner", None), False
+    return stores.primary.database(), False

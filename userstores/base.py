@@ -10,7 +10,6 @@ classes: library errors are wrapped at this boundary.
 from __future__ import annotations
 
 import abc
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from gateway.model.query import AttrRef, Node
@@ -66,11 +65,6 @@ class Page:
     total: int = 0
 
 
-# whether the changes made in this context are recorded for outbound provisioning (the
-# pipeline turns it off for clients whose changes are only persisted)
-OUTBOX: ContextVar[bool] = ContextVar("outbox", default=True)
-
-
 class Journal(abc.ABC):
     """A record the pipeline wants kept with the change it makes next (a row of the audit
     trail). A store whose transactions run on ``runner`` (the database the record belongs
@@ -86,8 +80,68 @@ class Journal(abc.ABC):
         operation returns (a Record, a list of them for several creates, or None)."""
 
 
-# the record to keep with the change made in this context (the pipeline sets it)
-JOURNAL: ContextVar[Journal | None] = ContextVar("journal", default=None)
+@dataclass(frozen=True)
+class Change:
+    """How a store makes a change (every write method takes one): with a row in its outbox
+    for outbound provisioning (``outbox``; off for clients whose changes are only kept,
+    and for an account's own state), and with the ``journal``'s record in the same
+    transaction where the store can."""
+
+    outbox: bool = True
+    journal: Journal | None = None
+
+
+WRITE = Change()  # an ordinary change: outbox row, no journal
+QUIET = Change(outbox=False)  # kept, not provisioned
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One committed change waiting in a store's outbox."""
+
+    seq: int  # increasing within the store
+    kind: str  # User, Group
+    entity_id: str
+    action: str  # upsert, delete
+    name: str | None
+    created: str  # when it was committed (gateway.model.times)
+
+
+class Outbox(abc.ABC):
+    """The transactional outbox of a store that writes one row with each committed change
+    (``UserStore.outbox``); the outbound dispatcher fans the rows out to its delivery
+    queue and then drops them. A fan-out done twice (another dispatcher, or a crash
+    before the drop) queues nothing twice: the queue is keyed by (store, seq)."""
+
+    @abc.abstractmethod
+    async def waiting(self) -> bool:
+        """Whether a row waits (a read: an idle outbox costs no write transaction)."""
+
+    @abc.abstractmethod
+    async def take(self, limit: int) -> list[OutboxRow]:
+        """The oldest rows, left in place."""
+
+    @abc.abstractmethod
+    async def drop(self, seqs: list[int]) -> None:
+        """Forget rows that were fanned out."""
+
+    @abc.abstractmethod
+    async def drain(self, limit: int) -> int:
+        """Drop the oldest rows without fanning them out (no connector wants them)."""
+
+    @abc.abstractmethod
+    async def holds(self, kind: str, entity_id: str) -> bool:
+        """Whether a change of this entity still waits here."""
+
+    def lives_in(self, database) -> bool:
+        """Whether the outbox is in ``database`` (a SQL runner: the delivery queue's)."""
+        return False
+
+    async def move(self, limit: int, into) -> int:
+        """For an outbox that ``lives_in`` the queue's database: take the oldest rows,
+        ``into(conn, rows)`` (queue them on the same connection) and drop them, in one
+        transaction; the number moved. (Elsewhere: ``take``, queue, ``drop``.)"""
+        raise NotImplementedError
 
 
 class PlainPassword(str):
@@ -102,10 +156,21 @@ class UNCHANGED:  # noqa: N801 - sentinel
 
 
 class UserStore(abc.ABC):
-    """One domain's users and groups."""
+    """One domain's users and groups.
+
+    Every write method takes a ``change`` (:class:`Change`): whether to write an outbox
+    row, and a journal record to keep in the same transaction."""
 
     domain: str
     capabilities: Capabilities
+    # the store's own transactional outbox, or None: the pipeline then reports each
+    # committed change to the dispatcher itself (LDAP)
+    outbox: Outbox | None = None
+
+    def database(self):
+        """The SQL runner of the store's database, where the gateway may keep its own
+        tables (its state database), or None (a directory)."""
+        return None
 
     # lifecycle ------------------------------------------------------------
     @abc.abstractmethod
@@ -125,9 +190,11 @@ class UserStore(abc.ABC):
 
     # users ----------------------------------------------------------------
     @abc.abstractmethod
-    async def create_user(self, data: dict, password_hash: str | None) -> Record: ...
+    async def create_user(self, data: dict, password_hash: str | None, *,
+                          change: Change = WRITE) -> Record: ...
 
-    async def create_users(self, items: list[tuple[dict, str | None]]) -> list:
+    async def create_users(self, items: list[tuple[dict, str | None]], *,
+                           change: Change = WRITE) -> list:
         """Create several users, each succeeding or failing on its own: a Record or the
         GatewayError for each. Stores that can do better than one by one override it."""
         from gateway.errors import GatewayError
@@ -135,7 +202,7 @@ class UserStore(abc.ABC):
         out = []
         for data, password_hash in items:
             try:
-                out.append(await self.create_user(data, password_hash))
+                out.append(await self.create_user(data, password_hash, change=change))
             except GatewayError as exc:
                 out.append(exc)
         return out
@@ -154,17 +221,20 @@ class UserStore(abc.ABC):
 
     @abc.abstractmethod
     async def replace_user(self, user_id: str, data: dict, *, expected_version: int | None,
-                           password_hash: str | None | type[UNCHANGED] = UNCHANGED) -> Record:
+                           password_hash: str | None | type[UNCHANGED] = UNCHANGED,
+                           change: Change = WRITE) -> Record:
         """Replace the attributes; raise NotFound, VersionMismatch or Conflict."""
 
     @abc.abstractmethod
-    async def delete_user(self, user_id: str, *, expected_version: int | None) -> None: ...
+    async def delete_user(self, user_id: str, *, expected_version: int | None,
+                          change: Change = WRITE) -> None: ...
 
     @abc.abstractmethod
     async def search_users(self, query: Query) -> Page: ...
 
     @abc.abstractmethod
-    async def set_password_hash(self, user_id: str, password_hash: str) -> None: ...
+    async def set_password_hash(self, user_id: str, password_hash: str, *,
+                                change: Change = WRITE) -> None: ...
 
     @abc.abstractmethod
     async def get_password_hash(self, user_name: str) -> tuple[Record, str | None] | None:
@@ -177,7 +247,8 @@ class UserStore(abc.ABC):
 
     # groups ---------------------------------------------------------------
     @abc.abstractmethod
-    async def create_group(self, data: dict, members: list[dict]) -> Record: ...
+    async def create_group(self, data: dict, members: list[dict], *,
+                           change: Change = WRITE) -> Record: ...
 
     @abc.abstractmethod
     async def get_group(self, group_id: str, *, with_members: bool = True) -> Record | None: ...
@@ -192,21 +263,23 @@ class UserStore(abc.ABC):
 
     @abc.abstractmethod
     async def replace_group(self, group_id: str, data: dict, *, expected_version: int | None,
-                            members: list[dict] | None = None) -> Record:
+                            members: list[dict] | None = None,
+                            change: Change = WRITE) -> Record:
         """Replace attributes and, unless ``members`` is None, the whole member list."""
 
     @abc.abstractmethod
     async def change_members(self, group_id: str, *, expected_version: int | None,
                              add: list[dict] = (), remove: list[str] = (),
                              remove_all: bool = False, data: dict | None = None,
-                             with_members: bool = True) -> Record:
+                             with_members: bool = True, change: Change = WRITE) -> Record:
         """Add/remove members (and optionally replace attributes) in one transaction.
 
         With ``with_members`` False the result does not list the members, so that
         changing one member of a large group never reads the others."""
 
     @abc.abstractmethod
-    async def delete_group(self, group_id: str, *, expected_version: int | None) -> None: ...
+    async def delete_group(self, group_id: str, *, expected_version: int | None,
+                           change: Change = WRITE) -> None: ...
 
     @abc.abstractmethod
     async def search_groups(self, query: Query) -> Page: ...

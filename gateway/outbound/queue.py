@@ -41,7 +41,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from gateway.model.times import stamp
-from userstores.sql import tables as store_tables
 from userstores.sql.engine import schema_lock
 
 metadata = MetaData()
@@ -119,22 +118,6 @@ def _insert(conn: Connection):
 
 
 # fan-out ----------------------------------------------------------------------------------
-def take_outbox(conn: Connection, limit: int, lock: bool = True) -> list:
-    """The oldest outbox rows of a store; with ``lock``, locked against other fan-outs
-    until the transaction ends (PostgreSQL)."""
-    o = store_tables.outbox
-    stmt = select(o).order_by(o.c.seq).limit(limit)
-    if lock and conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    return conn.execute(stmt).all()
-
-
-def outbox_waiting(conn: Connection) -> bool:
-    """Whether a store's outbox has rows (a read: no write transaction when idle)."""
-    o = store_tables.outbox
-    return conn.execute(select(o.c.seq).limit(1)).first() is not None
-
-
 def work_waiting(conn: Connection) -> bool:
     """Whether anything could be claimed now (a due delivery or a lapsed lease)."""
     d = deliveries
@@ -145,41 +128,12 @@ def work_waiting(conn: Connection) -> bool:
             or conn.execute(lapsed).first() is not None)
 
 
-def outbox_has(conn: Connection, kind: str, entity_id: str) -> bool:
-    """Whether a change of this entity still waits in the store's outbox."""
-    o = store_tables.outbox
-    return conn.execute(select(o.c.seq).where(o.c.kind == kind, o.c.entity_id == entity_id)
-                        .limit(1)).first() is not None
-
-
-def drop_outbox(conn: Connection, seqs: list[int]) -> None:
-    o = store_tables.outbox
-    for i in range(0, len(seqs), 500):
-        conn.execute(delete(o).where(o.c.seq.in_(seqs[i:i + 500])))
-
-
-def drain(conn: Connection, limit: int) -> int:
-    """Drop outbox rows no connector wants (none is configured)."""
-    rows = take_outbox(conn, limit)
-    drop_outbox(conn, [r.seq for r in rows])
-    return len(rows)
-
-
 def enqueue(conn: Connection, rows: list[dict]) -> None:
     """Delivery rows for outbox rows; a fan-out done twice adds nothing."""
     if rows:
         stmt = _insert(conn)(deliveries).on_conflict_do_nothing(
             index_elements=["source", "source_seq", "connector"])
         conn.execute(stmt, rows)
-
-
-def fan_out_local(conn: Connection, source: str, limit: int, targets) -> int:
-    """Outbox rows of the store whose database also holds the queue: moved in one
-    transaction. ``targets(row)`` names the connectors a row goes to."""
-    rows = take_outbox(conn, limit)
-    enqueue(conn, delivery_rows(source, rows, targets))
-    drop_outbox(conn, [r.seq for r in rows])
-    return len(rows)
 
 
 def delivery_rows(source: str, rows, targets) -> list[dict]:

@@ -26,13 +26,12 @@ import os
 import random
 import socket
 import time
-from typing import NamedTuple
 
 import aiohttp
 
 from connectors import registry
 from connectors.base import Action, Change, Connector, DeliveryError, EntityKind
-from userstores.base import Record
+from userstores.base import OutboxRow, Record
 from userstores.registry import Stores
 
 from .. import operations as ops
@@ -48,17 +47,6 @@ IDLE_DRAIN = 5.0  # seconds between outbox checks of a process with no connector
 STOP_GRACE = 5.0  # seconds the work in flight gets to end when the gateway stops
 SETTLE_POLL = 0.02
 FLUSH_WAIT = 0.02  # seconds the end of a delivery waits to be recorded with others
-
-
-class OutboxRow(NamedTuple):
-    """A change as an outbox row has it (for stores without an outbox table)."""
-
-    seq: int
-    kind: str
-    entity_id: str
-    action: str
-    name: str | None
-    created: str
 
 
 class ProvisioningFailed(GatewayError):
@@ -147,13 +135,12 @@ class OutboundService:
             self._own_runner = True
             self.home = make_runner(self.cfg.database, 4)
             return self.home
-        primary = self.stores.primary
-        runner = getattr(primary, "_runner", None)
+        runner = self.stores.primary.database()
         if runner is None:
             raise ConfigError("[outbound] database is required when the PRIMARY store is not "
                               "SQL: the delivery queue lives in a SQL database")
         self.home = runner
-        beside = sqlite_beside(primary.url)
+        beside = sqlite_beside(runner.url)
         if beside is None:
             return runner
         self._own_runner = True
@@ -231,28 +218,30 @@ class OutboundService:
         moved = 0
         queueing = self.queueing
         for store in self.stores.all:
-            runner = getattr(store, "_runner", None)
-            if runner is None:
+            outbox = store.outbox
+            if outbox is None:
                 continue
-            local = not queueing or runner is self.runner
-            if local and not await runner.read(queue.outbox_waiting):
+            local = not queueing or outbox.lives_in(self.runner)
+            if local and not await outbox.waiting():
                 continue  # idle: no write transaction competes with requests
             if not queueing:
-                moved += await runner.write(queue.drain, FAN_OUT_BATCH)
+                moved += await outbox.drain(FAN_OUT_BATCH)
                 continue
-            targets = self._targets(store.domain)
-            if runner is self.runner:
-                moved += await runner.write(queue.fan_out_local, store.domain, FAN_OUT_BATCH,
-                                            targets)
+            source, targets = store.domain, self._targets(store.domain)
+            if local:  # the queue is in the outbox's database: one transaction
+
+                def into(conn, rows, source=source, targets=targets):
+                    queue.enqueue(conn, queue.delivery_rows(source, rows, targets))
+
+                moved += await outbox.move(FAN_OUT_BATCH, into)
                 continue
-            # read (the read is the idle check too), queued, then deleted: a fan-out done
-            # twice (another dispatcher, or a crash before the delete) queues nothing twice
-            rows = await runner.read(queue.take_outbox, FAN_OUT_BATCH, False)
+            # read (the read is the idle check too), queued, then dropped: a fan-out done
+            # twice (another dispatcher, or a crash before the drop) queues nothing twice
+            rows = await outbox.take(FAN_OUT_BATCH)
             if not rows:
                 continue
-            await self.runner.write(queue.enqueue, queue.delivery_rows(store.domain, rows,
-                                                                       targets))
-            await runner.write(queue.drop_outbox, [r.seq for r in rows])
+            await self.runner.write(queue.enqueue, queue.delivery_rows(source, rows, targets))
+            await outbox.drop([r.seq for r in rows])
             moved += len(rows)
         return moved
 
@@ -461,7 +450,7 @@ class OutboundService:
         if not self.queueing:
             return  # no outbox row was written (what an older configuration left drains idly)
         store = self.stores.get(entity.domain)
-        if getattr(store, "_runner", None) is None:
+        if store.outbox is None:
             key = "userName" if entity.kind == ops.USER else "displayName"
             await self.record(entity.domain, entity.kind, entity.id, action,
                               self.stores.qualify(entity.domain,
@@ -477,7 +466,7 @@ class OutboundService:
     async def settle(self, store, kind: str, entity_id: str, connectors: list[str],
                      since: str) -> None:
         """Wait until the deliveries of this entity's latest change to ``connectors`` ended."""
-        outbox = getattr(store, "_runner", None)
+        outbox = store.outbox
         deadline = time.monotonic() + self.cfg.blocking_timeout_seconds
         while True:
             rows = await self.runner.read(queue.latest_for, kind, entity_id, connectors, since)
@@ -493,7 +482,7 @@ class OutboundService:
             open_ = [c for c in connectors if c in latest and latest[c].state
                      in queue.UNFINISHED]
             if any(c not in latest for c in connectors) and outbox is not None and \
-                    await outbox.read(queue.outbox_has, kind, entity_id):
+                    await outbox.holds(kind, entity_id):
                 open_ = open_ or ["(not fanned out yet)"]
             if not open_:  # delivered, or nothing changed that they take
                 return

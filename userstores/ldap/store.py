@@ -26,7 +26,16 @@ from gateway.config import LdapConfig
 from gateway.errors import Conflict, InvalidValue, NotFound, ReadOnlyStore, VersionMismatch
 from gateway.model.query import AttrRef
 from gateway.model.registry import DEFAULT, SchemaRegistry
-from userstores.base import UNCHANGED, Capabilities, Page, Query, Record, UserStore
+from userstores.base import (
+    UNCHANGED,
+    WRITE,
+    Capabilities,
+    Change,
+    Page,
+    Query,
+    Record,
+    UserStore,
+)
 
 from .account_state import lock_changes
 from .directory import Directory
@@ -40,6 +49,9 @@ BATCH = 100  # DNs or ids resolved per search
 
 
 class LDAPUserStore(UserStore):
+    # a directory has no outbox and no journal: each write's ``change`` is the pipeline's
+    # to honour (it reports the change to the dispatcher and keeps its audit event after
+    # the change commits)
     def __init__(self, domain: str, url: str, cfg: LdapConfig, *, read_only: bool = False,
                  pool_size: int = 8, schemas: SchemaRegistry = DEFAULT):
         self.domain = domain
@@ -182,7 +194,8 @@ class LDAPUserStore(UserStore):
             raise VersionMismatch(f"{entity} has changed (version {current})")
 
     # users -------------------------------------------------------------------------------
-    async def create_user(self, data: dict, password_hash: str | None) -> Record:
+    async def create_user(self, data: dict, password_hash: str | None, *,
+                          change: Change = WRITE) -> Record:
         self._writable()
         entry = {k: v for k, v in self.map.user_entry(data).items() if v}
         entry.update({k: v for k, v in lock_changes(self.flavor, data, {}).items() if v})
@@ -246,7 +259,7 @@ class LDAPUserStore(UserStore):
         return await self.get_user_by_name(user_name)
 
     async def replace_user(self, user_id: str, data: dict, *, expected_version: int | None,
-                           password_hash=UNCHANGED) -> Record:
+                           password_hash=UNCHANGED, change: Change = WRITE) -> Record:
         self._writable()
         self.map.user_entry(data)  # what the map cannot hold is refused before any I/O
 
@@ -287,7 +300,8 @@ class LDAPUserStore(UserStore):
 
         return await self.dir.run(replace, read=False)
 
-    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+    async def set_password_hash(self, user_id: str, password_hash: str, *,
+                                change: Change = WRITE) -> None:
         self._writable()
 
         def set_password(conn):
@@ -298,7 +312,8 @@ class LDAPUserStore(UserStore):
 
         await self.dir.run(set_password, read=False)
 
-    async def delete_user(self, user_id: str, *, expected_version: int | None) -> None:
+    async def delete_user(self, user_id: str, *, expected_version: int | None,
+                          change: Change = WRITE) -> None:
         self._writable()
         await self.dir.run(self._delete, "User", user_id, expected_version, read=False)
 
@@ -371,7 +386,8 @@ class LDAPUserStore(UserStore):
                              if m.lower().endswith(self.cfg.groups_base.lower())]
         return False
 
-    async def create_group(self, data: dict, members: list[dict]) -> Record:
+    async def create_group(self, data: dict, members: list[dict], *,
+                           change: Change = WRITE) -> Record:
         self._writable()
         name = self._group_check(data)
 
@@ -404,14 +420,16 @@ class LDAPUserStore(UserStore):
         return await self.dir.run(get)
 
     async def replace_group(self, group_id: str, data: dict, *, expected_version: int | None,
-                            members: list[dict] | None = None) -> Record:
+                            members: list[dict] | None = None,
+                            change: Change = WRITE) -> Record:
         return await self.change_members(group_id, expected_version=expected_version,
                                          data=data, remove_all=members is not None,
                                          add=members or [])
 
     async def change_members(self, group_id: str, *, expected_version: int | None,
                              add=(), remove=(), remove_all: bool = False,
-                             data: dict | None = None, with_members: bool = True) -> Record:
+                             data: dict | None = None, with_members: bool = True,
+                             change: Change = WRITE) -> Record:
         self._writable()
         if data is not None:
             self._group_check(data)
@@ -442,7 +460,8 @@ class LDAPUserStore(UserStore):
 
         return await self.dir.run(change, read=False)
 
-    async def delete_group(self, group_id: str, *, expected_version: int | None) -> None:
+    async def delete_group(self, group_id: str, *, expected_version: int | None,
+                           change: Change = WRITE) -> None:
         self._writable()
         await self.dir.run(self._delete, "Group", group_id, expected_version, read=False)
 

@@ -49,6 +49,7 @@ T = TypeVar("T")
 
 class Runner:
     dialect: str
+    url: str = ""  # the database URL it was made for (make_runner)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
@@ -244,7 +245,9 @@ def make_runner(url: str, pool_size: int = 8) -> Runner:
     if backend == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise ConfigError("SQLite needs a file (an in-memory database is not shared)")
-        return SQLiteRunner(parsed.set(drivername="sqlite+pysqlite"), pool_size)
+        runner = SQLiteRunner(parsed.set(drivername="sqlite+pysqlite"), pool_size)
+        runner.url = url
+        return runner
     if backend == "postgresql":
         try:
             import asyncpg  # noqa: F401
@@ -253,7 +256,9 @@ def make_runner(url: str, pool_size: int = 8) -> Runner:
                 "PostgreSQL needs the 'postgres' extra: "
                 "pip install 'provisioning-gateway[postgres]'"
             ) from exc
-        return AsyncRunner(parsed.set(drivername="postgresql+asyncpg"), pool_size)
+        runner = AsyncRunner(parsed.set(drivername="postgresql+asyncpg"), pool_size)
+        runner.url = url
+        return runner
     raise ConfigError(f"unsupported database {backend!r}: use sqlite or postgresql")
 
 

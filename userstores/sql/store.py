@@ -18,10 +18,10 @@ from sqlalchemy.exc import (
 from gateway.errors import Conflict, GatewayError, InvalidValue, ReadOnlyStore, StoreUnavailable
 from gateway.model.registry import DEFAULT, SchemaRegistry
 from userstores.base import (
-    JOURNAL,
-    OUTBOX,
     UNCHANGED,
+    WRITE,
     Capabilities,
+    Change,
     Journal,
     Page,
     Query,
@@ -32,6 +32,7 @@ from userstores.base import (
 from . import operations as ops
 from .engine import Runner, make_runner
 from .filters import FilterCompiler
+from .outbox import SQLOutbox
 
 
 class SQLUserStore(UserStore):
@@ -66,12 +67,12 @@ class SQLUserStore(UserStore):
         except (SQLAlchemyError, OSError, ConnectionError) as exc:
             raise self._wrap(exc) from exc
 
-    async def _write(self, fn, *args):
+    async def _write(self, fn, *args, change: Change):
         if self.capabilities.read_only:
             raise ReadOnlyStore(f"The user store {self.domain} is read-only")
-        if not OUTBOX.get():
+        if not change.outbox:
             fn = _without_outbox(fn)
-        journal = JOURNAL.get()
+        journal = change.journal
         if journal is not None and not journal.done and journal.runner is self._runner:
             fn = _journaled(fn, journal, self.domain)
         else:
@@ -87,8 +88,12 @@ class SQLUserStore(UserStore):
             raise self._wrap(exc) from exc
 
     # lifecycle ----------------------------------------------------------------
+    def database(self) -> Runner | None:
+        return self._runner
+
     async def open(self) -> None:
         self._runner = make_runner(self.url, self._pool_size)
+        self.outbox = SQLOutbox(self._runner)
         try:
             await self._runner.write(ops.migrate, self.domain)
         except GatewayError:
@@ -111,17 +116,22 @@ class SQLUserStore(UserStore):
         return f"{self._runner.dialect}: {users} users, {groups} groups"
 
     # users -----------------------------------------------------------------------
-    async def create_user(self, data: dict, password_hash: str | None) -> Record:
-        return await self._write(ops.create_user, self.schemas.user, data, password_hash)
+    async def create_user(self, data: dict, password_hash: str | None, *,
+                          change: Change = WRITE) -> Record:
+        return await self._write(ops.create_user, self.schemas.user, data, password_hash,
+                                 change=change)
 
-    async def create_users(self, items: list[tuple[dict, str | None]]
-                           ) -> list[Record | GatewayError]:
+    async def create_users(self, items: list[tuple[dict, str | None]], *,
+                           change: Change = WRITE) -> list[Record | GatewayError]:
         """Create several users in one transaction, each succeeding or failing alone."""
-        return await self._write(ops.create_users, self.schemas.user, list(items))
+        return await self._write(ops.create_users, self.schemas.user, list(items),
+                                 change=change)
 
-    async def bulk_insert_users(self, items: list[tuple[dict, str | None]]) -> int:
+    async def bulk_insert_users(self, items: list[tuple[dict, str | None]], *,
+                                change: Change = WRITE) -> int:
         """Insert many new users in one transaction (the loader's path); returns the count."""
-        return await self._write(ops.bulk_insert_users, self.schemas.user, list(items))
+        return await self._write(ops.bulk_insert_users, self.schemas.user, list(items),
+                                 change=change)
 
     async def get_user(self, user_id: str, *, with_groups: bool = True) -> Record | None:
         found = await self._read(ops.get_user, "id", user_id, with_groups)
@@ -139,23 +149,26 @@ class SQLUserStore(UserStore):
         return await self._read(ops.get_user, "name", user_name.lower(), True)
 
     async def replace_user(self, user_id: str, data: dict, *, expected_version: int | None,
-                           password_hash=UNCHANGED) -> Record:
+                           password_hash=UNCHANGED, change: Change = WRITE) -> Record:
         return await self._write(ops.replace_user, self.schemas.user, user_id, data,
-                                 expected_version, password_hash)
+                                 expected_version, password_hash, change=change)
 
-    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
-        await self._write(ops.set_password_hash, user_id, password_hash)
+    async def set_password_hash(self, user_id: str, password_hash: str, *,
+                                change: Change = WRITE) -> None:
+        await self._write(ops.set_password_hash, user_id, password_hash, change=change)
 
-    async def delete_user(self, user_id: str, *, expected_version: int | None) -> None:
-        await self._write(ops.delete_user, user_id, expected_version)
+    async def delete_user(self, user_id: str, *, expected_version: int | None,
+                          change: Change = WRITE) -> None:
+        await self._write(ops.delete_user, user_id, expected_version, change=change)
 
     async def search_users(self, query: Query) -> Page:
         return await self._read(ops.search, query, self._users)
 
     # groups --------------------------------------------------------------------------
-    async def create_group(self, data: dict, members: list[dict]) -> Record:
+    async def create_group(self, data: dict, members: list[dict], *,
+                           change: Change = WRITE) -> Record:
         return await self._write(ops.create_group, self.schemas.group, data, members,
-                                 self.domain)
+                                 self.domain, change=change)
 
     async def get_group(self, group_id: str, *, with_members: bool = True) -> Record | None:
         return await self._read(ops.get_group, "id", group_id, with_members)
@@ -167,20 +180,23 @@ class SQLUserStore(UserStore):
         return await self._read(ops.get_group, "name", name.lower(), with_members)
 
     async def replace_group(self, group_id: str, data: dict, *, expected_version: int | None,
-                            members: list[dict] | None = None) -> Record:
+                            members: list[dict] | None = None,
+                            change: Change = WRITE) -> Record:
         return await self.change_members(group_id, expected_version=expected_version,
                                          data=data, remove_all=members is not None,
-                                         add=members or [])
+                                         add=members or [], change=change)
 
     async def change_members(self, group_id: str, *, expected_version: int | None,
                              add=(), remove=(), remove_all: bool = False,
-                             data: dict | None = None, with_members: bool = True) -> Record:
+                             data: dict | None = None, with_members: bool = True,
+                             change: Change = WRITE) -> Record:
         return await self._write(ops.change_members, self.schemas.group, group_id,
-                                 expected_version, list(add),
-                                 list(remove), remove_all, data, self.domain, with_members)
+                                 expected_version, list(add), list(remove), remove_all, data,
+                                 self.domain, with_members, change=change)
 
-    async def delete_group(self, group_id: str, *, expected_version: int | None) -> None:
-        await self._write(ops.delete_group, group_id, expected_version)
+    async def delete_group(self, group_id: str, *, expected_version: int | None,
+                           change: Change = WRITE) -> None:
+        await self._write(ops.delete_group, group_id, expected_version, change=change)
 
     async def search_groups(self, query: Query) -> Page:
         return await self._read(ops.search, query, self._groups)
