@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import orjson
 from aiohttp import web
 
 from userstores.registry import Stores
 
-from . import audit_api, http_limits
+from . import audit_api, http_limits, state
 from .auth.authenticator import Authenticator
 from .auth.epoch import LoginEpoch
 from .auth.guard import Guard
 from .config import Config
 from .jit.app import create_jit_app
 from .jit.service import JitService
-from .keys import AUTH, CONFIG, JIT, OUTBOUND, PIPELINE, STORES
+from .keys import AUTH, CONFIG, HOME, JIT, ONCE, OUTBOUND, PIPELINE, SCHEMAS, STORES
+from .model.registry import SchemaRegistry
 from .once import Once
 from .outbound.admin import create_admin_app, metrics
 from .outbound.service import OutboundService
@@ -61,6 +62,99 @@ async def health(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
+Context = Callable[[web.Application], AsyncIterator[None]]
+
+
+def _stores(config: Config) -> Context:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        stores = Stores.from_config(config)
+        await stores.open()
+        app[STORES] = stores
+        app[SCHEMAS] = SchemaRegistry.build(config.extensions)
+        try:
+            yield
+        finally:
+            await stores.close()
+    return ctx
+
+
+def _state(config: Config) -> Context:
+    """The state database (gateway.state): the queue's, the audit trail's, the counters'."""
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        home, own = state.open_home(config.outbound.database, app[STORES])
+        app[HOME] = home
+        try:
+            yield
+        finally:
+            if own and home is not None:
+                await home.close()
+    return ctx
+
+
+def _outbound(config: Config, dispatch: bool) -> Context:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        outbound = OutboundService(config, app[STORES], app[SCHEMAS], app[HOME])
+        try:
+            await outbound.start(run_dispatcher=dispatch)
+        except BaseException:
+            await outbound.stop()
+            raise
+        app[OUTBOUND] = outbound
+        try:
+            yield
+        finally:
+            await outbound.stop()
+    return ctx
+
+
+def _pipeline(config: Config) -> Context:
+    """The pipeline, the authenticator and what they keep in the state database."""
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        home = app[HOME]
+        passwords = Passwords(config.passwords)
+        guard, once, epoch = Guard(config.security), Once(home), LoginEpoch()
+        pipeline = Pipeline(config, app[STORES], passwords, guard, app[OUTBOUND],
+                            app[SCHEMAS])
+        try:
+            await once.start()
+            await guard.start(home)
+            await epoch.start(home)
+            await pipeline.history.start(home)
+            await pipeline.audit.start(home)
+            app[PIPELINE] = pipeline
+            app[AUTH] = Authenticator(config, pipeline, passwords, once, epoch)
+            app[ONCE] = once
+            yield
+        finally:
+            await pipeline.audit.stop()
+            await epoch.stop()
+            passwords.close()
+    return ctx
+
+
+def _jit(config: Config) -> Context:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        jit = JitService(config.jit, app[PIPELINE], app[HOME], app[ONCE])
+        try:
+            await jit.start()
+            app[JIT] = jit
+            yield
+        finally:
+            await jit.stop()
+    return ctx
+
+
+def _bootstrap(bootstrap: bool) -> Context:
+    """The administrator, once everything runs (``gateway.app.bootstrap_admin``)."""
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if bootstrap:
+            generated = await bootstrap_admin(app[PIPELINE])
+            if generated:
+                print_once_admin(generated)
+        yield
+    return ctx
+
+
 def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
                ) -> web.Application:
     """The gateway as an aiohttp application (stores opened on startup; with ``dispatch``,
@@ -73,56 +167,10 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
                           middlewares=[request_context])
     app[CONFIG] = config
 
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        passwords = Passwords(config.passwords)
-        stores = Stores.from_config(config)
-        await stores.open()
-        guard = Guard(config.security)
-        pipeline = Pipeline(config, stores, passwords, guard)
-        app[STORES] = stores
-        app[PIPELINE] = pipeline
-        outbound = OutboundService(config, stores, pipeline)
-        epoch = LoginEpoch()
-        try:
-            await outbound.start(run_dispatcher=dispatch)
-            once = Once(outbound.home)
-            await once.start()
-            await guard.start(outbound.home)
-            await pipeline.history.start(outbound.home)
-            await pipeline.audit.start(outbound.home)
-            await epoch.start(outbound.home)
-        except BaseException:
-            await outbound.stop()
-            await stores.close()
-            raise
-        app[OUTBOUND] = outbound
-        app[AUTH] = Authenticator(config, pipeline, passwords, once, epoch)
-        pipeline.outbound = outbound
-        jit = JitService(config.jit, pipeline, outbound.home, once)
-        try:
-            await jit.start()
-        except BaseException:
-            await jit.stop()
-            await outbound.stop()
-            await stores.close()
-            raise
-        app[JIT] = jit
-        if bootstrap:
-            generated = await bootstrap_admin(pipeline)
-            if generated:
-                print_once_admin(generated)
-        try:
-            yield
-        finally:
-            pipeline.outbound = None
-            await pipeline.audit.stop()
-            await epoch.stop()
-            await jit.stop()
-            await outbound.stop()
-            await stores.close()
-            passwords.close()
-
-    app.cleanup_ctx.append(lifecycle)
+    # one context per resource, opened in this order and closed in the reverse one
+    app.cleanup_ctx.extend([
+        _stores(config), _state(config), _outbound(config, dispatch), _pipeline(config),
+        _jit(config), _bootstrap(bootstrap)])
     app.router.add_get("/health", health)
     app.add_subapp("/scim2", create_scim_app())
     app.add_subapp("/services", create_soap_app())

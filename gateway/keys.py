@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from .auth.authenticator import Authenticator
     from .config import Config
     from .jit.service import JitService
+    from .model.registry import SchemaRegistry
+    from .once import Once
     from .outbound.service import OutboundService
     from .pipeline import Pipeline
 
@@ -21,3 +23,7 @@ PIPELINE: web.AppKey[Pipeline] = web.AppKey("pipeline")
 AUTH: web.AppKey[Authenticator] = web.AppKey("authenticator")
 OUTBOUND: web.AppKey[OutboundService] = web.AppKey("outbound")
 JIT: web.AppKey[JitService] = web.AppKey("jit")
+SCHEMAS: web.AppKey[SchemaRegistry] = web.AppKey("schemas")
+# the state database's SQL runner (gateway.state.open_home), or None
+HOME: web.AppKey[object] = web.AppKey("home")
+ONCE: web.AppKey[Once] = web.AppKey("once")

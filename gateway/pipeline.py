@@ -15,7 +15,7 @@ import random
 import secrets
 import time
 from contextvars import ContextVar
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from userstores.base import (
     QUIET,
@@ -68,6 +68,9 @@ from .password_history import PasswordHistory
 from .passwords import Passwords
 from .search import Searcher
 
+if TYPE_CHECKING:
+    from .outbound.service import OutboundService
+
 log = logging.getLogger("gateway.pipeline")
 
 # the audit event of the change being made in this context (handlers add what they touch)
@@ -100,7 +103,8 @@ class Replacing(NamedTuple):
 
 class Pipeline:
     def __init__(self, config: Config, stores: Stores, passwords: Passwords,
-                 guard: Guard | None = None):
+                 guard: Guard | None = None, outbound: OutboundService | None = None,
+                 schemas: SchemaRegistry | None = None):
         self.config = config
         # failed logins: throttling and lockout (its own memory unless given a started one)
         self.guard = guard if guard is not None else Guard(config.security)
@@ -111,13 +115,13 @@ class Pipeline:
         self.audit = Audit(config.audit, stores.qualify)
         # earlier passwords a new one may not repeat (started with the state database)
         self.history = PasswordHistory(config.passwords.history, passwords)
-        self.schemas = SchemaRegistry.build(config.extensions)
+        self.schemas = schemas or SchemaRegistry.build(config.extensions)
         self.searcher = Searcher(config, stores, self.schemas)
         # called with a user id when its credentials changed, with None when memberships
         # (roles) changed: lets the authenticator forget what it remembered
         self.credential_listeners: list = []
         self._patching = KeyedLocks()  # PATCHes of one entity, one at a time here
-        self.outbound = None  # gateway.outbound.service.OutboundService, when running
+        self.outbound = outbound  # None: nothing goes downstream (commands, tests)
         # changes are written to the outbox only when a connector may want them
         self.outbox = bool(config.outbound.active)
         self._handlers = {

@@ -1,7 +1,7 @@
 """The tables the gateway keeps in its state database, beside the outbound queue.
 
 The state database is ``[outbound] database`` when set, else the PRIMARY SQL
-store's (``OutboundService.home``); every worker and host that shares it shares
+store's (``open_home``); every worker and host that shares it shares
 these: ``used_once`` (``gateway.once``), ``auth_failures``
 (``gateway.auth.guard``) and ``login_epoch`` (``gateway.auth.epoch``).
 """

@@ -38,9 +38,8 @@ async def provision_only(service, op: ops.Operation):
         raise NotSupported(
             "This client provisions without persisting: only creates, replaces and deletes "
             "of users and groups are available to it")
-    pipeline = service.pipeline
     user = op.kind == ops.USER
-    rtype = pipeline.schemas.user if user else pipeline.schemas.group
+    rtype = service.schemas.user if user else service.schemas.group
     kind = EntityKind.USER if user else EntityKind.GROUP
     key = "userName" if user else "displayName"
     data, password = (None, None)

@@ -83,18 +83,18 @@ def run(cfg: Config, nice: int = 0, parent: int | None = None) -> None:
 async def _main(cfg: Config, signals: tuple[int, ...]) -> None:
     from userstores.registry import Stores
 
-    from ..passwords import Passwords
-    from ..pipeline import Pipeline
+    from .. import state
+    from ..model.registry import SchemaRegistry
     from .service import OutboundService
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
-    passwords = Passwords(cfg.passwords)
     stores = Stores.from_config(cfg)
     await stores.open()
-    service = OutboundService(cfg, stores, Pipeline(cfg, stores, passwords))
+    home, own_home = state.open_home(cfg.outbound.database, stores)
+    service = OutboundService(cfg, stores, SchemaRegistry.build(cfg.extensions), home)
     try:
         await service.start(run_dispatcher=True)
         log.info("outbound dispatcher running (connectors: %s)",
@@ -102,8 +102,9 @@ async def _main(cfg: Config, signals: tuple[int, ...]) -> None:
         await stop.wait()
     finally:
         await service.stop()
+        if own_home and home is not None:
+            await home.close()
         await stores.close()
-        passwords.close()
 
 
 class Supervisor:

@@ -37,6 +37,7 @@ from userstores.registry import Stores
 from .. import operations as ops
 from ..config import Config
 from ..errors import ConfigError, GatewayError
+from ..model.registry import SchemaRegistry
 from . import queue
 from .selection import Selector
 
@@ -83,18 +84,19 @@ def _parse(stamp: str) -> dt.datetime:
 
 
 class OutboundService:
-    def __init__(self, config: Config, stores: Stores, pipeline):
+    def __init__(self, config: Config, stores: Stores, schemas: SchemaRegistry, home):
+        """``home``: the state database (``gateway.state.open_home``): the queue lives
+        there when it is ``[outbound] database``, or beside it (SQLite), or in it."""
         self.config = config
         self.cfg = config.outbound
         self.stores = stores
-        self.pipeline = pipeline
+        self.schemas = schemas
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(24):06x}"
         self.connectors: dict[str, Connector] = {}
         self.configs = {c.name: c for c in self.cfg.active}
         self.selectors: dict[str, Selector] = {}
         self.runner = None  # the queue's database
-        # the gateway's own tables' database ([outbound] database, else PRIMARY's): JIT links
-        self.home = None
+        self.home = home
         self._own_runner = False
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task | None = None
@@ -120,8 +122,7 @@ class OutboundService:
         self._session = aiohttp.ClientSession()
         for cfg in active:
             self.connectors[cfg.name] = registry.build(cfg, self._session)
-            self.selectors[cfg.name] = Selector(cfg, self.pipeline.schemas.user,
-                                                self.stores.qualify)
+            self.selectors[cfg.name] = Selector(cfg, self.schemas.user, self.stores.qualify)
         if run_dispatcher and self.cfg.enabled:
             self._task = asyncio.create_task(self._run(), name="outbound-dispatcher")
 
@@ -131,16 +132,11 @@ class OutboundService:
         writes never hold the lock the requests' writes need); else PRIMARY's database."""
         from userstores.sql.engine import make_runner
 
-        if self.cfg.database:
-            self._own_runner = True
-            self.home = make_runner(self.cfg.database, 4)
-            return self.home
-        runner = self.stores.primary.database()
+        runner = self.home
         if runner is None:
             raise ConfigError("[outbound] database is required when the PRIMARY store is not "
                               "SQL: the delivery queue lives in a SQL database")
-        self.home = runner
-        beside = sqlite_beside(runner.url)
+        beside = None if self.cfg.database else sqlite_beside(runner.url)
         if beside is None:
             return runner
         self._own_runner = True
