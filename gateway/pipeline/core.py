@@ -24,12 +24,14 @@ from ..auth.guard import Guard
 from ..auth.principal import Principal
 from ..config import Config
 from ..errors import (
+    ConcurrentUpdate,
     GatewayError,
     InvalidValue,
     Mutability,
     NotFound,
     NotSupported,
     Unauthorized,
+    VersionMismatch,
 )
 from ..keyed_locks import KeyedLocks
 from ..model.registry import SchemaRegistry
@@ -49,8 +51,10 @@ from .common import (
     CHANGE,
     EVENT,
     GRANTING,
+    PATCH_RETRIES,
     SELF_SERVICE,
     WRITES,
+    lost_race,
     target_of,
 )
 from .groups import GroupOperations
@@ -152,6 +156,20 @@ class Pipeline(UserOperations, AccountOperations, GroupOperations):
         """A store user may read and update its own user (SCIM /Me) without permissions."""
         return (caller.user_id is not None and op.kind == ops.USER
                 and op.permission in SELF_SERVICE and getattr(op, "id", None) == caller.user_id)
+
+    async def _patch(self, op, once) -> ops.Entity:
+        """A PATCH (of a user or a group): one at a time per entity in this process, and,
+        without If-Match, applied again to the newer version when another change won the
+        race (``once(op)`` raises VersionMismatch), at most PATCH_RETRIES times."""
+        async with self._patching.hold(op.id):
+            for attempt in range(PATCH_RETRIES):
+                try:
+                    return await once(op)
+                except VersionMismatch:
+                    if op.if_match is not None:
+                        raise
+                    await lost_race(attempt)
+            raise ConcurrentUpdate()
 
     def _touching(self, names=None, entity: ops.Entity | None = None) -> None:
         """Tell the audit event of this change which attributes it touches (names only)

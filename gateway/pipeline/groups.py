@@ -12,7 +12,6 @@ from userstores.registry import PRIMARY
 from .. import operations as ops
 from ..auth.principal import Principal
 from ..errors import (
-    ConcurrentUpdate,
     Forbidden,
     VersionMismatch,
 )
@@ -23,10 +22,8 @@ from ..names import qualify
 from .common import (
     CHANGE,
     MAX_ANCESTORS,
-    PATCH_RETRIES,
     changed_names,
     created_names,
-    lost_race,
 )
 
 
@@ -70,49 +67,40 @@ class GroupOperations:
         return ops.Entity(ops.GROUP, store.domain, rec)
 
     async def _patch_group(self, op: ops.PatchGroup) -> ops.Entity:
-        async with self._patching.hold(op.id):
-            return await self._patch_group_now(op)
+        return await self._patch(op, self._patch_group_once)
 
-    async def _patch_group_now(self, op: ops.PatchGroup) -> ops.Entity:
-        for attempt in range(PATCH_RETRIES):
-            current = await self._find(ops.GROUP, op.id, relations=False)
-            rec = current.record
-            if op.if_match is not None and rec.version != op.if_match:
-                raise VersionMismatch(f"Group {op.id} has changed (version {rec.version})")
-            before = self._configured(self.schemas.group, rec.data)
-            before["displayName"] = qualify(current.domain, rec.data["displayName"])
-            result = apply_patch(self.schemas.group, before, op.operations)
-            data = result.resource
-            store = self._split_name(data, "displayName")
-            self._same_domain(ops.GROUP, store, current)
-            changes = result.members
-            if data == rec.data and not changes:
-                return await self._find(ops.GROUP, op.id, op.with_members)
-            check_immutable(self.schemas.group, rec.data, data)
-            if changes or data["displayName"] != rec.data["displayName"]:
-                await self._may_grant(op.grantor, store, [rec.data["displayName"],
-                                                          data["displayName"]], op.id)
-            add = changes.replace if changes.replace is not None else changes.add
-            self._touching(changed_names(rec.data, data, None)
-                           + (["members"] if changes else []), current)
-            # members alone are added and removed in the store's transaction, on whatever
-            # version is there then; a change of attributes is made on the version read
-            expected = op.if_match if data == rec.data else rec.version
-            try:
-                new = await self._writable(store).change_members(
-                    op.id, expected_version=expected,
-                    add=add, remove=changes.remove,
-                    remove_all=changes.remove_all or changes.replace is not None,
-                    data=None if data == rec.data else data, with_members=op.with_members,
-                    change=CHANGE.get())
-            except VersionMismatch:
-                if op.if_match is not None:
-                    raise
-                await lost_race(attempt)
-                continue
-            await self._credentials_changed(None)
-            return ops.Entity(ops.GROUP, store.domain, new)
-        raise ConcurrentUpdate()
+    async def _patch_group_once(self, op: ops.PatchGroup) -> ops.Entity:
+        """The PATCH applied to the version read now (VersionMismatch: it changed)."""
+        current = await self._find(ops.GROUP, op.id, relations=False)
+        rec = current.record
+        if op.if_match is not None and rec.version != op.if_match:
+            raise VersionMismatch(f"Group {op.id} has changed (version {rec.version})")
+        before = self._configured(self.schemas.group, rec.data)
+        before["displayName"] = qualify(current.domain, rec.data["displayName"])
+        result = apply_patch(self.schemas.group, before, op.operations)
+        data = result.resource
+        store = self._split_name(data, "displayName")
+        self._same_domain(ops.GROUP, store, current)
+        changes = result.members
+        if data == rec.data and not changes:
+            return await self._find(ops.GROUP, op.id, op.with_members)
+        check_immutable(self.schemas.group, rec.data, data)
+        if changes or data["displayName"] != rec.data["displayName"]:
+            await self._may_grant(op.grantor, store, [rec.data["displayName"],
+                                                      data["displayName"]], op.id)
+        add = changes.replace if changes.replace is not None else changes.add
+        self._touching(changed_names(rec.data, data, None)
+                       + (["members"] if changes else []), current)
+        # members alone are added and removed in the store's transaction, on whatever
+        # version is there then; a change of attributes is made on the version read
+        expected = op.if_match if data == rec.data else rec.version
+        new = await self._writable(store).change_members(
+            op.id, expected_version=expected, add=add, remove=changes.remove,
+            remove_all=changes.remove_all or changes.replace is not None,
+            data=None if data == rec.data else data, with_members=op.with_members,
+            change=CHANGE.get())
+        await self._credentials_changed(None)
+        return ops.Entity(ops.GROUP, store.domain, new)
 
     async def _change_members(self, op: ops.ChangeMembers) -> ops.Entity:
         current = await self._find(ops.GROUP, op.group_id, relations=False)

@@ -15,7 +15,6 @@ from .. import operations as ops
 from ..audit import Event, about
 from ..auth.principal import Principal
 from ..errors import (
-    ConcurrentUpdate,
     Forbidden,
     GatewayError,
     InvalidValue,
@@ -31,10 +30,8 @@ from ..model.validate import canonical, check_immutable
 from ..names import qualify
 from .common import (
     CHANGE,
-    PATCH_RETRIES,
     changed_names,
     created_names,
-    lost_race,
 )
 
 
@@ -75,43 +72,34 @@ class UserOperations:
         return ops.Entity(ops.USER, store.domain, rec)
 
     async def _patch_user(self, op: ops.PatchUser) -> ops.Entity:
-        async with self._patching.hold(op.id):
-            return await self._patch_user_now(op)
+        return await self._patch(op, self._patch_user_once)
 
-    async def _patch_user_now(self, op: ops.PatchUser) -> ops.Entity:
-        for attempt in range(PATCH_RETRIES):
-            current = await self._find(ops.USER, op.id)
-            rec = current.record
-            if op.if_match is not None and rec.version != op.if_match:
-                raise VersionMismatch(f"User {op.id} has changed (version {rec.version})")
-            before = self._configured(self.schemas.user, rec.data)
-            before["userName"] = qualify(current.domain, rec.data["userName"])
-            result = apply_patch(self.schemas.user, before, op.operations)
-            data = result.resource
-            store = self._split_name(data, "userName")
-            self._same_domain(ops.USER, store, current)
-            if data == rec.data and result.password is None:
-                return current
-            check_immutable(self.schemas.user, rec.data, data)
-            self._self_service_limits(op.only, rec.data, data, result.password)
-            self._touching(changed_names(rec.data, data, result.password), current)
-            self._stamp_password(data, result.password, store)
-            replacing = await self._replacing(store, rec, result.password)
-            pw = (UNCHANGED if result.password is None
-                  else await self._hash(result.password, store, replacing))
-            try:
-                new = await self._writable(store).replace_user(
-                    op.id, data, expected_version=rec.version, password_hash=pw,
-                    change=CHANGE.get())
-            except VersionMismatch:
-                if op.if_match is not None:
-                    raise
-                await lost_race(attempt)
-                continue  # somebody else changed it meanwhile: patch the new version
-            await self._replaced(store, replacing)
-            await self._account_changed(op.id, store.domain, rec.data, data, result.password)
-            return ops.Entity(ops.USER, store.domain, new)
-        raise ConcurrentUpdate()
+    async def _patch_user_once(self, op: ops.PatchUser) -> ops.Entity:
+        """The PATCH applied to the version read now (VersionMismatch: it changed)."""
+        current = await self._find(ops.USER, op.id)
+        rec = current.record
+        if op.if_match is not None and rec.version != op.if_match:
+            raise VersionMismatch(f"User {op.id} has changed (version {rec.version})")
+        before = self._configured(self.schemas.user, rec.data)
+        before["userName"] = qualify(current.domain, rec.data["userName"])
+        result = apply_patch(self.schemas.user, before, op.operations)
+        data = result.resource
+        store = self._split_name(data, "userName")
+        self._same_domain(ops.USER, store, current)
+        if data == rec.data and result.password is None:
+            return current
+        check_immutable(self.schemas.user, rec.data, data)
+        self._self_service_limits(op.only, rec.data, data, result.password)
+        self._touching(changed_names(rec.data, data, result.password), current)
+        self._stamp_password(data, result.password, store)
+        replacing = await self._replacing(store, rec, result.password)
+        pw = (UNCHANGED if result.password is None
+              else await self._hash(result.password, store, replacing))
+        new = await self._writable(store).replace_user(
+            op.id, data, expected_version=rec.version, password_hash=pw, change=CHANGE.get())
+        await self._replaced(store, replacing)
+        await self._account_changed(op.id, store.domain, rec.data, data, result.password)
+        return ops.Entity(ops.USER, store.domain, new)
 
     async def _delete_user(self, op: ops.DeleteUser) -> ops.Entity:
         current = await self._find(ops.USER, op.id, relations=False)
