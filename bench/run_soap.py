@@ -237,7 +237,7 @@ class HashAlone:
     def __init__(self, config: str, threads: int):
         from argon2 import PasswordHasher, Type
 
-        from gateway.config import load
+        from gateway.settings import load
 
         self.cfg = load(config).passwords
         self.threads = threads

@@ -11,7 +11,9 @@ from aiohttp import web
 
 from userstores.registry import Stores
 
-from . import audit_api, http_limits, state
+from . import http_limits, state
+from .admin.app import create_admin_app
+from .admin.metrics import metrics
 from .auth.authenticator import Authenticator
 from .auth.epoch import LoginEpoch
 from .auth.guard import Guard
@@ -21,7 +23,6 @@ from .jit.service import JitService
 from .keys import AUTH, CONFIG, HOME, JIT, ONCE, OUTBOUND, PIPELINE, SCHEMAS, STORES
 from .model.registry import SchemaRegistry
 from .once import Once
-from .outbound.admin import create_admin_app, metrics
 from .outbound.service import OutboundService
 from .passwords import Passwords
 from .pipeline import Pipeline
@@ -175,9 +176,7 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
     app.add_subapp("/scim2", create_scim_app())
     app.add_subapp("/services", create_soap_app())
     app.add_subapp("/wso2/scim", create_scim11_app())
-    admin = create_admin_app()
-    admin.add_routes(audit_api.ROUTES)
-    app.add_subapp("/admin", admin)
+    app.add_subapp("/admin", create_admin_app())
     app.add_subapp("/jit", create_jit_app())
     app.router.add_get("/metrics", metrics)
     return app

@@ -12,8 +12,9 @@ import signal
 import sys
 from dataclasses import replace
 
-from .config import DEFAULT_PORT, Config, load
+from .config import DEFAULT_PORT, Config
 from .errors import ConfigError, GatewayError
+from .settings import load
 
 log = logging.getLogger("gateway")
 

@@ -1,5 +1,5 @@
 """Reading typed values out of TOML tables, with errors that say where (one place for the
-main configuration and its parts: outbound, JIT)."""
+main configuration and its parts: user stores, LDAP, outbound, connectors, JIT)."""
 
 from __future__ import annotations
 
@@ -31,3 +31,19 @@ def string_table(sec: dict, where: str, key: str) -> tuple[tuple[str, str], ...]
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise ConfigError(f"{where}.{key} must be a table of strings")
     return tuple(value.items())
+
+
+def table(value, where: str) -> dict:
+    """A section as read (None when absent: empty), which must be a table."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{where}] must be a table")
+    return value
+
+
+def unknown(sec: dict, where: str, known: set[str] | frozenset[str]) -> None:
+    """An error naming the keys of ``sec`` that are not ``known`` (a typo is not ignored)."""
+    extra = set(sec) - known
+    if extra:
+        raise ConfigError(f"[{where}]: unknown setting(s) {', '.join(sorted(extra))}")

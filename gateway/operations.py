@@ -31,6 +31,11 @@ class Operation:
 @dataclass(frozen=True)
 class CreateUser(Operation):
     representation: dict
+    # ids of groups of the user's store it joins, in the same transaction (SOAP addUser's
+    # roleList): needs groups:update too, and whatever those groups grant
+    groups: tuple[str, ...] = ()
+    # set by the pipeline when the caller lacks '*': whose permissions bound what it grants
+    grantor: Principal | None = None
     kind = USER
     permission = "users:create"
 

@@ -24,7 +24,8 @@ from ldap_fixtures import ldap_base, slapd  # noqa: F401 - fixtures
 from sqlalchemy.engine import make_url
 
 from gateway.app import create_app
-from gateway.config import ClientConfig, Config, LdapConfig, PasswordConfig, StoreConfig, load
+from gateway.config import ClientConfig, Config, LdapConfig, PasswordConfig, StoreConfig
+from gateway.settings import load
 
 PG_URL = os.environ.get(
     "GATEWAY_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"

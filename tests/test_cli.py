@@ -21,7 +21,7 @@ from conftest import ADMIN_USER, assert_scim_error, basic, scim
 from gateway_process import wait_listening
 
 from gateway.app import create_app
-from gateway.config import load
+from gateway.settings import load
 
 GATEWAY = [sys.executable, "-m", "gateway.cli"]
 FAST_PASSWORDS_TOML = "[passwords]\ntime_cost = 1\nmemory_cost_kib = 8\nparallelism = 1\n"

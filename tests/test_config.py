@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import DEFAULT_PORT, ConfigError, load
+from gateway.config import DEFAULT_PORT, ConfigError
+from gateway.settings import load
 
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - a configuration value; nothing binds to it
 REPO = Path(__file__).resolve().parent.parent

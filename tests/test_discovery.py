@@ -14,7 +14,8 @@ from conftest import ADMIN, ADMIN_CLIENT, FAST_PASSWORDS, assert_scim_error, sci
 from scim2_models import Context, ResourceType, Schema, ServiceProviderConfig
 
 from gateway.app import create_app
-from gateway.config import ClientConfig, StoreConfig, load
+from gateway.config import ClientConfig, StoreConfig
+from gateway.settings import load
 
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"

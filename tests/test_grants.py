@@ -141,3 +141,41 @@ async def test_soap_role_operations_follow_the_same_rule(gw):
     text = await resp.text()
     assert resp.status == 500 and "Fault" in text, text
     assert user["id"] not in await members(gw, await group_id(gw, "admin"))
+
+
+async def test_soap_add_user_with_roles_is_one_change(gw):
+    """addUser with a roleList creates the user and joins its roles in one operation: a
+    role the caller may not grant refuses the whole of it, before anything is stored (no
+    user made and removed again, nothing for the audit trail but the refusal)."""
+    status, _, _ = await scim(gw, "POST", "/Groups", {"displayName": "staff"})
+    assert status == 201
+
+    async def add_user(name: str, roles: str) -> tuple[int, str]:
+        envelope = (
+            '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+            'xmlns:ser="http://service.ws.um.carbon.wso2.org"><soapenv:Body>'
+            f"<ser:addUser><ser:userName>{name}</ser:userName>"
+            "<ser:credential>Trudy-pw-1</ser:credential>"
+            + "".join(f"<ser:roleList>{r}</ser:roleList>" for r in roles.split(","))
+            + "</ser:addUser></soapenv:Body></soapenv:Envelope>")
+        resp = await gw.post(SOAP_V2, data=envelope, headers={
+            **MANAGER, "Content-Type": "text/xml; charset=utf-8",
+            "SOAPAction": "urn:addUser"})
+        return resp.status, await resp.text()
+
+    status, text = await add_user("trudy", "staff,admin")
+    assert status == 500 and "Fault" in text and "admin" in text, text
+    status, body, _ = await scim(gw, "GET", '/Users?filter=userName eq "trudy"')
+    assert body["totalResults"] == 0, body
+    resp = await gw.get("/admin/audit", params={"target": "trudy"}, headers=ADMIN)
+    events = (await resp.json())["events"]
+    assert [(e["operation"], e["outcome"]) for e in events] == [("CreateUser", "denied")]
+    # roles it may grant: the user and its memberships, in one event
+    status, text = await add_user("victor", "staff")
+    assert status == 200, text
+    status, body, _ = await scim(gw, "GET", '/Users?filter=userName eq "victor"')
+    [victor] = body["Resources"]
+    assert [g["display"] for g in victor["groups"]] == ["staff"]
+    resp = await gw.get("/admin/audit", params={"target": "victor"}, headers=ADMIN)
+    [event] = (await resp.json())["events"]
+    assert event["operation"] == "CreateUser" and "groups" in event["attributes"]

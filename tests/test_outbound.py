@@ -369,8 +369,8 @@ async def _left(store, rows) -> bool:
 
 
 def test_rules_are_checked_when_the_configuration_is_read(tmp_path):
-    from gateway.config import load
     from gateway.errors import ConfigError
+    from gateway.settings import load
 
     path = tmp_path / "gw.toml"
     path.write_text('[[outbound.connectors]]\nname = "x"\ntype = "scim2"\n'
@@ -389,8 +389,8 @@ def test_rules_are_checked_when_the_configuration_is_read(tmp_path):
     ("dispatcher_nice = -1", "dispatcher_nice is between 0 and 19"),
 ])
 def test_dispatcher_settings_are_checked(tmp_path, setting, error):
-    from gateway.config import load
     from gateway.errors import ConfigError
+    from gateway.settings import load
 
     path = tmp_path / "gw.toml"
     path.write_text(f"[outbound]\n{setting}\n")

@@ -10,8 +10,9 @@ from conftest import assert_scim_error, basic, scim
 from test_soap_security import V2, call, client_fault, op, returns
 
 from gateway.app import create_app
-from gateway.config import PasswordConfig, load
+from gateway.config import PasswordConfig
 from gateway.errors import ConfigError
+from gateway.settings import load
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"

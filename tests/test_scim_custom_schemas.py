@@ -1,6 +1,6 @@
 """Custom schema extensions declared in the configuration, driven over SCIM 2.0 HTTP.
 
-The configuration is real TOML (``[[extensions]]``) loaded by ``gateway.config.load``;
+The configuration is real TOML (``[[extensions]]``) loaded by ``gateway.settings.load``;
 the extensions must then behave like the built-in ones: discovery, validation,
 storage, filters, sorting, PATCH paths, ``returned``/``mutability``/``uniqueness``.
 """
@@ -16,7 +16,8 @@ from conftest import ADMIN_USER, assert_scim_error, scim
 from scim2_models import Schema as ScimSchema
 
 from gateway.app import create_app
-from gateway.config import ConfigError, load
+from gateway.config import ConfigError
+from gateway.settings import load
 
 CORE = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"

@@ -18,11 +18,7 @@ from gateway.model.query import AttrRef, Node
 @dataclass(frozen=True)
 class Capabilities:
     read_only: bool = False
-    groups: bool = True
-    password_check: bool = True
-    filter_pushdown: bool = True
-    sorting: bool = True
-    bulk_load: bool = False
+    bulk_load: bool = False  # bulk_insert_users: many new users in one transaction
     # the store keeps passwords itself (LDAP): it gets them in clear (PlainPassword) and
     # checks them (check_password) instead of keeping the gateway's argon2 hashes
     native_passwords: bool = False
@@ -191,7 +187,9 @@ class UserStore(abc.ABC):
     # users ----------------------------------------------------------------
     @abc.abstractmethod
     async def create_user(self, data: dict, password_hash: str | None, *,
-                          change: Change = WRITE) -> Record: ...
+                          groups: list[str] = (), change: Change = WRITE) -> Record:
+        """A new user, member of ``groups`` (ids of this store's groups) from the start:
+        all of it or nothing (NotFound for a group that is not there)."""
 
     async def create_users(self, items: list[tuple[dict, str | None]], *,
                            change: Change = WRITE) -> list:

@@ -1,13 +1,20 @@
-"""Just-in-time provisioning settings: ``[[jit.providers]]`` (see docs/jit.md)."""
+"""Just-in-time provisioning settings: ``[[jit.providers]]`` (see docs/jit.md).
+
+``JitConfig`` and ``ProviderConfig`` live with the other settings types in
+``gateway.config`` (``Config`` holds them); they are named here too, next to the code
+they configure.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import JitConfig, ProviderConfig
 from ..config_values import string_table, typed
 from ..errors import ConfigError
+
+__all__ = ["ASYMMETRIC", "KEYS", "MODES", "JitConfig", "ProviderConfig", "parse_jit"]
 
 MODES = ("silent", "username", "password", "consent")
 KEYS = {
@@ -18,37 +25,6 @@ KEYS = {
 }
 ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
               "ES512", "EdDSA")
-
-
-@dataclass(frozen=True)
-class ProviderConfig:
-    """One trusted identity provider whose logins create and update local users."""
-
-    name: str
-    type: str  # oidc or saml
-    issuer: str  # OIDC iss / SAML IdP entity id
-    audience: str  # OIDC client id / our SAML SP entity id
-    algorithms: tuple[str, ...] = ("RS256", "ES256", "PS256")
-    jwks: dict | None = None  # inline JWKS, or from jwks_file
-    jwks_url: str | None = None  # fetched, cached, refreshed on an unknown kid
-    jwks_cache_seconds: float = 3600.0
-    certificates: tuple[str, ...] = ()  # SAML signing certificates (PEM)
-    leeway_seconds: int = 60
-    username_claim: str = "preferred_username"  # SAML: an attribute name, or NameID
-    subject_claim: str = "sub"  # SAML: NameID
-    claims: tuple[tuple[str, str], ...] = ()  # IdP claim / SAML attribute -> canonical path
-    roles_claim: str | None = None  # the claim/attribute listing the user's IdP groups
-    roles: tuple[tuple[str, str], ...] = ()  # IdP group -> local role (group) name
-    mode: str = "silent"  # silent, username, password, consent
-    domain: str = "PRIMARY"  # a fixed user store domain, or "as_in_username"
-    link_existing: bool = False  # link to an unlinked local user of the same name
-    owned_claims: tuple[str, ...] | None = None  # claims the IdP owns (default: all mapped)
-    max_age_seconds: int = 3600  # a token/assertion issued longer ago is refused
-
-
-@dataclass(frozen=True)
-class JitConfig:
-    providers: tuple[ProviderConfig, ...] = field(default_factory=tuple)
 
 
 def parse_jit(raw: dict | None, base: Path) -> JitConfig:

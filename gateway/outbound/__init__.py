@@ -1,1 +1,2 @@
-"""Outbound provisioning: the outbox, the dispatcher, connector selection, the admin API."""
+"""Outbound provisioning: the outbox, the dispatcher, connector selection (the admin API
+over it is an adapter: gateway/admin/)."""

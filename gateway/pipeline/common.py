@@ -37,7 +37,8 @@ WRITES = frozenset({ops.CreateUser, ops.ReplaceUser, ops.PatchUser, ops.DeleteUs
                     ops.ChangeMembers, ops.DeleteGroup})
 ADMIN_ROLE = "admin"
 # operations that may change who belongs to a group, hence what [roles] grants its members
-GRANTING = (ops.CreateGroup, ops.ReplaceGroup, ops.PatchGroup, ops.ChangeMembers)
+GRANTING = (ops.CreateUser, ops.CreateGroup, ops.ReplaceGroup, ops.PatchGroup,
+            ops.ChangeMembers)
 MAX_ANCESTORS = 1000  # groups followed upwards when finding what a group confers
 
 

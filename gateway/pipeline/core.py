@@ -129,6 +129,8 @@ class Pipeline(UserOperations, AccountOperations, GroupOperations):
                        journal: Journal | None = None):
         if not self._self_service(caller, op):
             caller.require(op.permission)
+            if isinstance(op, ops.CreateUser) and op.groups:  # joining them is a change too
+                caller.require(ops.ChangeMembers.permission)
         elif isinstance(op, ops.ReplaceUser | ops.PatchUser) and not caller.allows(op.permission):
             op = dataclasses.replace(op, only=self.config.self_service_attributes)
         if isinstance(op, GRANTING) and "*" not in caller.permissions:
@@ -149,6 +151,9 @@ class Pipeline(UserOperations, AccountOperations, GroupOperations):
         deleted = type(op) in (ops.DeleteUser, ops.DeleteGroup)  # they return what was there
         if outbound is not None and isinstance(result, ops.Entity):
             await outbound.committed(result, "delete" if deleted else "upsert", since)
+            for group_id in getattr(op, "groups", ()):  # a new user's groups changed too
+                await outbound.committed(await self._find(ops.GROUP, group_id, False),
+                                         "upsert", since)
         return None if deleted else result
 
     @staticmethod

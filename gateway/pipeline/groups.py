@@ -146,7 +146,7 @@ class GroupOperations:
         missing = sorted(p for p in self._conferred(store.domain, names)
                          if not grantor.allows(p))
         if missing:
-            raise Forbidden(f"'{grantor.name}' may not change who belongs to this group: it "
+            raise Forbidden(f"'{grantor.name}' may not change who belongs to '{names[0]}': it "
                             f"grants {', '.join(missing)}, which '{grantor.name}' does not hold")
 
     async def _ancestor_names(self, store: UserStore, group_id: str) -> list[str]:

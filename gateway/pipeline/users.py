@@ -42,9 +42,19 @@ class UserOperations:
         data, password = canonical(self.schemas.user, op.representation)
         store = self._writable(self._split_name(data, "userName"))
         self._stamp_password(data, password, store)
-        self._touching(created_names(data, password))
+        for group_id in op.groups:  # the groups it joins: of its store, grantable
+            group = await self._find(ops.GROUP, group_id, relations=False)
+            if group.domain != store.domain:
+                raise InvalidValue(f"Group '{group.record.data['displayName']}' is in the user "
+                                   f"store {group.domain}; a user of {store.domain} can only "
+                                   f"join groups of {store.domain}")
+            await self._may_grant(op.grantor, store, [group.record.data["displayName"]],
+                                  group_id)
+        self._touching(created_names(data, password) + (["groups"] if op.groups else []))
         rec = await store.create_user(data, await self._hash(password, store),
-                                      change=CHANGE.get())
+                                      groups=list(op.groups), change=CHANGE.get())
+        if op.groups:
+            await self._credentials_changed(None)  # what the groups grant moved
         return ops.Entity(ops.USER, store.domain, rec)
 
     async def _get_user(self, op: ops.GetUser) -> ops.Entity:
@@ -205,7 +215,7 @@ class UserOperations:
         event = Event.now(caller.name, "ImportUsers", kind=ops.USER, target=domain)
         change = Change(outbox=caller.provision and self.outbox)
         try:
-            if not hasattr(store, "bulk_insert_users"):
+            if not store.capabilities.bulk_load:
                 for data, pw in items:
                     await store.create_user(data, pw, change=change)
                 count = len(items)

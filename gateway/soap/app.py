@@ -42,8 +42,8 @@ from ..errors import (
 from ..http_input import public_base, read_body
 from ..keys import AUTH, CONFIG, PIPELINE
 from . import envelope, permissions, reply, security
+from .call import Call
 from .envelope import SOAP11, SOAP12, Binding
-from .handlers import Call
 from .models import TNS
 from .service import BY_NAME, V1, V2, Version, build_service
 from .wsdl import build_wsdl, endpoint_name, with_address

@@ -6,10 +6,10 @@ them (from WSO2's ``services.xml``). ``build_service`` turns it into a Spyne
 ``Service`` class for V1 (void operations are one-way) or V2 (they return
 ``true``; every failure is the typed ``UserStoreException`` fault).
 
-Each service method is an ``async def`` that only forwards to
-``gateway.soap.handlers``: Spyne stores the coroutine as the method's result,
-and the aiohttp adapter (``gateway.soap.app``) awaits it before Spyne
-serialises the answer.
+Each service method is an ``async def`` that only forwards to its handler
+(``gateway.soap.handlers.BY_NAME``, by the operation's name): Spyne stores the
+coroutine as the method's result, and the aiohttp adapter (``gateway.soap.app``)
+awaits it before Spyne serialises the answer.
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def _text(value) -> str:
 
 
 def _method(op: Op, version: Version):
-    handler = getattr(handlers, op.name)
+    handler = handlers.BY_NAME[op.name]
     params = [version.types.tenant if t is TENANT else t for _n, t in op.params]
     returns = Bool if op.void and version.v2 else op.returns
     names = [n for n, _t in op.params]

@@ -19,6 +19,8 @@ check (If-Match) and the write after it are not atomic.
 
 from __future__ import annotations
 
+import contextlib
+
 import ldap3
 from ldap3.utils.dn import escape_rdn
 
@@ -195,7 +197,7 @@ class LDAPUserStore(UserStore):
 
     # users -------------------------------------------------------------------------------
     async def create_user(self, data: dict, password_hash: str | None, *,
-                          change: Change = WRITE) -> Record:
+                          groups: list[str] = (), change: Change = WRITE) -> Record:
         self._writable()
         entry = {k: v for k, v in self.map.user_entry(data).items() if v}
         entry.update({k: v for k, v in lock_changes(self.flavor, data, {}).items() if v})
@@ -209,12 +211,23 @@ class LDAPUserStore(UserStore):
             if self.flavor.is_ad:
                 attrs["cn"] = [name]
             conn.add(dn, list(self.map.user_classes), attrs)
-            if password_hash is not None:
-                try:
+            joined: list[tuple[str, list[str]]] = []  # (group DN, its members before)
+            try:
+                if password_hash is not None:
                     self._set_password(conn, dn, password_hash)
-                except Exception:
-                    conn.delete(dn)  # nothing half-done
-                    raise
+                for group_id in groups:
+                    group = self._one(conn, "Group", self._by_id("Group", group_id))
+                    if group is None:
+                        raise NotFound(f"Group {group_id} not found")
+                    before = _member_dns(group["attributes"])
+                    self._modify_members(conn, group["dn"], before, [dn], [])
+                    joined.append((group["dn"], before))
+            except Exception:  # nothing half-done: out of the groups it joined, then gone
+                for group_dn, before in joined:
+                    with contextlib.suppress(Exception):
+                        self._modify_members(conn, group_dn, [*before, dn], [], [dn])
+                conn.delete(dn)
+                raise
             return self._user_record(conn, self._one(conn, "User", self._by_name("User", name)),
                                      True)
 

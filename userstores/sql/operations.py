@@ -226,7 +226,8 @@ def _check_unique(conn: Connection, rtype: ResourceType, table, seq: int, data: 
 
 # users ------------------------------------------------------------------------------------
 def create_user(conn: Connection, rtype: ResourceType, data: dict,
-                password_hash: str | None) -> Record:
+                password_hash: str | None, groups: list[str] = (), domain: str = "") -> Record:
+    """A new user, and a member of ``groups`` (ids) in the same transaction."""
     uid, ts = str(uuid.uuid4()), now()
     name = data["userName"]
     try:
@@ -240,7 +241,17 @@ def create_user(conn: Connection, rtype: ResourceType, data: dict,
     _write_values(conn, t.user_values, indexing.rows(rtype, seq, data))
     _check_unique(conn, rtype, t.user_values, seq, data)
     emit(conn, [("User", uid, "upsert", name)])
-    return Record(uid, data, 1, ts, ts, groups=[])
+    for group_id in groups:
+        _join(conn, group_id, uid, domain)
+    return Record(uid, data, 1, ts, ts,
+                  groups=_groups_of(conn, [uid])[uid] if groups else [])
+
+
+def _join(conn: Connection, group_id: str, member_id: str, domain: str) -> None:
+    """``member_id`` (a user) joins the group ``group_id``: its version moves, both are
+    recorded in the outbox; NotFound when there is no such group."""
+    change_members(conn, None, group_id, None, [{"value": member_id, "type": "User"}], [],
+                   False, None, domain, with_members=False)
 
 
 def _insert_users(conn: Connection, rtype: ResourceType,

@@ -117,9 +117,9 @@ class SQLUserStore(UserStore):
 
     # users -----------------------------------------------------------------------
     async def create_user(self, data: dict, password_hash: str | None, *,
-                          change: Change = WRITE) -> Record:
+                          groups: list[str] = (), change: Change = WRITE) -> Record:
         return await self._write(ops.create_user, self.schemas.user, data, password_hash,
-                                 change=change)
+                                 list(groups), self.domain, change=change)
 
     async def create_users(self, items: list[tuple[dict, str | None]], *,
                            change: Change = WRITE) -> list[Record | GatewayError]:

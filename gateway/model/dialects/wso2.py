@@ -104,8 +104,12 @@ READ_ONLY = frozenset({
     CLAIM + "location",
 })
 
-# claims the SOAP adapter answers itself, from memberships rather than attributes
+# The role claims are no attribute: they are the user's roles (its groups), outside the
+# table. They are read, never written (the role operations change them), and a search by
+# one lists a role's members; the SOAP adapter answers them from memberships, in one place
+# (gateway/soap/claims.py).
 ROLE_CLAIM = CLAIM + "role"
 GROUPS_CLAIM = CLAIM + "groups"
+ROLE_CLAIMS = frozenset({ROLE_CLAIM, GROUPS_CLAIM})
 
 WSO2 = Dialect("wso2", USER, WSO2_CLAIMS, READ_ONLY)

@@ -15,10 +15,10 @@ import datetime as dt
 import orjson
 from aiohttp import web
 
-from .audit import Audit, Filter, stamp
-from .errors import InvalidValue, NotFound
-from .http_input import integer_param
-from .keys import PIPELINE
+from ..audit import Audit, Filter, stamp
+from ..errors import InvalidValue, NotFound
+from ..http_input import integer_param
+from ..keys import PIPELINE
 
 MAX_COUNT = 1000
 OUTCOMES = ("success", "denied", "refused", "failed")

@@ -1,0 +1,302 @@
+"""The gateway's own sections: their types and how each is read.
+
+Each parser takes its section as read (``None`` when the file has none) and the folder
+file names are relative to, and returns the ``Config`` fields it sets; errors name the
+section and key (``server.port``, ``clients[1]``). The sections of the parts above this
+layer (user stores, outbound, JIT) are read by those parts (``gateway.settings``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config_values import table, typed, unknown
+from ..errors import ConfigError
+
+DEFAULT_PORT = 8280
+
+PERMISSIONS = tuple(
+    f"{kind}:{action}"
+    for kind in ("users", "groups")
+    for action in ("list", "view", "create", "update", "delete")
+) + ("users:authenticate", "admin", "jit")
+
+# the default of [auth] self_service_attributes: profile fields, never roles, entitlements,
+# groups, account state, userName or externalId
+SELF_SERVICE_ATTRIBUTES = frozenset({
+    "name", "displayname", "nickname", "profileurl", "preferredlanguage", "locale",
+    "timezone", "title", "emails", "phonenumbers", "ims", "photos", "addresses", "password"})
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    name: str
+    permissions: tuple[str, ...]
+    secret: str | None = None
+    secret_hash: str | None = None
+    # what this client's changes do: persist and provision onward (default), or only
+    # persist (e.g. a feed from a system that must not get its own changes back)
+    provisioning: str = "persist_provision"
+
+
+@dataclass(frozen=True)
+class IssuerConfig:
+    issuer: str
+    audience: str
+    jwks: dict
+    algorithms: tuple[str, ...] = ("RS256", "ES256", "PS256", "EdDSA")
+    scope_permissions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    subject_claim: str = "sub"
+    leeway_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class PasswordConfig:
+    time_cost: int = 2
+    memory_cost_kib: int = 19456
+    parallelism: int = 1
+    # the password policy (gateway.password_policy), on every path that sets a password
+    min_length: int = 1
+    max_length: int = 1024
+    min_classes: int = 0  # of lower-case, upper-case, digits, others
+    pattern: str | None = None  # a regular expression the whole password must match
+    max_age_days: int = 0  # a password older than this no longer signs in (0: never)
+    history: int = 0  # a new password may not be one of the last this many (0: any)
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """``[audit]``: the audit trail (``gateway.audit``)."""
+
+    enabled: bool = True
+    retention_days: int = 365  # events older than this are deleted (0: kept forever)
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """``[security]``: account lockout and login throttling."""
+
+    lockout_attempts: int = 5  # consecutive failures that lock an account (0: never)
+    lockout_seconds: float = 300.0  # the first lockout; each next one lasts growth times more
+    lockout_growth: float = 2.0
+    lockout_max_seconds: float = 86_400.0
+    # failed logins allowed at once, and regained per minute, per account name and per
+    # source address; past them a login is refused (429) before any password is checked
+    account_burst: int = 10
+    account_per_minute: float = 10.0
+    address_burst: int = 30
+    address_per_minute: float = 30.0
+
+
+def _perms(value, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise ConfigError(f"{where}: permissions must be a list of strings")
+    for p in value:
+        if p not in ("*", "users:*", "groups:*") and p not in PERMISSIONS:
+            raise ConfigError(f"{where}: unknown permission {p!r} "
+                              f"(use *, users:*, groups:* or one of {', '.join(PERMISSIONS)})")
+    return tuple(value)
+
+
+def _array(value, name: str) -> list:
+    """An array of tables as read (None when absent: empty)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"[[{name}]] must be an array of tables")
+    return value
+
+
+def server(value, base: Path) -> dict[str, Any]:
+    sec = table(value, "server")
+    unknown(sec, "server", {"host", "port", "workers", "base_url"})
+    fields = {"host": typed(sec, "server", "host", str, "127.0.0.1"),
+              "port": typed(sec, "server", "port", int, DEFAULT_PORT),
+              "workers": typed(sec, "server", "workers", int, 1),
+              "base_url": typed(sec, "server", "base_url", str, None)}
+    if not 0 < fields["port"] < 65536:
+        raise ConfigError(f"server.port: {fields['port']} is not a TCP port")
+    if fields["workers"] < 1:
+        raise ConfigError("server.workers must be at least 1")
+    return fields
+
+
+def limits(value, base: Path) -> dict[str, Any]:
+    sec = table(value, "limits")
+    unknown(sec, "limits", {"max_body_bytes", "max_results", "default_count",
+                            "bulk_max_operations", "bulk_max_payload_bytes"})
+    max_body_bytes = typed(sec, "limits", "max_body_bytes", int, 1_048_576)
+    max_results = typed(sec, "limits", "max_results", int, 1000)
+    fields = {
+        "max_body_bytes": max_body_bytes,
+        "max_results": max_results,
+        "default_count": typed(sec, "limits", "default_count", int, min(100, max_results)),
+        "bulk_max_operations": typed(sec, "limits", "bulk_max_operations", int, 1000),
+        "bulk_max_payload_bytes": typed(sec, "limits", "bulk_max_payload_bytes", int,
+                                        8_388_608),
+    }
+    if not 0 < fields["default_count"] <= max_results:
+        raise ConfigError("limits: 0 < default_count <= max_results")
+    if fields["max_body_bytes"] < 1024:
+        raise ConfigError("limits.max_body_bytes must be at least 1024")
+    if fields["bulk_max_operations"] < 1 or fields["bulk_max_payload_bytes"] < 1024:
+        raise ConfigError("limits: bulk_max_operations >= 1, bulk_max_payload_bytes >= 1024")
+    return fields
+
+
+def passwords(value, base: Path) -> dict[str, Any]:
+    """How passwords are hashed; the policy's settings are checked by the policy
+    (``gateway.password_policy.check_config``)."""
+    sec = table(value, "passwords")
+    unknown(sec, "passwords", {"time_cost", "memory_cost_kib", "parallelism", "min_length",
+                               "max_length", "min_classes", "pattern", "max_age_days",
+                               "history"})
+    cfg = PasswordConfig(
+        time_cost=typed(sec, "passwords", "time_cost", int, 2),
+        memory_cost_kib=typed(sec, "passwords", "memory_cost_kib", int, 19456),
+        parallelism=typed(sec, "passwords", "parallelism", int, 1),
+        min_length=typed(sec, "passwords", "min_length", int, 1),
+        max_length=typed(sec, "passwords", "max_length", int, 1024),
+        min_classes=typed(sec, "passwords", "min_classes", int, 0),
+        pattern=typed(sec, "passwords", "pattern", str, None),
+        max_age_days=typed(sec, "passwords", "max_age_days", int, 0),
+        history=typed(sec, "passwords", "history", int, 0),
+    )
+    if cfg.time_cost < 1 or cfg.memory_cost_kib < 8 or cfg.parallelism < 1:
+        raise ConfigError("passwords: time_cost >= 1, memory_cost_kib >= 8, parallelism >= 1")
+    return {"passwords": cfg}
+
+
+def auth(value, base: Path) -> dict[str, Any]:
+    sec = table(value, "auth")
+    unknown(sec, "auth", {"cache_seconds", "self_service_attributes"})
+    self_service = sec.get("self_service_attributes", sorted(SELF_SERVICE_ATTRIBUTES))
+    if not isinstance(self_service, list) or not all(isinstance(a, str) for a in self_service):
+        raise ConfigError("auth.self_service_attributes must be a list of attribute names")
+    return {"auth_cache_seconds": typed(sec, "auth", "cache_seconds", float, 30.0),
+            "self_service_attributes": frozenset(a.lower() for a in self_service)}
+
+
+def security(value, base: Path) -> dict[str, Any]:
+    sec = table(value, "security")
+    defaults = SecurityConfig()
+    unknown(sec, "security", set(SecurityConfig.__dataclass_fields__))
+    values = {}
+    for name in SecurityConfig.__dataclass_fields__:
+        kind = int if isinstance(getattr(defaults, name), int) else float
+        values[name] = typed(sec, "security", name, kind, getattr(defaults, name))
+    cfg = SecurityConfig(**values)
+    if cfg.lockout_attempts < 0 or cfg.lockout_seconds <= 0 or cfg.lockout_growth < 1 \
+            or cfg.lockout_max_seconds < cfg.lockout_seconds:
+        raise ConfigError("security: lockout_attempts >= 0, lockout_seconds > 0, "
+                          "lockout_growth >= 1, lockout_max_seconds >= lockout_seconds")
+    if min(cfg.account_burst, cfg.address_burst) < 1 or min(
+            cfg.account_per_minute, cfg.address_per_minute) <= 0:
+        raise ConfigError("security: the bursts are at least 1 and the rates above 0")
+    return {"security": cfg}
+
+
+def audit(value, base: Path) -> dict[str, Any]:
+    sec = table(value, "audit")
+    unknown(sec, "audit", {"enabled", "retention_days"})
+    cfg = AuditConfig(enabled=typed(sec, "audit", "enabled", bool, True),
+                      retention_days=typed(sec, "audit", "retention_days", int, 365))
+    if cfg.retention_days < 0:
+        raise ConfigError("audit.retention_days is 0 (keep forever) or more")
+    return {"audit": cfg}
+
+
+def soap(value, base: Path) -> dict[str, Any]:
+    """[soap] unqualified_names: "primary" (WSO2's rule: a name without a domain is
+    PRIMARY's) or "any_store" (else the one other store's that has it)."""
+    sec = table(value, "soap")
+    unknown(sec, "soap", {"unqualified_names"})
+    names = typed(sec, "soap", "unqualified_names", str, "primary")
+    if names not in ("primary", "any_store"):
+        raise ConfigError('soap.unqualified_names is "primary" (WSO2\'s rule) or "any_store"')
+    return {"soap_unqualified_names": names}
+
+
+def clients(value, base: Path) -> dict[str, Any]:
+    found = []
+    for i, sec in enumerate(_array(value, "clients")):
+        where = f"clients[{i}]"
+        if not isinstance(sec, dict):
+            raise ConfigError(f"{where} must be a table")
+        unknown(sec, where, {"name", "secret", "secret_hash", "permissions", "provisioning"})
+        name = typed(sec, where, "name", str, None)
+        if not name:
+            raise ConfigError(f"{where}: 'name' is required")
+        secret, secret_hash = sec.get("secret"), sec.get("secret_hash")
+        if bool(secret) == bool(secret_hash):
+            raise ConfigError(f"{where} ({name}): give exactly one of 'secret' or 'secret_hash'")
+        if secret_hash and not str(secret_hash).startswith("$argon2"):
+            raise ConfigError(f"{where} ({name}): secret_hash must be an argon2 hash "
+                              "(make one with: gateway hash-password)")
+        provisioning = typed(sec, where, "provisioning", str, "persist_provision")
+        if provisioning not in ("persist_provision", "persist", "provision"):
+            raise ConfigError(f"{where} ({name}): provisioning is \"persist_provision\", "
+                              "\"persist\" or \"provision\"")
+        found.append(ClientConfig(name, _perms(sec.get("permissions", []), where),
+                                  secret, secret_hash, provisioning))
+    return {"clients": tuple(found)}
+
+
+def issuers(value, base: Path) -> dict[str, Any]:
+    found = []
+    for i, sec in enumerate(_array(value, "issuers")):
+        where = f"issuers[{i}]"
+        if not isinstance(sec, dict):
+            raise ConfigError(f"{where} must be a table")
+        unknown(sec, where, {"issuer", "audience", "jwks", "jwks_file", "algorithms",
+                             "scope_permissions", "subject_claim", "leeway_seconds"})
+        issuer = typed(sec, where, "issuer", str, None)
+        audience = typed(sec, where, "audience", str, None)
+        if not issuer or not audience:
+            raise ConfigError(f"{where}: 'issuer' and 'audience' are required")
+        jwks = sec.get("jwks")
+        if isinstance(jwks, str):
+            try:
+                jwks = json.loads(jwks)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: jwks is not valid JSON: {exc}") from exc
+        if sec.get("jwks_file"):
+            try:
+                jwks = json.loads((base / sec["jwks_file"]).read_text())
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"{where}: cannot read jwks_file: {exc}") from exc
+        if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+            raise ConfigError(f"{where}: a JWKS document ('jwks' or 'jwks_file') is required")
+        algs = tuple(sec.get("algorithms", IssuerConfig.algorithms))
+        bad = [a for a in algs if a.lower() == "none" or a.startswith("HS")]
+        if bad:
+            raise ConfigError(f"{where}: algorithms {bad} are not allowed (asymmetric only)")
+        scopes = {k: _perms(v, f"{where}.scope_permissions.{k}")
+                  for k, v in table(sec.get("scope_permissions"), "scope_permissions").items()}
+        found.append(IssuerConfig(issuer, audience, jwks, algs, scopes,
+                                  typed(sec, where, "subject_claim", str, "sub"),
+                                  typed(sec, where, "leeway_seconds", int, 60)))
+    return {"issuers": tuple(found)}
+
+
+def extensions(value, base: Path) -> dict[str, Any]:
+    """[[extensions]]: custom schema extensions, as (resource type name, Schema)."""
+    from ..model.registry import SchemaRegistry, extension_from_config
+
+    raw = _array(value, "extensions")
+    try:
+        found = tuple(extension_from_config(e, f"extensions[{i}]") for i, e in enumerate(raw))
+        SchemaRegistry.build(found)  # clashes between them or with built-in schemas
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return {"extensions": found}
+
+
+def roles(value, base: Path) -> dict[str, Any]:
+    found = {"admin": ("*",)}
+    for role, perms in table(value, "roles").items():
+        found[role] = _perms(perms, f"roles.{role}")
+    return {"roles": found}

@@ -1,0 +1,126 @@
+"""The role operations of RemoteUserStoreManagerService: roles are the gateway's groups.
+
+A role holds users of its own store only; WSO2's hybrid roles ``Internal/…`` and
+``Application/…`` are groups of PRIMARY that keep their prefix. ``Internal/everyone``
+is implicit: every user holds it, it is listed with the roles, and it cannot be created,
+renamed, deleted or have its members changed.
+"""
+
+from __future__ import annotations
+
+from .. import operations as ops
+from ..errors import Conflict, InvalidValue, NotFound
+from ..model.patch import PatchOperation
+from ..names import PRIMARY, is_qualified, qualify
+from .call import Call, find, need, qualified, required, search_all, user_ids
+
+EVERYONE = "Internal/everyone"  # WSO2's implicit role of every user
+MAX_NAMES = 10_000  # the most names one list reply carries (getRoleNames, getUserListOfRole)
+HYBRID_FILTER = 'displayName sw "Internal/" or displayName sw "Application/"'
+
+
+def is_everyone(name: str) -> bool:
+    return name.lower() == EVERYONE.lower()
+
+
+def roles_of(user: ops.Entity) -> list[str]:
+    """The names of a user's roles (the user read with its groups), as WSO2 lists them."""
+    names = [qualify(user.domain, g["display"]) for g in user.record.groups or []]
+    return sorted(names, key=str.lower) + [EVERYONE]
+
+
+async def isExistingRole(call: Call, roleName):  # noqa: N802 - WSO2's operation names
+    if is_everyone(required("A role name", roleName)):
+        return True
+    return await find(call, ops.GROUP, roleName) is not None
+
+
+async def getRoleNames(call: Call):  # noqa: N802
+    groups = await search_all(call, ops.SearchGroups, None, None, MAX_NAMES, "displayName")
+    return [qualified(g) for g in groups] + [EVERYONE]
+
+
+async def getHybridRoles(call: Call):  # noqa: N802
+    groups = await search_all(call, ops.SearchGroups, HYBRID_FILTER, PRIMARY,
+                              MAX_NAMES, "displayName")
+    return [qualified(g) for g in groups] + [EVERYONE]
+
+
+async def getRoleListOfUser(call: Call, userName):  # noqa: N802
+    user = await need(call, ops.USER, userName, relations=True)
+    return roles_of(user)
+
+
+async def getUserListOfRole(call: Call, roleName):  # noqa: N802
+    if is_everyone(required("A role name", roleName)):
+        users = await search_all(call, ops.SearchUsers, None, None, MAX_NAMES, "userName")
+        return [qualified(u) for u in users]
+    group = await need(call, ops.GROUP, roleName, relations=True)
+    members = [m for m in group.record.members or [] if m.get("type", "User") == "User"]
+    return sorted((qualify(group.domain, m["display"]) for m in members
+                   if m.get("display")), key=str.lower)
+
+
+async def addRole(call: Call, roleName, userList, permissions):  # noqa: N802
+    """The role with its users. WSO2's UI permissions (``permissions``) are accepted and
+    not kept: what a role may do here is configured in ``[roles]``."""
+    name = required("A role name", roleName)
+    if is_everyone(name):
+        raise Conflict(f"The role '{EVERYONE}' already exists")
+    domain = call.names.split(name, group=True)[0]
+    ids = await user_ids(call, userList, domain)
+    await call.run(ops.CreateGroup({"displayName": name,
+                                    "members": [{"value": i} for i in ids]}))
+
+
+async def deleteRole(call: Call, roleName):  # noqa: N802
+    if is_everyone(required("A role name", roleName)):
+        raise InvalidValue(f"The role '{EVERYONE}' cannot be deleted")
+    group = await find(call, ops.GROUP, roleName)
+    if group is None:
+        raise NotFound("31806 - Cannot delete non-existing role")
+    await call.run(ops.DeleteGroup(group.id))
+
+
+async def updateRoleName(call: Call, roleName, newRoleName):  # noqa: N802
+    new = required("The new role name", newRoleName)
+    if is_everyone(required("A role name", roleName)) or is_everyone(new):
+        raise InvalidValue(f"The role '{EVERYONE}' cannot be renamed")
+    group = await need(call, ops.GROUP, roleName)
+    if not is_qualified(new):  # a bare new name stays in the role's domain
+        new = qualify(group.domain, new)
+    await call.run(ops.PatchGroup(group.id, [PatchOperation("replace", "displayName", new)],
+                                  with_members=False))
+
+
+async def updateUserListOfRole(call: Call, roleName, deletedUsers, newUsers):  # noqa: N802
+    if is_everyone(required("A role name", roleName)):
+        raise InvalidValue(f"The members of '{EVERYONE}' cannot be changed")
+    group = await need(call, ops.GROUP, roleName)
+    add = await user_ids(call, newUsers, group.domain)
+    remove = await user_ids(call, deletedUsers, group.domain)
+    if add or remove:
+        await call.run(ops.ChangeMembers(group.id, add=add, remove=remove))
+
+
+async def updateRoleListOfUser(call: Call, userName, deletedRoles, newRoles):  # noqa: N802
+    user = await need(call, ops.USER, userName)
+    changes: list[tuple[ops.Entity, bool]] = []
+    for roles, adding in ((deletedRoles, False), (newRoles, True)):
+        for role in roles or []:
+            if is_everyone(role):
+                if not adding:  # every user holds it, always
+                    raise InvalidValue(f"The role '{EVERYONE}' cannot be removed from a user")
+                continue
+            group = await need(call, ops.GROUP, role)
+            if group.domain != user.domain:
+                raise InvalidValue(f"Role '{role}' is in the user store {group.domain}; a user "
+                                   f"of {user.domain} can only join roles of {user.domain}")
+            changes.append((group, adding))
+    for group, adding in changes:  # every role checked first: no change made half-way
+        await call.run(ops.ChangeMembers(group.id, add=[user.id] if adding else [],
+                                         remove=[] if adding else [user.id]))
+
+
+HANDLERS = (isExistingRole, getRoleNames, getHybridRoles, getRoleListOfUser, getUserListOfRole,
+            addRole, deleteRole, updateRoleName, updateUserListOfRole, updateRoleListOfUser)

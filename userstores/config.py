@@ -1,0 +1,70 @@
+"""User store settings: ``[userstores.<DOMAIN>]``, one table per store (see
+docs/configuration.md; an LDAP store's own keys in docs/ldap.md), read into
+``StoreConfig``.
+
+Every store has a ``type`` (``sql``, the default, or ``ldap``), a ``url``,
+``read_only`` and ``pool_size``; a type adds its own keys, read by its own parser
+(``TYPES``). Without a ``[userstores.PRIMARY]`` PRIMARY is a SQLite file
+``gateway.db`` in the current folder; PRIMARY comes first, then the others in the
+file's order. ``StoreConfig`` lives with the other settings types in
+``gateway.config`` (``Config`` holds it); it is named here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gateway.config import LdapConfig, StoreConfig
+from gateway.config_values import table, typed, unknown
+from gateway.errors import ConfigError
+from gateway.names import PRIMARY
+
+from .ldap.config import KEYS as LDAP_KEYS
+from .ldap.config import parse_ldap
+
+__all__ = ["DEFAULT_DB", "KEYS", "TYPES", "StoreConfig", "parse_store", "parse_stores"]
+
+DEFAULT_DB = "gateway.db"
+KEYS = frozenset({"type", "url", "read_only", "pool_size"})  # every store's
+
+# a store type -> the keys it adds, and how it reads them (section, where) -> its settings
+TYPES: dict[str, tuple[frozenset[str], Callable[[dict, str], LdapConfig] | None]] = {
+    "sql": (frozenset(), None),
+    "ldap": (LDAP_KEYS, parse_ldap),
+}
+
+
+def parse_store(domain: str, sec) -> StoreConfig:
+    """One ``[userstores.<domain>]`` table."""
+    where = f"userstores.{domain}"
+    if not isinstance(sec, dict):
+        raise ConfigError(f"[{where}] must be a table")
+    kind = typed(sec, where, "type", str, "sql")
+    own, parse = TYPES.get(kind, (frozenset(), None))
+    unknown(sec, where, KEYS | own)
+    name = domain.upper()
+    if not name.replace("_", "").replace("-", "").isalnum() or "/" in name:
+        raise ConfigError(f"[{where}]: a domain name is letters, digits, - and _")
+    if name == "INTERNAL":
+        raise ConfigError(f"[{where}]: INTERNAL is reserved for internal roles")
+    if kind not in TYPES:
+        raise ConfigError(f"[{where}]: unknown store type {kind!r} "
+                          f"(supported: {', '.join(TYPES)})")
+    url = typed(sec, where, "url", str, None)
+    if not url:
+        raise ConfigError(f"[{where}]: 'url' is required")
+    return StoreConfig(name, url, kind, typed(sec, where, "read_only", bool, False),
+                       typed(sec, where, "pool_size", int, 8),
+                       parse(sec, where) if parse is not None else None)
+
+
+def parse_stores(raw) -> dict[str, StoreConfig]:
+    """``[userstores]`` as read (None when the file has none): the stores by upper-case
+    domain, PRIMARY first."""
+    stores: dict[str, StoreConfig] = {}
+    for domain, sec in table(raw, "userstores").items():
+        store = parse_store(domain, sec)
+        stores[store.domain] = store
+    if PRIMARY not in stores:
+        stores = {PRIMARY: StoreConfig(PRIMARY, f"sqlite:///{DEFAULT_DB}"), **stores}
+    return {PRIMARY: stores[PRIMARY], **{k: v for k, v in stores.items() if k != PRIMARY}}
