@@ -86,8 +86,8 @@ class UserOperations:
 
     async def _patch_user_once(self, op: ops.PatchUser) -> ops.Entity:
         """The PATCH applied to the version read now (VersionMismatch: it changed)."""
-        current = await self._find(ops.USER, op.id)
-        rec = current.record
+        current = await self._find(ops.USER, op.id, relations=False)  # the store's write
+        rec = current.record  # answers with the groups
         if op.if_match is not None and rec.version != op.if_match:
             raise VersionMismatch(f"User {op.id} has changed (version {rec.version})")
         before = self._configured(self.schemas.user, rec.data)
@@ -97,7 +97,7 @@ class UserOperations:
         store = self._split_name(data, "userName")
         self._same_domain(ops.USER, store, current)
         if data == rec.data and result.password is None:
-            return current
+            return await self._find(ops.USER, op.id)  # nothing to write: as it is
         check_immutable(self.schemas.user, rec.data, data)
         self._self_service_limits(op.only, rec.data, data, result.password)
         self._touching(changed_names(rec.data, data, result.password), current)
