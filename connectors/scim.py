@@ -40,9 +40,9 @@ from gateway.errors import ConfigError
 from .base import Action, Change, Connector, Delivered, EntityKind
 from .scim_body import AttributeMap, outgoing, password, wire_name
 from .scim_http import (
-    DIALECTS,
     SCIM2_JSON,
     SCIM11,
+    WIRES,
     Reply,
     Request,
     ScimDeliveryError,
@@ -96,8 +96,8 @@ class ScimConnector(Connector):
 
     def __init__(self, cfg, session: aiohttp.ClientSession):
         where = f"connector {cfg.name!r}"
-        dialect = DIALECTS.get(cfg.type)
-        if dialect is None:
+        wire = WIRES.get(cfg.type)
+        if wire is None:
             raise ConfigError(f"{where}: a SCIM connector's type is scim2 or scim11")
         if not cfg.url.lower().startswith(("http://", "https://")):
             raise ConfigError(f"{where}: url must be an http:// or https:// URL")
@@ -113,7 +113,7 @@ class ScimConnector(Connector):
         self.cfg = cfg
         self.name = cfg.name
         self.session = session
-        self.dialect = dialect
+        self.wire = wire
         self.base = cfg.url.rstrip("/")
         self.patch = update.lower() == "patch"
         self.attributes = AttributeMap(cfg.attributes)
@@ -134,7 +134,7 @@ class ScimConnector(Connector):
             except orjson.JSONEncodeError as exc:  # a resource that is not JSON: a bug upstream
                 raise ScimDeliveryError(f"{what}: the resource cannot be written as JSON: {exc}",
                                         retryable=False) from exc
-            headers["Content-Type"] = self.dialect.content_type
+            headers["Content-Type"] = self.wire.content_type
         try:
             async with self.session.request(
                     req.method, url, params=list(req.params) or None, data=data,
@@ -157,11 +157,11 @@ class ScimConnector(Connector):
 
     # Connector -----------------------------------------------------------------------------------
     async def lookup(self, kind: EntityKind, name: str) -> str | None:
-        reply = await self.send(lookup_request(self.dialect, kind, name))
-        return read_lookup(self.dialect, kind, name, reply)
+        reply = await self.send(lookup_request(self.wire, kind, name))
+        return read_lookup(self.wire, kind, name, reply)
 
     async def health(self) -> str:
-        reply = await self.send(spc_request(self.dialect))
+        reply = await self.send(spc_request(self.wire))
         if not reply.ok:
             raise failure(reply, "reading the service provider configuration")
         try:
@@ -169,12 +169,12 @@ class ScimConnector(Connector):
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise ScimDeliveryError(f"{self.base}{self.dialect.spc_path} did not answer with "
+            raise ScimDeliveryError(f"{self.base}{self.wire.spc_path} did not answer with "
                                     "a SCIM service provider configuration",
                                     retryable=True, target_status=reply.status)
         features = [f for f in FEATURES
                     if isinstance(body.get(f), dict) and body[f].get("supported") is True]
-        return (f"SCIM {self.dialect.version} at {self.base}: reachable; supports "
+        return (f"SCIM {self.wire.version} at {self.base}: reachable; supports "
                 f"{', '.join(features) or 'no optional features'}")
 
     async def deliver(self, change: Change, remote_id: str | None) -> Delivered:
@@ -196,7 +196,7 @@ class ScimConnector(Connector):
     # flows -------------------------------------------------------------------------------------
     async def _upsert(self, change: Change, remote_id: str | None) -> Delivered:
         kind = change.kind
-        scim11 = self.dialect is SCIM11
+        scim11 = self.wire is SCIM11
         update = outgoing(change, self.cfg, self.attributes, scim11=scim11, creating=False)
         name = wire_name(change, update)
         # a create goes straight to POST: a target that has the entity already (a retried
@@ -222,7 +222,7 @@ class ScimConnector(Connector):
                         "an id, and no such name is found", retryable=True,
                         target_status=reply.status)
                 return Delivered(new)
-            req = (patch_request(self.dialect, kind, rid, update) if self.patch
+            req = (patch_request(self.wire, kind, rid, update) if self.patch
                    else replace_request(kind, rid, update))
             reply = await self.send(req)
             if reply.status == 404:  # it vanished at the target: create it again
@@ -250,7 +250,7 @@ class ScimConnector(Connector):
                                     "the target", retryable=False, target_status=404)
         if rid is None:
             raise missing
-        reply = await self.send(password_request(self.dialect, rid, secret))
+        reply = await self.send(password_request(self.wire, rid, secret))
         if reply.status == 404:
             raise missing
         if not reply.ok:

@@ -1,6 +1,6 @@
 """SCIM 2.0 and 1.1 requests and replies, without I/O: the connector sends what is built here.
 
-Everything the two versions do differently on the wire is in ``Dialect``; building a
+Everything the two versions do differently on the wire is in ``Wire``; building a
 request and reading a reply are pure functions, so they are tested without a peer.
 
 How a reply is judged (``failure``):
@@ -47,7 +47,7 @@ class ScimDeliveryError(DeliveryError):
 
 
 @dataclass(frozen=True)
-class Dialect:
+class Wire:
     """What SCIM 2.0 (RFC 7644) and SCIM 1.1 (scim-api-01, charon 1.x) write differently."""
 
     version: str
@@ -58,9 +58,9 @@ class Dialect:
     lookup_attributes: bool  # ask only for the name (``attributes=``) when looking up
 
 
-SCIM2 = Dialect("2.0", SCIM2_JSON, "eq", "/ServiceProviderConfig", False, True)
-SCIM11 = Dialect("1.1", JSON, "Eq", "/ServiceProviderConfigs", True, False)
-DIALECTS = {"scim2": SCIM2, "scim11": SCIM11}
+SCIM2 = Wire("2.0", SCIM2_JSON, "eq", "/ServiceProviderConfig", False, True)
+SCIM11 = Wire("1.1", JSON, "Eq", "/ServiceProviderConfigs", True, False)
+WIRES = {"scim2": SCIM2, "scim11": SCIM11}
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def quoted(value: str) -> str:
 
 
 # requests -------------------------------------------------------------------------------------
-def lookup_request(d: Dialect, kind: EntityKind, name: str) -> Request:
+def lookup_request(d: Wire, kind: EntityKind, name: str) -> Request:
     attr = name_attribute(kind)
     params = [("filter", f"{attr} {d.eq} {quoted(name)}")]
     if d.lookup_attributes:
@@ -120,7 +120,7 @@ def replace_request(kind: EntityKind, remote_id: str, body: dict) -> Request:
     return Request("PUT", resource_path(kind, remote_id), body=body)
 
 
-def patch_request(d: Dialect, kind: EntityKind, remote_id: str, body: dict) -> Request:
+def patch_request(d: Wire, kind: EntityKind, remote_id: str, body: dict) -> Request:
     """A PATCH that makes the target hold what ``body`` (a full resource) says.
 
     SCIM 2.0: one ``replace`` without a path carrying every attribute but ``members``, and
@@ -133,7 +133,7 @@ def patch_request(d: Dialect, kind: EntityKind, remote_id: str, body: dict) -> R
     return Request("PATCH", resource_path(kind, remote_id), body=patch_body(d, body))
 
 
-def patch_body(d: Dialect, body: dict) -> dict:
+def patch_body(d: Wire, body: dict) -> dict:
     if d is SCIM11:
         lists = [k for k, v in body.items() if isinstance(v, list) and k != "schemas"]
         out = dict(body)
@@ -149,7 +149,7 @@ def patch_body(d: Dialect, body: dict) -> dict:
     return {"schemas": [PATCH_OP], "Operations": ops}
 
 
-def password_request(d: Dialect, remote_id: str, password: str) -> Request:
+def password_request(d: Wire, remote_id: str, password: str) -> Request:
     """Only the password of a user."""
     if d is SCIM11:
         body = {"schemas": [SCIM11_CORE], "password": password}
@@ -163,12 +163,12 @@ def delete_request(kind: EntityKind, remote_id: str) -> Request:
     return Request("DELETE", resource_path(kind, remote_id))
 
 
-def spc_request(d: Dialect) -> Request:
+def spc_request(d: Wire) -> Request:
     return Request("GET", d.spc_path)
 
 
 # replies ---------------------------------------------------------------------------------------
-def read_lookup(d: Dialect, kind: EntityKind, name: str, reply: Reply) -> str | None:
+def read_lookup(d: Wire, kind: EntityKind, name: str, reply: Reply) -> str | None:
     """The id of the resource named ``name`` in a filtered list, or None.
 
     Names are compared without regard to case (userName and displayName are caseExact
