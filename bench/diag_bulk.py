@@ -42,11 +42,11 @@ def users(first: int, count: int) -> list[dict]:
 
 
 async def main_async(args) -> list[tuple[str, float, int]]:
+    from gateway.database.engine import make_runner
     from gateway.errors import Conflict
     from gateway.model.registry import DEFAULT
     from gateway.model.validate import canonical
     from userstores.sql import operations as ops
-    from userstores.sql.engine import make_runner
 
     rtype = DEFAULT.user
     out = []

@@ -38,9 +38,9 @@ import orjson
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text, delete, select
 from sqlalchemy.engine import Connection
 
+from gateway.database.cursor import insert_rows
+from gateway.database.engine import Runner
 from userstores.base import Journal, Record
-from userstores.sql.cursor import insert_rows
-from userstores.sql.engine import Runner
 
 from . import state
 from .config import AuditConfig

@@ -21,7 +21,7 @@ from sqlalchemy import Column, Float, String, Table, delete, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from userstores.sql.engine import Runner
+from gateway.database.engine import Runner
 
 from . import state
 

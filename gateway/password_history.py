@@ -26,7 +26,7 @@ from collections import OrderedDict
 from sqlalchemy import Column, Float, String, Table, Text, delete, select
 from sqlalchemy.engine import Connection
 
-from userstores.sql.engine import Runner
+from gateway.database.engine import Runner
 
 from . import state
 from .errors import InvalidValue

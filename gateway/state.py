@@ -11,8 +11,8 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
+from gateway.database.engine import Runner, make_runner, schema_lock
 from userstores.registry import Stores
-from userstores.sql.engine import Runner, make_runner, schema_lock
 
 metadata = MetaData()
 

@@ -14,9 +14,9 @@ from test_soap_security import V2, call, op, returns
 from gateway.app import create_app
 from gateway.audit import Audit, Event, Filter, stamp
 from gateway.config import AuditConfig
+from gateway.database.engine import make_runner
 from gateway.errors import ConfigError
 from gateway.settings import load
-from userstores.sql.engine import make_runner
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from userstores.sql.engine import CHECKPOINT_SECONDS, WAL_AUTOCHECKPOINT, make_runner
+from gateway.database.engine import CHECKPOINT_SECONDS, WAL_AUTOCHECKPOINT, make_runner
 
 ROWS = 2000
 ROW = 2000  # bytes: ROWS rows are about 1,000 WAL pages, SQLite's own threshold

@@ -23,7 +23,7 @@ from sqlalchemy import Column, Integer, String, Table, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from userstores.sql.engine import Runner
+from gateway.database.engine import Runner
 
 from .. import state
 

@@ -26,7 +26,7 @@ from sqlalchemy import Column, Float, Integer, String, Table, delete, select, up
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from userstores.sql.engine import Runner
+from gateway.database.engine import Runner
 
 from .. import state
 from ..config import SecurityConfig

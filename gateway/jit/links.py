@@ -12,7 +12,7 @@ from sqlalchemy import Column, MetaData, String, Table, delete, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from userstores.sql.engine import schema_lock
+from gateway.database.engine import schema_lock
 
 metadata = MetaData()
 

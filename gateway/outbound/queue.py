@@ -40,8 +40,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from gateway.database.engine import schema_lock
 from gateway.model.times import stamp
-from userstores.sql.engine import schema_lock
 
 metadata = MetaData()
 _ID = BigInteger().with_variant(Integer, "sqlite")

@@ -130,7 +130,7 @@ class OutboundService:
         """The queue's database: ``[outbound] database``; else, for a SQLite PRIMARY, a file
         of its own beside it (``gateway.db`` -> ``gateway-outbound.db``: the dispatcher's
         writes never hold the lock the requests' writes need); else PRIMARY's database."""
-        from userstores.sql.engine import make_runner
+        from gateway.database.engine import make_runner
 
         runner = self.home
         if runner is None:

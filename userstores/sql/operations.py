@@ -17,6 +17,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, IntegrityError
 
+from gateway.database.cursor import fetch, insert_rows
+from gateway.database.engine import schema_lock
 from gateway.errors import (
     Conflict,
     GatewayError,
@@ -31,8 +33,6 @@ from userstores.base import UNCHANGED, Page, Query, Record
 
 from . import indexing
 from . import tables as t
-from .cursor import fetch, insert_rows
-from .engine import schema_lock
 from .filters import FilterCompiler
 
 CHUNK = 500

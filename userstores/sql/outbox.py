@@ -12,10 +12,10 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
+from gateway.database.engine import Runner
 from userstores.base import Outbox, OutboxRow
 
 from . import tables as t
-from .engine import Runner
 
 _O = t.outbox
 

@@ -15,6 +15,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 
+from gateway.database.engine import Runner, make_runner
 from gateway.errors import Conflict, GatewayError, InvalidValue, ReadOnlyStore, StoreUnavailable
 from gateway.model.registry import DEFAULT, SchemaRegistry
 from userstores.base import (
@@ -30,7 +31,6 @@ from userstores.base import (
 )
 
 from . import operations as ops
-from .engine import Runner, make_runner
 from .filters import FilterCompiler
 from .outbox import SQLOutbox
 
