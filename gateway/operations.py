@@ -122,6 +122,7 @@ class ChangePassword(Operation):
     user_name: str
     new_password: str
     old_password: str | None = None  # when given, it must match first
+    history: bool = True  # False: the operator's (bootstrap) reset, not checked against it
     kind = USER
     permission = "users:update"
 

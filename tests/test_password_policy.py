@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from conftest import assert_scim_error, basic, scim
+from conftest import ADMIN, assert_scim_error, basic, scim
 from test_soap_security import V2, call, client_fault, op, returns
 
 from gateway.app import create_app
@@ -213,3 +213,25 @@ def test_history_depth_is_checked(tmp_path):
     path.write_text("[passwords]\nhistory = 25\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="history"):
         load(str(path), environ={})
+
+
+async def test_the_operators_bootstrap_password_is_not_held_to_the_history(
+        aiohttp_client, make_config, admin_env):
+    """GATEWAY_ADMIN_PASSWORD is the operator's: a start sets it back even when it is one
+    of the administrator's recent passwords (and the change is in the audit trail)."""
+    from conftest import ADMIN_USER
+
+    cfg = replace(await make_config(), passwords=PasswordConfig(**FAST, history=3))
+    gw = await aiohttp_client(create_app(cfg))
+    status, body, _ = await scim(gw, "GET", f'/Users?filter=userName eq "{ADMIN_USER[0]}"')
+    uid = body["Resources"][0]["id"]
+    status, body, _ = await scim(gw, "PATCH", f"/Users/{uid}", {"schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "path": "password", "value": "Changed-pw-9"}]})
+    assert status == 200, body
+    again = await aiohttp_client(create_app(cfg))  # a restart, same environment
+    assert (await scim(again, "GET", "/Me", auth=basic(*ADMIN_USER)))[0] == 200
+    resp = await again.get("/admin/audit", params={"actor": "system",
+                                                   "operation": "ChangePassword"},
+                           headers=ADMIN)
+    [event] = (await resp.json())["events"]
+    assert event["target"] == ADMIN_USER[0] and event["outcome"] == "success"

@@ -234,7 +234,8 @@ class AccountOperations:
         if rec is None:
             raise NotFound(f"User '{op.user_name}' not found")
         self._touching(["password"], ops.Entity(ops.USER, store.domain, rec))
-        replacing = await self._replacing(store, rec, op.new_password)
+        replacing = (await self._replacing(store, rec, op.new_password) if op.history
+                     else None)
         await self._writable(store).set_password_hash(rec.id, await self._hash(
             op.new_password, store, replacing), change=CHANGE.get())
         await self._replaced(store, replacing)
@@ -260,37 +261,46 @@ class AccountOperations:
             await self.guard.cleared(f"{domain}/{after['userName']}")
 
     async def ensure_admin(self, user_name: str | None, password: str | None) -> str | None:
-        """Make sure an administrator exists; returns a generated password to print, if any."""
+        """Make sure an administrator exists, with its password from the environment when
+        given, in the group ``admin`` of its store; returns a generated password to print,
+        if any. Every change goes through ``execute`` as the gateway itself (audited)."""
         generated = None
         name = user_name or "admin"
-        store, bare = self.stores.split(name)
+        store, _bare = self.stores.split(name)
         if store.capabilities.read_only:  # e.g. a directory the gateway only reads
             log.warning("the user store %s is read-only: no administrator is made there; "
                         "administer the gateway with an API client ([[clients]])", store.domain)
             return None
-        rec = await store.get_user_by_name(bare, with_groups=True)
-        created = False
-        if rec is None:
+        user = await self._existing(ops.GetUserByName(name))
+        if user is None:
             if password is None:  # every class of character: any min_classes holds
                 generated = secrets.token_urlsafe(15) + "aZ7-"
             try:
-                entity = await self.execute(SYSTEM, ops.CreateUser(
+                user = await self.execute(SYSTEM, ops.CreateUser(
                     {"userName": name, "password": password or generated}))
-                rec, created = entity.record, True
             except Conflict:  # another host sharing the database created it just now
                 generated = None
-                rec = await store.get_user_by_name(bare, with_groups=True)
-                if rec is None:
-                    raise
-        if password is not None and not created:  # the environment says what it is
-            if await self._verify_password(ops.CheckPassword(name, password)) is None:
-                await store.set_password_hash(rec.id, await self._hash(password, store))
-        role = await store.get_group_by_name(ADMIN_ROLE, with_members=False)
+                user = await self.execute(SYSTEM, ops.GetUserByName(name))
+        elif password is not None and await self._verify_password(
+                ops.CheckPassword(name, password)) is None:  # the environment says what it is
+            await self.execute(SYSTEM, ops.ChangePassword(name, password, history=False))
+        role_name = qualify(store.domain, ADMIN_ROLE)
+        role = await self._existing(ops.GetGroupByName(role_name, with_members=False))
         if role is None:
             try:
-                await store.create_group({"displayName": ADMIN_ROLE}, [{"value": rec.id}])
+                await self.execute(SYSTEM, ops.CreateGroup(
+                    {"displayName": role_name, "members": [{"value": user.id}]}))
+                return generated
             except Conflict:  # another host sharing the database created it first
-                role = await store.get_group_by_name(ADMIN_ROLE, with_members=False)
-        if role is not None:
-            await store.change_members(role.id, expected_version=None, add=[{"value": rec.id}])
+                role = await self.execute(SYSTEM, ops.GetGroupByName(role_name,
+                                                                     with_members=False))
+        if role.id not in {g["value"] for g in user.record.groups or []}:
+            await self.execute(SYSTEM, ops.ChangeMembers(role.id, add=[user.id]))
         return generated
+
+    async def _existing(self, op: ops.Operation) -> ops.Entity | None:
+        """What a lookup by name finds, as the gateway itself; None when nothing."""
+        try:
+            return await self.execute(SYSTEM, op)
+        except NotFound:
+            return None
