@@ -6,12 +6,11 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 
-import orjson
 from aiohttp import web
 
 from userstores.registry import Stores
 
-from . import http_limits, state
+from . import health, http_limits, state
 from .admin.app import create_admin_app
 from .admin.metrics import metrics
 from .auth.authenticator import Authenticator
@@ -46,21 +45,6 @@ async def bootstrap_admin(pipeline: Pipeline, environ=os.environ) -> str | None:
                     ADMIN_USER_ENV, ADMIN_PASSWORD_ENV)
         user = password = None
     return await pipeline.ensure_admin(user, password)
-
-
-async def health(request: web.Request) -> web.Response:
-    """For load balancers: 200 when every user store answers, 503 otherwise."""
-    stores = request.app[STORES]
-    status, report = 200, {}
-    for store in stores.all:
-        try:
-            await store.ping()
-            report[store.domain] = "up"
-        except Exception as exc:  # noqa: BLE001 - any failure means "down"
-            report[store.domain] = f"down: {getattr(exc, 'detail', type(exc).__name__)}"
-            status = 503
-    body = {"status": "up" if status == 200 else "down", "stores": report}
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
 Context = Callable[[web.Application], AsyncIterator[None]]
@@ -172,7 +156,7 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
     app.cleanup_ctx.extend([
         _stores(config), _state(config), _outbound(config, dispatch), _pipeline(config),
         _jit(config), _bootstrap(bootstrap)])
-    app.router.add_get("/health", health)
+    app.add_routes(health.ROUTES)
     app.add_subapp("/scim2", create_scim_app())
     app.add_subapp("/services", create_soap_app())
     app.add_subapp("/wso2/scim", create_scim11_app())

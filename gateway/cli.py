@@ -186,8 +186,19 @@ def cmd_import(args) -> int:
     return 0
 
 
+def _version() -> str:
+    """The installed distribution's version (the checkout's, installed in place)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("provisioning-gateway")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gateway", description="Identity provisioning gateway")
+    parser.add_argument("--version", action="version", version=f"gateway {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p):

@@ -483,3 +483,18 @@ def test_usage_errors_exit_2(tmp_path, args):
     result = run(args, tmp_path)
     assert result.returncode == 2
     assert "usage" in result.stderr
+
+
+def test_version():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    gateway = Path(sys.executable).with_name("gateway")
+    out = subprocess.run([str(gateway), "--version"], capture_output=True, text=True,
+                         timeout=60, check=True)
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(Path(__file__).resolve().parent.parent / "setup.cfg")
+    assert out.stdout.strip() == f"gateway {setup['metadata']['version']}"

@@ -472,3 +472,18 @@ def test_missing_file(tmp_path):
         load(path, environ={})
     assert "not found" in str(info.value)
     assert str(path) in str(info.value)
+
+
+def test_a_store_may_be_required_for_readiness(tmp_path):
+    from gateway.settings import load as load_settings
+
+    path = tmp_path / "gw.toml"
+    path.write_text('[userstores.SECONDARY]\nurl = "sqlite:///s.db"\nrequired = true\n',
+                    encoding="utf-8")
+    cfg = load_settings(str(path), environ={})
+    assert cfg.stores["SECONDARY"].required is True
+    assert cfg.stores["PRIMARY"].required is False
+    path.write_text('[userstores.SECONDARY]\nurl = "sqlite:///s.db"\nrequired = "yes"\n',
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match="required"):
+        load_settings(str(path), environ={})

@@ -237,3 +237,35 @@ async def test_default_order_lists_use_the_directorys_list_view(ldap_gateway, ld
             break
     assert pages == sorted(everyone)
     assert gw.app[STORES].primary._vlv is True  # the list view, not the key walk
+
+
+async def test_readiness_with_a_secondary_directory_down(aiohttp_client, ldap_base, admin_env,
+                                                         tmp_path):
+    """A node whose PRIMARY works stays ready when a secondary directory is down, unless
+    that store is marked required; /health/live never asks the stores."""
+    from dataclasses import replace
+
+    primary = StoreConfig("PRIMARY", f"sqlite:///{tmp_path / 'primary.db'}")
+    directory = ldap_store(ldap_base, domain="DIRECTORY")
+    gw = await aiohttp_client(create_app(test_config({"PRIMARY": primary,
+                                                      "DIRECTORY": directory})))
+    strict = await aiohttp_client(create_app(test_config(
+        {"PRIMARY": primary, "DIRECTORY": replace(directory, required=True)}),
+        bootstrap=False))
+    for path in ("/health", "/health/ready", "/health/live"):
+        assert (await gw.get(path)).status == 200, path
+    ldap_base.server.stop()
+    try:
+        resp = await asyncio.wait_for(gw.get("/health/ready"), timeout=20)
+        body = await resp.json()
+        assert resp.status == 200, body
+        assert body["required"] == ["PRIMARY"] and body["stores"]["PRIMARY"] == "up"
+        assert body["stores"]["DIRECTORY"].startswith("down")
+        assert (await asyncio.wait_for(gw.get("/health"), timeout=20)).status == 503
+        assert (await gw.get("/health/live")).status == 200
+        resp = await asyncio.wait_for(strict.get("/health/ready"), timeout=20)
+        assert resp.status == 503 and (await resp.json())["required"] == ["PRIMARY",
+                                                                          "DIRECTORY"]
+    finally:
+        ldap_base.server.start()
+    assert (await strict.get("/health/ready")).status == 200

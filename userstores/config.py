@@ -25,7 +25,7 @@ from .ldap.config import parse_ldap
 __all__ = ["DEFAULT_DB", "KEYS", "TYPES", "StoreConfig", "parse_store", "parse_stores"]
 
 DEFAULT_DB = "gateway.db"
-KEYS = frozenset({"type", "url", "read_only", "pool_size"})  # every store's
+KEYS = frozenset({"type", "url", "read_only", "pool_size", "required"})  # every store's
 
 # a store type -> the keys it adds, and how it reads them (section, where) -> its settings
 TYPES: dict[str, tuple[frozenset[str], Callable[[dict, str], LdapConfig] | None]] = {
@@ -55,7 +55,8 @@ def parse_store(domain: str, sec) -> StoreConfig:
         raise ConfigError(f"[{where}]: 'url' is required")
     return StoreConfig(name, url, kind, typed(sec, where, "read_only", bool, False),
                        typed(sec, where, "pool_size", int, 8),
-                       parse(sec, where) if parse is not None else None)
+                       parse(sec, where) if parse is not None else None,
+                       required=typed(sec, where, "required", bool, False))
 
 
 def parse_stores(raw) -> dict[str, StoreConfig]:

@@ -53,6 +53,8 @@ class StoreConfig:
     read_only: bool = False
     pool_size: int = 8
     ldap: LdapConfig | None = None
+    # /health/ready needs it to answer (PRIMARY always does)
+    required: bool = False
 
 
 # --- [outbound] --------------------------------------------------------------------------------
