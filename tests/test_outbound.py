@@ -288,6 +288,12 @@ async def test_blocking_connector_waits_and_reports_failure(peers, source):
     assert "saved" in body["detail"] and "downstream" in body["detail"]
     status, body, _ = await scim(gw, "GET", '/Users?filter=userName eq "jack"')
     assert body["totalResults"] == 1  # the local change stays
+    # the audit trail says both: the change was kept, its provisioning did not finish
+    status, audit, _ = await scim_admin(gw, "GET", "/admin/audit?target=jack")
+    assert sorted((e["operation"], e["outcome"]) for e in audit["events"]) == [
+        ("CreateUser", "failed"), ("CreateUser", "success")], audit
+    [failed] = [e for e in audit["events"] if e["outcome"] == "failed"]
+    assert failed["detail"].startswith("502") and "saved" in failed["detail"]
 
 
 async def test_persist_only_clients_are_not_provisioned(peers, aiohttp_client, make_config,

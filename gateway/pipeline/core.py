@@ -38,6 +38,7 @@ from ..model.registry import SchemaRegistry
 from ..model.schema import ResourceType
 from ..model.times import stamp
 from ..names import is_qualified
+from ..outbound.service import ProvisioningFailed
 from ..password_history import PasswordHistory
 from ..passwords import Passwords
 from ..search import Searcher
@@ -114,6 +115,12 @@ class Pipeline(UserOperations, AccountOperations, GroupOperations):
         token = EVENT.set(event)
         try:
             result = await self._execute(caller, op, journal)
+        except ProvisioningFailed as exc:  # saved here, not (yet) at a blocking connector
+            kept = journal is not None and journal.done
+            await self.audit.record(([] if kept else [event]) + [dataclasses.replace(
+                event.failed(exc), detail=f"{exc.status} the change was saved; its "
+                "provisioning did not finish")])
+            raise
         except GatewayError as exc:
             await self.audit.record([event.failed(exc)])
             raise
