@@ -47,9 +47,11 @@ def _create(conn: Connection) -> None:
         pass  # there already
 
 
-def _bump(conn: Connection) -> None:
+def _bump(conn: Connection) -> int:
+    """Move the counter on; its new value."""
     conn.execute(update(login_epoch).where(login_epoch.c.name == "logins")
                  .values(value=login_epoch.c.value + 1))
+    return _read(conn)
 
 
 def _read(conn: Connection) -> int:
@@ -94,8 +96,13 @@ class LoginEpoch:
         await self._write()
 
     async def _write(self) -> None:
-        if self.runner is not None:
-            await self.runner.write(_bump)
+        if self.runner is None:
+            return
+        value = await self.runner.write(_bump)
+        # this process's own bump is no news to it (it forgot what it had to already);
+        # when another process bumped meanwhile, the next look still sees that
+        if self._seen is not None and value == self._seen + 1:
+            self._seen = value
 
     async def moved(self) -> bool:
         """Whether another process changed credentials since this one last looked (looks
