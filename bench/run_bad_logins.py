@@ -32,7 +32,14 @@ import time
 import aiohttp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import clean_env, free_port, gateway_command, stop, wait_http  # noqa: E402
+from run import (  # noqa: E402
+    clean_env,
+    free_port,
+    gateway_command,
+    stop,
+    wait_http,
+    write_config,
+)
 
 UNTHROTTLED = """
 [security]
@@ -56,18 +63,7 @@ def basic(name: str, password: str) -> dict[str, str]:
 def start(workdir: str, label: str, extra: str, env) -> tuple[subprocess.Popen, str]:
     port = free_port()
     config = os.path.join(workdir, f"{label}.toml")
-    with open(config, "w") as f:
-        f.write(f"""[server]
-port = {port}
-
-[userstores.PRIMARY]
-url = "sqlite:///{os.path.join(workdir, label + '.db')}"
-
-[[clients]]
-name = "bench"
-secret = "secret"
-permissions = ["*"]
-{extra}""")
+    write_config(config, os.path.join(workdir, label + ".db"), port, extra)
     log = os.path.join(workdir, f"{label}.log")
     with open(log, "wb") as out:
         proc = subprocess.Popen([*gateway_command(), "serve", "--config", config], env=env,

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 
-import orjson
 from aiohttp import web
 
+from .http_json import json_response
 from .keys import CONFIG, STORES
 from .names import PRIMARY
 
@@ -40,19 +40,14 @@ async def _report(app: web.Application) -> dict[str, str]:
     return {s.domain: state for s, state in zip(stores, states, strict=True)}
 
 
-def _json(body: dict, status: int) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status,
-                        content_type="application/json")
-
-
 async def health(request: web.Request) -> web.Response:
     report = await _report(request.app)
     up = all(state == "up" for state in report.values())
-    return _json({"status": "up" if up else "down", "stores": report}, 200 if up else 503)
+    return json_response({"status": "up" if up else "down", "stores": report}, 200 if up else 503)
 
 
 async def live(_request: web.Request) -> web.Response:
-    return _json({"status": "up"}, 200)
+    return json_response({"status": "up"}, 200)
 
 
 async def ready(request: web.Request) -> web.Response:
@@ -62,7 +57,7 @@ async def ready(request: web.Request) -> web.Response:
                 if d.upper() == PRIMARY or getattr(configs.get(d), "required", False)]
     ok = all(report[d] == "up" for d in required)
     body = {"status": "up" if ok else "down", "required": required, "stores": report}
-    return _json(body, 200 if ok else 503)
+    return json_response(body, 200 if ok else 503)
 
 
 ROUTES = [web.get("/health", health), web.get("/health/live", live),

@@ -18,6 +18,7 @@ from aiohttp import web
 from ..audit import Audit, Filter, stamp
 from ..errors import InvalidValue, NotFound
 from ..http_input import integer_param
+from ..http_json import json_response
 from ..keys import PIPELINE
 
 MAX_COUNT = 1000
@@ -69,7 +70,7 @@ async def events(request: web.Request) -> web.Response:
     before = integer_param(request.query.get("before"), "before")
     rows = await audit.page(flt, before, count)
     body = {"events": rows, "next": rows[-1]["id"] if len(rows) == count else None}
-    return web.Response(body=orjson.dumps(body), content_type="application/json")
+    return json_response(body)
 
 
 async def export(request: web.Request) -> web.StreamResponse:

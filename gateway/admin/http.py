@@ -4,19 +4,14 @@ JSON), the caller it leaves on the request, and JSON replies."""
 
 from __future__ import annotations
 
-import orjson
 from aiohttp import web
 
 from ..errors import GatewayError
+from ..http_json import json_response
 from ..keys import AUTH
 
 PERMISSION = "admin"
 CALLER = web.RequestKey("caller", object)  # the authenticated principal
-
-
-def json_response(body, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status,
-                        content_type="application/json")
 
 
 @web.middleware

@@ -24,9 +24,10 @@ from .. import redact
 from ..audit import Event
 from ..errors import InvalidValue, NotFound
 from ..http_input import integer_param
+from ..http_json import json_response
 from ..keys import OUTBOUND, PIPELINE
 from ..outbound import queue
-from .http import CALLER, json_response
+from .http import CALLER
 
 MAX_LIMIT = 1000
 

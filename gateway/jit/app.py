@@ -19,6 +19,7 @@ from aiohttp import web
 
 from ..errors import GatewayError, InvalidSyntax
 from ..http_input import read_body
+from ..http_json import json_response
 from ..keys import AUTH, JIT, PIPELINE
 from ..scim_common.http import scim2_base_url
 from ..scim_common.render import resource_json
@@ -26,17 +27,12 @@ from ..scim_common.render import resource_json
 MAX_BODY = 512 * 1024
 
 
-def _json(body, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status,
-                        content_type="application/json")
-
-
 @web.middleware
 async def jit_errors(request: web.Request, handler):
     try:
         return await handler(request)
     except GatewayError as exc:
-        response = _json({"status": exc.status, "error": exc.detail}, exc.status)
+        response = json_response({"status": exc.status, "error": exc.detail}, exc.status)
         if exc.status == 401 and "Authorization" not in request.headers:
             response.headers["WWW-Authenticate"] = 'Basic realm="gateway"'
         return response
@@ -55,7 +51,7 @@ async def login(request: web.Request) -> web.Response:
         caller, request.match_info["provider"], body)
     user = resource_json(entity, request.config_dict[PIPELINE].schemas.user,
                          scim2_base_url(request))
-    return _json({"result": result, "user": user}, 201 if result == "created" else 200)
+    return json_response({"result": result, "user": user}, 201 if result == "created" else 200)
 
 
 def create_jit_app() -> web.Application:
