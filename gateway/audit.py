@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
 import orjson
@@ -46,6 +46,7 @@ from . import state
 from .config import AuditConfig
 from .errors import Forbidden, GatewayError
 from .model.times import stamp
+from .names import qualify
 from .request_context import REQUEST
 
 log = logging.getLogger("gateway.audit")
@@ -185,37 +186,33 @@ def _public(row) -> dict:
 class EventJournal(Journal):
     """An event a store writes in the transaction of the change it describes."""
 
-    def __init__(self, event: Event, runner: Runner, qualify: Callable[[str, str], str],
-                 each: list[list[str]] | None = None):
+    def __init__(self, event: Event, runner: Runner, each: list[list[str]] | None = None):
         self.event = event
         self.runner = runner
         self.done = False
-        self._qualify = qualify
         self._each = each  # several creates: the attributes of each
 
     def write(self, conn, domain: str, result) -> None:
-        events = (created(self.event, domain, result, self._each or [], self._qualify)
+        events = (created(self.event, domain, result, self._each or [])
                   if isinstance(result, list) else [self._completed(domain, result)])
         if events:
             _insert(conn, [e.row() for e in events])
 
     def _completed(self, domain: str, result) -> Event:
-        return about(self.event, domain, result, self._qualify) \
+        return about(self.event, domain, result) \
             if isinstance(result, Record) else self.event
 
 
-def about(event: Event, domain: str, rec: Record, qualify: Callable[[str, str], str]
-          ) -> Event:
+def about(event: Event, domain: str, rec: Record) -> Event:
     """The event, naming the user or group ``rec`` of ``domain``."""
     name = rec.data.get("userName", rec.data.get("displayName"))
     return replace(event, target_id=rec.id,
                    target=qualify(domain, name) if isinstance(name, str) else event.target)
 
 
-def created(event: Event, domain: str, results: list, each: list[list[str]],
-            qualify: Callable[[str, str], str]) -> list[Event]:
+def created(event: Event, domain: str, results: list, each: list[list[str]]) -> list[Event]:
     """One event per user that several creates made (``each``: their attributes)."""
-    return [replace(about(event, domain, rec, qualify), attributes=names)
+    return [replace(about(event, domain, rec), attributes=names)
             for rec, names in zip(results, each, strict=True) if isinstance(rec, Record)]
 
 
@@ -223,9 +220,8 @@ class Audit:
     """``journal`` for a change, ``record`` what must be kept before the reply, ``note``
     an authentication decision; ``page`` and ``export`` read the trail."""
 
-    def __init__(self, cfg: AuditConfig, qualify: Callable[[str, str], str]):
+    def __init__(self, cfg: AuditConfig):
         self.cfg = cfg
-        self.qualify = qualify
         self.runner: Runner | None = None
         self._buffer: list[dict] = []
         self._flusher: asyncio.Task | None = None
@@ -258,7 +254,7 @@ class Audit:
                 ) -> EventJournal | None:
         if not self.enabled or self.runner is None:
             return None
-        return EventJournal(event, self.runner, self.qualify, each)
+        return EventJournal(event, self.runner, each)
 
     async def record(self, events: list[Event]) -> None:
         """Keep events now (before the reply); a failure to keep them is logged."""

@@ -185,7 +185,7 @@ async def test_the_admin_api_is_for_administrators_and_checks_its_input(gateway)
 
 async def test_retention_purges_old_events(tmp_path):
     runner = make_runner(f"sqlite:///{tmp_path / 'state.db'}")
-    audit = Audit(AuditConfig(retention_days=30), lambda d, n: n)
+    audit = Audit(AuditConfig(retention_days=30))
     try:
         await audit.start(runner)
         old = stamp(dt.datetime.now(dt.UTC) - dt.timedelta(days=31))

@@ -48,9 +48,6 @@ class Stores:
             raise InvalidValue(f"Unknown user store domain '{domain}'")
         return store
 
-    def is_hybrid(self, name: str) -> bool:
-        return self.names.is_hybrid(name)
-
     def split(self, name: str, group: bool = False) -> tuple[UserStore, str]:
         """The store a name (``gateway.names``) lives in, and its bare name there."""
         domain, bare = self.names.split(name, group)

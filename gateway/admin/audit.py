@@ -15,11 +15,12 @@ import datetime as dt
 import orjson
 from aiohttp import web
 
-from ..audit import Audit, Filter, stamp
+from ..audit import Audit, Filter
 from ..errors import InvalidValue, NotFound
 from ..http_input import integer_param
 from ..http_json import json_response
 from ..keys import PIPELINE
+from ..model.times import stamp
 
 MAX_COUNT = 1000
 OUTCOMES = ("success", "denied", "refused", "failed")

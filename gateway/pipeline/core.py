@@ -73,7 +73,7 @@ class Pipeline(UserOperations, AccountOperations, GroupOperations):
         self.names = stores.names  # splitting and qualifying names (gateway.names)
         self.passwords = passwords
         # every change and login decision (started with the state database)
-        self.audit = Audit(config.audit, stores.qualify)
+        self.audit = Audit(config.audit)
         # earlier passwords a new one may not repeat (started with the state database)
         self.history = PasswordHistory(config.passwords.history, passwords)
         self.schemas = schemas or SchemaRegistry.build(config.extensions)
@@ -128,7 +128,7 @@ class Pipeline(UserOperations, AccountOperations, GroupOperations):
             EVENT.reset(token)
         if journal is None or not journal.done:  # not kept with the change: now
             if isinstance(result, ops.Entity):
-                event = about(event, result.domain, result.record, self.stores.qualify)
+                event = about(event, result.domain, result.record)
             await self.audit.record([event])
         return result
 
@@ -192,7 +192,7 @@ class Pipeline(UserOperations, AccountOperations, GroupOperations):
         if names is not None:
             event.attributes = sorted(names)
         if entity is not None:
-            done = about(event, entity.domain, entity.record, self.stores.qualify)
+            done = about(event, entity.domain, entity.record)
             event.target_id, event.target = done.target_id, done.target
 
     @staticmethod

@@ -182,7 +182,7 @@ class UserOperations:
                     ops.USER, domain, result)
                 if (journal is None or not journal.done) and isinstance(result, Record):
                     kept.append(dataclasses.replace(about(
-                        event, domain, result, self.stores.qualify), attributes=names))
+                        event, domain, result), attributes=names))
         for i, result in enumerate(out):
             if isinstance(result, GatewayError):
                 name = representations[i].get("userName") \
