@@ -35,7 +35,7 @@ from ..model.account import (
     sign_in_refusal,
 )
 from ..model.schema import WSO2_USER
-from ..names import is_qualified, qualify
+from ..names import SEPARATOR, is_qualified, qualify
 from .common import (
     ADMIN_ROLE,
     CHANGE,
@@ -89,8 +89,7 @@ class AccountOperations:
         if op.anywhere and not is_qualified(op.user_name) and "\x00" not in op.user_name:
             store, bare = await self._resolve(ops.USER, op.user_name, anywhere=True)
             op = dataclasses.replace(op, user_name=qualify(store.domain, bare), anywhere=False)
-        account = self._account_name(op.user_name)
-        shown = self._shown_name(op.user_name)
+        account, shown = self._account_names(op.user_name)
         decision = Event.now(shown, "CheckPassword", kind=ops.USER, target=shown,
                              outcome="refused",
                              **({"address": op.source} if op.source else {}))
@@ -121,21 +120,15 @@ class AccountOperations:
             await self._unlock(entity)  # its lock ran out: the account says so again
         return entity
 
-    def _shown_name(self, user_name: str) -> str:
-        """A user name as the audit trail shows it (qualified, PRIMARY's bare)."""
+    def _account_names(self, user_name: str) -> tuple[str, str]:
+        """The one spelling of an account's name that lockout and throttling count by
+        (``DOMAIN/name``, PRIMARY's too), and the name as the audit trail shows it
+        (qualified, PRIMARY's bare); a name of no store stays as given."""
         try:
             domain, bare = self.names.split(user_name)
         except GatewayError:
-            return user_name
-        return qualify(domain, bare)
-
-    def _account_name(self, user_name: str) -> str:
-        """The one spelling of an account's name that lockout and throttling count by."""
-        try:
-            store, bare = self.stores.split(user_name)
-        except GatewayError:
-            return user_name
-        return f"{store.domain}/{bare}"
+            return user_name, user_name
+        return f"{domain}{SEPARATOR}{bare}", qualify(domain, bare)
 
     async def _lock(self, account: str, until: float) -> None:
         """Record an automatic lockout on the account (WSO2's accountLocked, unlockTime);
