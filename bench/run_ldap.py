@@ -528,7 +528,7 @@ _PLUMBING = ("(threading.py", "(futures/thread.py", "_apply (ldap/directory.py",
 # where an LDAP worker sample is, first match wins (frames as _frame() writes them)
 _BUCKETS = [
     ("key walk (paged search of every match's id)", "paged_search_generator ("),
-    ("the page's users' groups (a search per user)", "LDAPUserStore._user_record ("),
+    ("the page's users' groups (a search per user)", "Entries.user_record ("),
     ("reading the page's entries (searches of 100 ids)", "Connection.search ("),
 ]
 _WALK_PARTS = [

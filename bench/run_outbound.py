@@ -640,7 +640,7 @@ CATEGORIES = (
                                                     "enqueue (gateway/outbound",
                                                     "drop_outbox (gateway/outbound")),
     ("dispatcher: entity reads (a claim's users with their groups), reader thread",
-     ("get_users (userstores/sql/operations.py", "get_user (userstores/sql/operations.py",
+     ("get_users (userstores/sql/users.py", "get_user (userstores/sql/users.py",
       "SQLUserStore.get_user")),
     ("connector: lookup GET before create (HTTP client)", ("ScimConnector.lookup",)),
     ("connector: POST/PUT (HTTP client)", ("ScimConnector.send",)),

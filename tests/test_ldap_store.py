@@ -236,7 +236,7 @@ async def test_default_order_lists_use_the_directorys_list_view(ldap_gateway, ld
         if not cursor:
             break
     assert pages == sorted(everyone)
-    assert gw.app[STORES].primary._vlv is True  # the list view, not the key walk
+    assert gw.app[STORES].primary.listing.vlv is True  # the list view, not the key walk
 
 
 async def test_readiness_with_a_secondary_directory_down(aiohttp_client, ldap_base, admin_env,

@@ -1,5 +1,5 @@
 """The SQL store's transactional outbox (``userstores.base.Outbox``): the table
-``outbox`` (``tables.py``), one row written by ``operations.emit`` in each change's own
+``outbox`` (``tables.py``), one row written by ``rows.emit`` in each change's own
 transaction, read, moved and dropped here for the outbound dispatcher.
 
 Reads take the oldest rows first. Where the dispatcher takes rows for itself on

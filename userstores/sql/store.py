@@ -1,6 +1,6 @@
 """The SQL user store on SQLAlchemy 2 Core: SQLite (embedded) or PostgreSQL.
 
-Each method is one store operation (``operations.py``) run by the runner
+Each method is one store operation (``users.py``, ``groups.py``, ``search.py``) run by the runner
 (``engine.py``) in one transaction; database errors are wrapped here into the
 gateway's own.
 """
@@ -30,7 +30,7 @@ from userstores.base import (
     UserStore,
 )
 
-from . import operations as ops
+from . import groups, rows, search, users
 from .filters import FilterCompiler
 from .outbox import SQLOutbox
 
@@ -95,7 +95,7 @@ class SQLUserStore(UserStore):
         self._runner = make_runner(self.url, self._pool_size)
         self.outbox = SQLOutbox(self._runner)
         try:
-            await self._runner.write(ops.migrate, self.domain)
+            await self._runner.write(rows.migrate, self.domain)
         except GatewayError:
             await self.close()
             raise
@@ -109,75 +109,75 @@ class SQLUserStore(UserStore):
             await runner.close()
 
     async def ping(self) -> None:
-        await self._read(ops.ping)
+        await self._read(rows.ping)
 
     async def check(self) -> str:
-        users, groups = await self._read(ops.counts)
-        return f"{self._runner.dialect}: {users} users, {groups} groups"
+        n_users, n_groups = await self._read(rows.counts)
+        return f"{self._runner.dialect}: {n_users} users, {n_groups} groups"
 
     # users -----------------------------------------------------------------------
     async def create_user(self, data: dict, password_hash: str | None, *,
                           groups: list[str] = (), change: Change = WRITE) -> Record:
-        return await self._write(ops.create_user, self.schemas.user, data, password_hash,
+        return await self._write(users.create_user, self.schemas.user, data, password_hash,
                                  list(groups), self.domain, change=change)
 
     async def create_users(self, items: list[tuple[dict, str | None]], *,
                            change: Change = WRITE) -> list[Record | GatewayError]:
         """Create several users in one transaction, each succeeding or failing alone."""
-        return await self._write(ops.create_users, self.schemas.user, list(items),
+        return await self._write(users.create_users, self.schemas.user, list(items),
                                  change=change)
 
     async def bulk_insert_users(self, items: list[tuple[dict, str | None]], *,
                                 change: Change = WRITE) -> int:
         """Insert many new users in one transaction (the loader's path); returns the count."""
-        return await self._write(ops.bulk_insert_users, self.schemas.user, list(items),
+        return await self._write(users.bulk_insert_users, self.schemas.user, list(items),
                                  change=change)
 
     async def get_user(self, user_id: str, *, with_groups: bool = True) -> Record | None:
-        found = await self._read(ops.get_user, "id", user_id, with_groups)
+        found = await self._read(users.get_user, "id", user_id, with_groups)
         return found[0] if found else None
 
     async def get_user_by_name(self, user_name: str, *, with_groups: bool = True
                                ) -> Record | None:
-        found = await self._read(ops.get_user, "name", user_name.lower(), with_groups)
+        found = await self._read(users.get_user, "name", user_name.lower(), with_groups)
         return found[0] if found else None
 
     async def get_users(self, user_ids: list[str]) -> dict[str, Record]:
-        return await self._read(ops.get_users, user_ids)
+        return await self._read(users.get_users, user_ids)
 
     async def get_password_hash(self, user_name: str) -> tuple[Record, str | None] | None:
-        return await self._read(ops.get_user, "name", user_name.lower(), True)
+        return await self._read(users.get_user, "name", user_name.lower(), True)
 
     async def replace_user(self, user_id: str, data: dict, *, expected_version: int | None,
                            password_hash=UNCHANGED, change: Change = WRITE) -> Record:
-        return await self._write(ops.replace_user, self.schemas.user, user_id, data,
+        return await self._write(users.replace_user, self.schemas.user, user_id, data,
                                  expected_version, password_hash, change=change)
 
     async def set_password_hash(self, user_id: str, password_hash: str, *,
                                 change: Change = WRITE) -> None:
-        await self._write(ops.set_password_hash, user_id, password_hash, change=change)
+        await self._write(users.set_password_hash, user_id, password_hash, change=change)
 
     async def delete_user(self, user_id: str, *, expected_version: int | None,
                           change: Change = WRITE) -> None:
-        await self._write(ops.delete_user, user_id, expected_version, change=change)
+        await self._write(users.delete_user, user_id, expected_version, change=change)
 
     async def search_users(self, query: Query) -> Page:
-        return await self._read(ops.search, query, self._users)
+        return await self._read(search.search, query, self._users)
 
     # groups --------------------------------------------------------------------------
     async def create_group(self, data: dict, members: list[dict], *,
                            change: Change = WRITE) -> Record:
-        return await self._write(ops.create_group, self.schemas.group, data, members,
+        return await self._write(groups.create_group, self.schemas.group, data, members,
                                  self.domain, change=change)
 
     async def get_group(self, group_id: str, *, with_members: bool = True) -> Record | None:
-        return await self._read(ops.get_group, "id", group_id, with_members)
+        return await self._read(groups.get_group, "id", group_id, with_members)
 
     async def get_groups(self, group_ids: list[str]) -> dict[str, Record]:
-        return await self._read(ops.get_groups, group_ids)
+        return await self._read(groups.get_groups, group_ids)
 
     async def get_group_by_name(self, name: str, *, with_members: bool = True) -> Record | None:
-        return await self._read(ops.get_group, "name", name.lower(), with_members)
+        return await self._read(groups.get_group, "name", name.lower(), with_members)
 
     async def replace_group(self, group_id: str, data: dict, *, expected_version: int | None,
                             members: list[dict] | None = None,
@@ -190,16 +190,16 @@ class SQLUserStore(UserStore):
                              add=(), remove=(), remove_all: bool = False,
                              data: dict | None = None, with_members: bool = True,
                              change: Change = WRITE) -> Record:
-        return await self._write(ops.change_members, self.schemas.group, group_id,
+        return await self._write(groups.change_members, self.schemas.group, group_id,
                                  expected_version, list(add), list(remove), remove_all, data,
                                  self.domain, with_members, change=change)
 
     async def delete_group(self, group_id: str, *, expected_version: int | None,
                            change: Change = WRITE) -> None:
-        await self._write(ops.delete_group, group_id, expected_version, change=change)
+        await self._write(groups.delete_group, group_id, expected_version, change=change)
 
     async def search_groups(self, query: Query) -> Page:
-        return await self._read(ops.search, query, self._groups)
+        return await self._read(search.search, query, self._groups)
 
 
 def _without_outbox(fn):

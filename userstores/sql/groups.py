@@ -1,0 +1,187 @@
+"""The SQL store's group operations, each over one ``Connection`` in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from gateway.errors import Conflict, InvalidValue
+from gateway.model.schema import ResourceType
+from userstores.base import Record
+
+from . import indexing
+from . import tables as t
+from .rows import (
+    CHUNK,
+    GROUP_BY,
+    INSERT_GROUP,
+    bump,
+    check_unique,
+    dumps,
+    emit,
+    groups_of,
+    lock_row,
+    members_of,
+    now,
+    record,
+    touch_groups_of,
+    write_values,
+)
+
+
+def resolve(conn: Connection, ids: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for i in range(0, len(ids), CHUNK):
+        chunk = ids[i:i + CHUNK]
+        for (uid,) in conn.execute(select(t.users.c.id).where(t.users.c.id.in_(chunk))):
+            found[uid] = "User"
+        for (gid,) in conn.execute(select(t.groups.c.id).where(t.groups.c.id.in_(chunk))):
+            found[gid] = "Group"
+    return found
+
+
+def _check_members(conn: Connection, members: Iterable[dict], group_id: str,
+                   domain: str) -> list[dict]:
+    """Members as stored: each id must be a user or group of this store."""
+    wanted = {m["value"]: m.get("type") for m in members}
+    if not wanted:
+        return []
+    if group_id in wanted:
+        raise InvalidValue("A group cannot be a member of itself")
+    found = resolve(conn, list(wanted))
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        raise InvalidValue(f"Unknown member id(s) in {domain}: {', '.join(missing[:10])}")
+    nested = [i for i in wanted if found[i] == "Group"]
+    if nested:
+        # a group may not contain a group it is itself (indirectly) a member of
+        ancestors = {g["value"] for g in groups_of(conn, [group_id])[group_id]}
+        circular = [i for i in nested if i in ancestors]
+        if circular:
+            raise InvalidValue(f"Group {circular[0]} contains this group (directly or through "
+                               "other groups): adding it would make a cycle")
+    for mid, given in wanted.items():
+        if given is not None and given != found[mid]:
+            raise InvalidValue(f"Member {mid} is a {found[mid]}, not a {given}")
+    return [{"member_id": mid, "member_type": found[mid]} for mid in wanted]
+
+
+def _add_members(conn: Connection, seq: int, rows: list[dict]) -> None:
+    if rows:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        conn.execute(dialect.insert(t.memberships).on_conflict_do_nothing(),
+                     [{"group_seq": seq, **r} for r in rows])
+
+
+def _membership_changes(conn: Connection, seq: int, add_rows: list[dict], remove: list[str],
+                        remove_all: bool) -> set[str]:
+    """The members whose membership adding/removing these changes (only they are read)."""
+    m = t.memberships
+    wanted = {r["member_id"] for r in add_rows}
+    if remove_all:  # a replacement: compare the sets
+        current = {mid for (mid,) in conn.execute(
+            select(m.c.member_id).where(m.c.group_seq == seq))}
+        return current ^ wanted
+    ids, present = list(wanted | set(remove)), set()
+    for i in range(0, len(ids), CHUNK):
+        present.update(mid for (mid,) in conn.execute(
+            select(m.c.member_id).where(m.c.group_seq == seq,
+                                        m.c.member_id.in_(ids[i:i + CHUNK]))))
+    return (wanted - present) | (set(remove) & present)
+
+
+def create_group(conn: Connection, rtype: ResourceType, data: dict, members: list[dict],
+                 domain: str) -> Record:
+    gid, ts = str(uuid.uuid4()), now()
+    name = data["displayName"]
+    rows = _check_members(conn, members, gid, domain)
+    try:
+        seq = conn.execute(INSERT_GROUP, {
+            "id": gid, "display_name": name, "display_name_ci": name.lower(),
+            "external_id": data.get("externalId"), "data": dumps(data), "version": 1,
+            "created": ts, "last_modified": ts,
+        }).scalar_one()
+    except IntegrityError as exc:
+        raise Conflict(f"Group '{name}' already exists") from exc
+    write_values(conn, t.group_values, indexing.rows(rtype, seq, data))
+    check_unique(conn, rtype, t.group_values, seq, data)
+    _add_members(conn, seq, rows)
+    emit(conn, [("Group", gid, "upsert", name)]
+         + [(r["member_type"], r["member_id"], "upsert", None) for r in rows])
+    return Record(gid, data, 1, ts, ts, members=members_of(conn, [seq])[seq])
+
+
+def get_group(conn: Connection, by: str, value: str, with_members: bool) -> Record | None:
+    row = conn.execute(GROUP_BY[by], {"v": value}).first()
+    if row is None:
+        return None
+    members = members_of(conn, [row.seq])[row.seq] if with_members else None
+    return record(row, members, "Group")
+
+
+def get_groups(conn: Connection, group_ids: list[str]) -> dict[str, Record]:
+    """Groups by id, with their members (missing ones are left out)."""
+    out: dict[str, Record] = {}
+    for i in range(0, len(group_ids), CHUNK):
+        chunk = group_ids[i:i + CHUNK]
+        rows = conn.execute(select(t.groups).where(t.groups.c.id.in_(chunk))).all()
+        members = members_of(conn, [r.seq for r in rows]) if rows else {}
+        out.update((r.id, record(r, members[r.seq], "Group")) for r in rows)
+    return out
+
+
+def change_members(conn: Connection, rtype: ResourceType, group_id: str,
+                   expected_version: int | None, add,
+                   remove, remove_all: bool, data: dict | None, domain: str,
+                   with_members: bool = True) -> Record:
+    m = t.memberships
+    row = lock_row(conn, t.groups, group_id, expected_version, "Group")
+    rows = _check_members(conn, add, group_id, domain)
+    moved = _membership_changes(conn, row.seq, rows, list(remove), remove_all)
+    if data is not None or moved:
+        values = {}
+        if data is not None:
+            name = data["displayName"]
+            values = {"display_name": name, "display_name_ci": name.lower(),
+                      "external_id": data.get("externalId"), "data": dumps(data)}
+        try:
+            bump(conn, t.groups, row, values, "Group", group_id)
+        except IntegrityError as exc:
+            raise Conflict(f"Group '{data['displayName']}' already exists") from exc
+        if data is not None:
+            conn.execute(delete(t.group_values).where(t.group_values.c.entity == row.seq))
+            write_values(conn, t.group_values, indexing.rows(rtype, row.seq, data))
+            check_unique(conn, rtype, t.group_values, row.seq, data)
+        if remove_all:
+            conn.execute(delete(m).where(m.c.group_seq == row.seq))
+        elif remove:
+            ids = list(remove)
+            for i in range(0, len(ids), CHUNK):
+                conn.execute(delete(m).where(m.c.group_seq == row.seq,
+                                             m.c.member_id.in_(ids[i:i + CHUNK])))
+        _add_members(conn, row.seq, rows)
+        kinds = dict(resolve(conn, list(moved))) if moved else {}
+        emit(conn, [("Group", group_id, "upsert",
+                     data["displayName"] if data is not None else row.name)]
+             + [(kinds.get(mid, "User"), mid, "upsert", None) for mid in sorted(moved)])
+    # no change: nothing written, the version stays
+    full = conn.execute(select(t.groups).where(t.groups.c.seq == row.seq)).one()
+    return record(full, members_of(conn, [row.seq])[row.seq] if with_members else None,
+                  "Group")
+
+
+def delete_group(conn: Connection, group_id: str, expected_version: int | None) -> None:
+    row = lock_row(conn, t.groups, group_id, expected_version, "Group")
+    touch_groups_of(conn, group_id)
+    m = t.memberships
+    emit(conn, [("Group", group_id, "delete", row.name)]
+         + [(kind, mid, "upsert", None) for mid, kind in conn.execute(
+             select(m.c.member_id, m.c.member_type).where(m.c.group_seq == row.seq))])
+    conn.execute(delete(t.memberships).where(t.memberships.c.group_seq == row.seq))
+    conn.execute(delete(t.group_values).where(t.group_values.c.entity == row.seq))
+    conn.execute(delete(t.groups).where(t.groups.c.seq == row.seq))

@@ -1,0 +1,67 @@
+"""The SQL store's search: one page of users or groups by filter, sort and position."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, func, literal, or_, select, true
+from sqlalchemy.engine import Connection
+
+from userstores.base import Page, Query
+
+from . import tables as t
+from .filters import FilterCompiler
+from .rows import groups_of, members_of, record
+
+
+def search(conn: Connection, query: Query, compiler: FilterCompiler) -> Page:
+    kind = compiler.kind
+    table = t.users if kind == "User" else t.groups
+    where = compiler.compile(query.filter) if query.filter is not None else true()
+    total = None
+    rows = []
+    if query.limit > 0:
+        order = []
+        key = compiler.sort_key(query.sort) if query.sort is not None else None
+        if key is not None:
+            # resources without a value come last ascending, first descending
+            order.append(key.desc().nulls_first() if query.descending else key.asc().nulls_last())
+        order.append(table.c.seq.desc() if query.descending else table.c.seq.asc())
+        stmt = select(table)
+        if query.keyset:
+            stmt = select(table, (key if key is not None else literal(None)).label("_key"))
+        page_where = where
+        if query.after is not None:
+            page_where = and_(where, _after(table.c.seq, key, query.after, query.descending))
+        rows = conn.execute(stmt.where(page_where).order_by(*order)
+                            .offset(query.offset).limit(query.limit)).all()
+        # a page that is not full tells the total without counting (the usual "eq" lookup)
+        if query.after is None and len(rows) < query.limit and (rows or query.offset == 0):
+            total = query.offset + len(rows)
+    if query.with_total and total is None:
+        total = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
+    relations = None
+    if query.with_relations and rows:
+        if kind == "User":
+            relations = groups_of(conn, [r.id for r in rows])
+        else:
+            by_seq = members_of(conn, [r.seq for r in rows])
+            relations = {r.id: by_seq[r.seq] for r in rows}
+    records = [record(r, relations[r.id] if relations else None, kind) for r in rows]
+    if query.keyset:
+        for rec, row in zip(records, rows, strict=True):
+            rec.position = (row._key, row.seq)
+    return Page(records, total if query.with_total else len(records))
+
+
+def _after(seq, key, position: tuple, descending: bool):
+    """Rows strictly after ``position`` (value, seq) in the order search() uses."""
+    value, last = position
+    if key is None:
+        return seq < last if descending else seq > last
+    if descending:  # nulls first, then values descending; ties by seq descending
+        if value is None:
+            return or_(and_(key.is_(None), seq < last), key.is_not(None))
+        return or_(key < value, and_(key == value, seq < last))
+    # ascending: values ascending, nulls last; ties by seq ascending
+    if value is None:
+        return and_(key.is_(None), seq > last)
+    return or_(key > value, and_(key == value, seq > last), key.is_(None))
