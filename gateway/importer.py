@@ -20,6 +20,7 @@ from . import state
 from .auth.principal import SYSTEM
 from .config import Config
 from .errors import InvalidSyntax
+from .operations import ImportUsers
 from .passwords import Passwords
 from .pipeline import Pipeline
 from .request_context import REQUEST, RequestInfo
@@ -54,10 +55,10 @@ async def import_users(cfg: Config, path: str, domain: str, batch: int) -> tuple
             except orjson.JSONDecodeError as exc:
                 raise InvalidSyntax(f"line {number}: not JSON: {exc}") from None
             if len(chunk) >= batch:
-                total += await pipeline.bulk_create_users(SYSTEM, domain, chunk)
+                total += await pipeline.execute(SYSTEM, ImportUsers(domain, tuple(chunk)))
                 chunk = []
         if chunk:
-            total += await pipeline.bulk_create_users(SYSTEM, domain, chunk)
+            total += await pipeline.execute(SYSTEM, ImportUsers(domain, tuple(chunk)))
     finally:
         await pipeline.audit.stop()
         if own_home and home is not None:

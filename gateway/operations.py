@@ -41,6 +41,27 @@ class CreateUser(Operation):
 
 
 @dataclass(frozen=True)
+class CreateUsers(Operation):
+    """Several users, each created or refused on its own (SCIM /Bulk): the same as that
+    many CreateUser, written in one store transaction per store. The result is a list
+    with an Entity or the GatewayError of each, in order."""
+    representations: tuple[dict, ...]
+    kind = USER
+    permission = "users:create"
+
+
+@dataclass(frozen=True)
+class ImportUsers(Operation):
+    """Many new users of one store in one transaction, all or none (initial loads). Each
+    representation comes with a label (its line) for error messages; the result is the
+    number created."""
+    domain: str
+    items: tuple[tuple[str, dict], ...]
+    kind = USER
+    permission = "users:create"
+
+
+@dataclass(frozen=True)
 class GetUser(Operation):
     id: str
     with_groups: bool = True

@@ -531,6 +531,35 @@ async def test_bulk(gateway):
     assert await names(gateway, "userName Eq late") == []
 
 
+async def test_bulk_user_creations_are_written_together_each_on_its_own(gateway):
+    """Consecutive POST /Users (no failOnErrors) go to the store as one batch: a taken
+    name, a bad value and a reader's lack of permission still fail only their own."""
+    await create_user(gateway, "taken11")
+    ops_ = [{"method": "POST", "path": "/Users", "bulkId": f"b{i}",
+             "data": {"schemas": [CORE], "userName": name}}
+            for i, name in enumerate(["batch-a", "taken11", "batch-b", "batch-c"])]
+    ops_.append({"method": "POST", "path": "/Users", "bulkId": "bad",
+                 "data": {"schemas": [CORE], "userName": "batch-d", "active": "perhaps"}})
+    ops_.append({"method": "PATCH", "path": "/Users/bulkId:b2",
+                 "data": {"schemas": [CORE], "nickName": "bee"}})
+    status, body, _ = await s11(gateway, "POST", "/Bulk", {"schemas": [CORE],
+                                                           "Operations": ops_})
+    assert status == 200, body
+    codes = {op.get("bulkId", op["method"]): op["status"]["code"] for op in body["Operations"]}
+    assert codes == {"b0": "201", "b1": "409", "b2": "201", "b3": "201", "bad": "400",
+                     "PATCH": "200"}
+    assert body["Operations"][1]["status"]["description"]
+    assert sorted(await names(gateway, 'userName sw "batch-"')) == ["batch-a", "batch-b",
+                                                                  "batch-c"]
+    bee = await get(gateway, "/Users/" + body["Operations"][2]["location"].rsplit("/", 1)[1])
+    assert bee["nickName"] == "bee"
+    status, body, _ = await s11(gateway, "POST", "/Bulk", {"Operations": [
+        {"method": "POST", "path": "/Users", "bulkId": f"r{i}", "data": {"userName": f"reader-made-{i}"}}
+        for i in range(3)]}, auth=READER)
+    assert [op["status"]["code"] for op in body["Operations"]] == ["403"] * 3
+    assert await names(gateway, 'userName sw "reader-made"') == []
+
+
 # errors and authentication -------------------------------------------------------------------
 async def test_errors_are_scim11_errors(gateway):
     user = await create_user(gateway, "taken")

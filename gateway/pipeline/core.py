@@ -108,6 +108,8 @@ class Pipeline(UserOperations, AccountOperations, GroupOperations):
     async def execute(self, caller: Principal, op: ops.Operation):
         if caller is None:
             raise Unauthorized()
+        if isinstance(op, ops.CreateUsers | ops.ImportUsers):  # audited item by item
+            return await self._batch(caller, op)
         if type(op) not in WRITES or not self.audit.enabled:
             return await self._execute(caller, op)
         event = Event.now(caller.name, type(op).__name__, kind=op.kind, **target_of(op))
@@ -162,6 +164,15 @@ class Pipeline(UserOperations, AccountOperations, GroupOperations):
                 await outbound.committed(await self._find(ops.GROUP, group_id, False),
                                          "upsert", since)
         return None if deleted else result
+
+    async def _batch(self, caller: Principal, op: ops.CreateUsers | ops.ImportUsers):
+        """Many users at once: the caller needs the permission for all of them."""
+        caller.require(op.permission)
+        if isinstance(op, ops.CreateUsers):
+            return await self._create_users(caller, op)
+        if not caller.store:
+            raise NotSupported("A client that only provisions cannot load users")
+        return await self._import_users(caller, op)
 
     @staticmethod
     def _self_service(caller: Principal, op: ops.Operation) -> bool:

@@ -18,7 +18,6 @@ from ..errors import (
     Forbidden,
     GatewayError,
     InvalidValue,
-    Unauthorized,
     VersionMismatch,
 )
 from ..model.account import (
@@ -132,16 +131,9 @@ class UserOperations:
         if refused:
             raise Forbidden(f"A user may not change {', '.join(refused)} of its own account")
 
-    async def create_users(self, caller: Principal, representations: list[dict]
-                           ) -> list[ops.Entity | GatewayError]:
-        """Create several users, each succeeding or failing on its own (SCIM /Bulk): the
-        same as that many CreateUser operations, in one store transaction per store."""
-        if caller is None:
-            raise Unauthorized()
-        try:
-            caller.require(ops.CreateUser.permission)
-        except GatewayError as exc:
-            return [exc] * len(representations)
+    async def _create_users(self, caller: Principal, op: ops.CreateUsers
+                            ) -> list[ops.Entity | GatewayError]:
+        representations = list(op.representations)
         if not caller.store:  # provision-only: one by one, straight to the connectors
             out = []
             for rep in representations:
@@ -150,14 +142,7 @@ class UserOperations:
                 except GatewayError as exc:
                     out.append(exc)
             return out
-        out = await self._create_users(caller, representations,
-                                       caller.provision and self.outbox)
-        if self.outbound is not None and caller.provision:
-            self.outbound.kick()
-        return out
-
-    async def _create_users(self, caller: Principal, representations: list[dict],
-                            outbox: bool) -> list[ops.Entity | GatewayError]:
+        outbox = caller.provision and self.outbox
         out: list = [None] * len(representations)
         batches: dict[str, list[tuple[int, dict, str | None, list[str]]]] = {}
         event = Event.now(caller.name, "CreateUser", kind=ops.USER)
@@ -190,18 +175,15 @@ class UserOperations:
                 kept.append(dataclasses.replace(
                     event.failed(result), target=name if isinstance(name, str) else None))
         await self.audit.record(kept)
+        if self.outbound is not None and caller.provision:
+            self.outbound.kick()
         return out
 
-    async def bulk_create_users(self, caller: Principal, domain: str,
-                                representations: list[tuple[str, dict]]) -> int:
-        """Create many users in one store transaction (initial loads).
-
-        Each representation comes with a label (e.g. its line number) for error messages.
-        """
-        caller.require("users:create")
+    async def _import_users(self, caller: Principal, op: ops.ImportUsers) -> int:
+        domain = op.domain
         store = self._writable(self.stores.get(domain))
         items = []
-        for label, rep in representations:
+        for label, rep in op.items:
             try:
                 data, password = canonical(self.schemas.user, rep)
                 target, bare = self.stores.split(data["userName"])

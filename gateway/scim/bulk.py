@@ -19,8 +19,6 @@ from aiohttp import web
 
 from .. import operations as ops
 from ..errors import (
-    CircularReference,
-    FailedReference,
     GatewayError,
     InvalidSyntax,
     InvalidValue,
@@ -68,44 +66,6 @@ def _operation(op: BulkOp, data) -> tuple[ops.Operation, str]:
             else ops.PatchGroup(rid, patch, if_match, with_members=False)), kind
 
 
-MAX_RUN = 500  # user creations written in one transaction (holding SQLite's write lock)
-
-
-def _user_creations(ordered: list[BulkOp], start: int, created: dict[str, str],
-                    fail_on_errors: int | None) -> list[BulkOp]:
-    """The run of POST /Users operations starting at ``start`` that can be written together:
-    their references are all resolved already (none points into the run itself). With
-    failOnErrors each operation runs alone, so that the job stops exactly where it must."""
-    if fail_on_errors is not None:
-        return []
-    run: list[BulkOp] = []
-    for op in ordered[start:start + MAX_RUN]:
-        if (op.method != "POST" or op.path != "/Users" or not op.bulk_id
-                or not isinstance(op.data, dict) or any(r not in created for r in op.depends)):
-            break
-        run.append(op)
-    return run if len(run) > 1 else []
-
-
-async def _create_users(pipeline, principal, run: list[BulkOp], created: dict[str, str],
-                        failed: set[str], base: str) -> int:
-    """Write a run of user creations together; each still succeeds or fails on its own."""
-    results = await pipeline.create_users(
-        principal, [shared.substitute(op.data, created) if op.depends else op.data for op in run])
-    errors = 0
-    for op, result in zip(run, results, strict=True):
-        if isinstance(result, GatewayError):
-            errors += 1
-            failed.add(op.bulk_id)
-            op.response = _error(op, result)
-            continue
-        created[op.bulk_id] = result.id
-        op.response = {"method": "POST", "bulkId": op.bulk_id,
-                       "location": f"{base}/Users/{result.id}",
-                       "version": f'W/"{result.version}"', "status": "201"}
-    return errors
-
-
 def _error(op: BulkOp, exc: GatewayError, location: str | None = None) -> dict:
     out = {"method": op.method, "status": str(exc.status), "response": error_body(exc)}
     if op.bulk_id:
@@ -113,6 +73,13 @@ def _error(op: BulkOp, exc: GatewayError, location: str | None = None) -> dict:
     if location:
         out["location"] = location
     return out
+
+
+async def _translate(op: BulkOp, data) -> tuple[ops.Operation, str]:
+    return _operation(op, data)
+
+
+WIRE = shared.Wire(translate=_translate, failure=_error, status=str, deleted=204)
 
 
 async def bulk(request: web.Request) -> web.Response:
@@ -124,59 +91,11 @@ async def bulk(request: web.Request) -> web.Response:
     if schemas is not None and (not isinstance(schemas, list) or BULK_REQUEST not in schemas):
         raise InvalidSyntax(f"A bulk request has the schema {BULK_REQUEST}")
     operations, fail_on_errors = shared.parse_bulk(body, config.bulk_max_operations)
-    ordered, cyclic = shared.order(operations)
-    for op in cyclic:
-        op.response = _error(op, CircularReference(
-            "Circular bulkId references: these operations reference each other"))
-    errors = 0  # operations in a cycle failed, but do not stop the others
-    created: dict[str, str] = {}  # bulkId -> id
-    failed: set[str] = {op.bulk_id for op in cyclic if op.bulk_id}
-    base = scim2_base_url(request)
-    position = 0
-    while position < len(ordered):
-        if fail_on_errors is not None and errors >= fail_on_errors:
-            break
-        run = _user_creations(ordered, position, created, fail_on_errors)
-        if run:
-            errors += await _create_users(pipeline, principal, run, created, failed, base)
-            position += len(run)
-            continue
-        op = ordered[position]
-        position += 1
-        location = None if op.method == "POST" else shared.location(base, op.path)
-        try:
-            missing = [r for r in op.depends if r not in created]
-            if missing:
-                ref = missing[0]
-                if ref in failed:
-                    raise FailedReference(f"bulkId '{ref}' refers to an operation that failed")
-                raise InvalidValue(f"Unknown bulkId '{ref}'")
-            head, _, tail = op.path.rpartition("/")
-            op.path = f"{head}/{shared.substitute(tail, created)}" if head else op.path
-            if op.method != "POST":
-                location = shared.location(base, op.path)
-            data = shared.substitute(op.data, created) if op.depends else op.data
-            operation, kind = _operation(op, data)
-            result = await pipeline.execute(principal, operation)
-        except GatewayError as exc:
-            errors += 1
-            if op.bulk_id:
-                failed.add(op.bulk_id)
-            op.response = _error(op, exc, location)
-            continue
-        out: dict = {"method": op.method}
-        if op.bulk_id:
-            out["bulkId"] = op.bulk_id
-        if op.method == "DELETE":
-            out["location"] = location
-            out["status"] = "204"
-        else:
-            out["location"] = f"{base}/{kind}/{result.id}"
-            out["version"] = f'W/"{result.version}"'
-            out["status"] = "201" if op.method == "POST" else "200"
-            if op.method == "POST" and op.bulk_id:
-                created[op.bulk_id] = result.id
-        op.response = out
+
+    async def execute(operation: ops.Operation):
+        return await pipeline.execute(principal, operation)
+
+    await shared.run(execute, operations, fail_on_errors, scim2_base_url(request), WIRE)
     return respond({
         "schemas": [BULK_RESPONSE],
         "Operations": [op.response for op in operations if op.response is not None],

@@ -2,11 +2,12 @@
 
 The request is SCIM 2.0's in another dress (``schemas: [urn:scim:schemas:core:1.0]``,
 ``failOnErrors``, ``Operations`` of ``method``/``path``/``bulkId``/``version``/``data``),
-so it is read and ordered by ``gateway.scim_common.bulk`` (``bulkId:`` references in paths and
-data, resolved whatever their order; circular ones fail with 409). Each operation's
-data is SCIM 1.1 (a PATCH is a partial resource) and runs through the pipeline on its
-own. Each result carries ``status: {"code": "201"}``, with a ``description`` when it
-failed, as charon 1.x and the draft write them.
+so it is read, ordered and run by ``gateway.scim_common.bulk`` (``bulkId:`` references
+in paths and data, resolved whatever their order; circular ones fail with 409). Each
+operation's data is SCIM 1.1 (a PATCH is a partial resource) and runs through the
+pipeline on its own (consecutive user creations are written together, as in SCIM 2.0).
+Each result carries ``status: {"code": "201"}``, with a ``description`` when it failed,
+as charon 1.x and the draft write them.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from aiohttp import web
 
 from .. import operations as ops
 from ..errors import (
-    CircularReference,
-    FailedReference,
     GatewayError,
     InvalidSyntax,
     InvalidValue,
@@ -98,8 +97,11 @@ async def bulk(request: web.Request) -> web.Response:
     pipeline = request.config_dict[PIPELINE]
     principal = request[PRINCIPAL]
 
-    async def run(operation: ops.Operation):
+    async def execute(operation: ops.Operation):
         return await pipeline.execute(principal, operation)
+
+    async def translate(op: BulkOp, data) -> tuple[ops.Operation, str]:
+        return await _operation(op, data, pipeline, execute)
 
     body = await read_json(request, config.bulk_max_payload_bytes)
     schemas = body.get("schemas")
@@ -107,51 +109,8 @@ async def bulk(request: web.Request) -> web.Response:
         raise InvalidSyntax("'schemas' must be an array")
     # SCIM 1.1 names the core schema (SCIM 2.0 a message schema): any is taken
     operations, fail_on_errors = shared.parse_bulk(body, config.bulk_max_operations)
-    ordered, cyclic = shared.order(operations)
-    for op in cyclic:
-        op.response = _error(op, CircularReference(
-            "Circular bulkId references: these operations reference each other"))
-    errors = 0
-    created: dict[str, str] = {}  # bulkId -> id
-    failed: set[str] = {op.bulk_id for op in cyclic if op.bulk_id}
-    base = base_url(request)
-    for op in ordered:
-        if fail_on_errors is not None and errors >= fail_on_errors:
-            break
-        location = None
-        try:
-            missing = [r for r in op.depends if r not in created]
-            if missing:
-                ref = missing[0]
-                if ref in failed:
-                    raise FailedReference(f"bulkId '{ref}' refers to an operation that failed")
-                raise InvalidValue(f"Unknown bulkId '{ref}'")
-            head, _, tail = op.path.rpartition("/")
-            op.path = f"{head}/{shared.substitute(tail, created)}" if head else op.path
-            if op.method != "POST":
-                location = shared.location(base, op.path)
-            data = shared.substitute(op.data, created) if op.depends else op.data
-            operation, kind = await _operation(op, data, pipeline, run)
-            result = await run(operation)
-        except GatewayError as exc:
-            errors += 1
-            if op.bulk_id:
-                failed.add(op.bulk_id)
-            op.response = _error(op, exc, location)
-            continue
-        out: dict = {"method": op.method}
-        if op.bulk_id:
-            out["bulkId"] = op.bulk_id
-        if op.method == "DELETE":
-            out["location"] = location
-            out["status"] = _status(200)
-        else:
-            out["location"] = f"{base}/{kind}/{result.id}"
-            out["version"] = f'W/"{result.version}"'
-            out["status"] = _status(201 if op.method == "POST" else 200)
-            if op.method == "POST" and op.bulk_id:
-                created[op.bulk_id] = result.id
-        op.response = out
+    wire = shared.Wire(translate=translate, failure=_error, status=_status, deleted=200)
+    await shared.run(execute, operations, fail_on_errors, base_url(request), wire)
     return respond({
         "schemas": [CORE],
         "Operations": [op.response for op in operations if op.response is not None],

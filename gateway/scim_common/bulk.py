@@ -5,16 +5,27 @@ dress: ``failOnErrors`` and ``Operations`` of ``method``/``path``/``bulkId``/``v
 ``data``. ``bulkId`` references (``"bulkId:qwerty"`` as a path id or as any value in
 the data) are collected here, resolved with :func:`substitute` to the ids the referenced
 operations created, and :func:`order` runs an operation after the ones it references,
-whatever their order in the request. Each version checks its own message schema,
-turns an operation into a pipeline operation and writes the results.
+whatever their order in the request; :func:`run` executes them through the pipeline,
+each committing or failing on its own, consecutive user creations written together.
+Each version checks its own message schema and gives :func:`run` its :class:`Wire`: how
+an operation becomes a pipeline operation and how a result is written.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from ..errors import InvalidSyntax, InvalidValue, PayloadTooLarge
+from .. import operations as ops
+from ..errors import (
+    CircularReference,
+    FailedReference,
+    GatewayError,
+    InvalidSyntax,
+    InvalidValue,
+    PayloadTooLarge,
+)
 
 REF = "bulkId:"
 PATH = re.compile(r"^/(?P<type>Users|Groups)(?:/(?P<id>[^/]+))?$")
@@ -148,3 +159,140 @@ def location(base: str, path: str) -> str | None:
     if m is None or m["id"] is None or m["id"].startswith(REF):
         return None
     return f"{base}/{m['type']}/{m['id']}"
+
+
+MAX_RUN = 500  # user creations written in one transaction (holding SQLite's write lock)
+
+
+@dataclass(frozen=True)
+class Wire:
+    """What differs between the SCIM versions' bulk requests."""
+    # the pipeline operation of one bulk operation (its references resolved), and the
+    # endpoint of its result (Users, Groups)
+    translate: Callable[[BulkOp, object], Awaitable[tuple[ops.Operation, str]]]
+    # a failed operation's result: (operation, error, location or None) -> dict
+    failure: Callable[[BulkOp, GatewayError, str | None], dict]
+    # the ``status`` of a result that succeeded, from its HTTP code
+    status: Callable[[int], object]
+    deleted: int  # the code of a DELETE that succeeded
+
+
+async def run(execute, operations: list[BulkOp], fail_on_errors: int | None, base: str,
+              wire: Wire) -> None:
+    """Run the operations with ``execute`` (the pipeline's, for the caller), leaving each
+    one's result in its ``response``."""
+    ordered, cyclic = order(operations)
+    for op in cyclic:
+        op.response = wire.failure(op, CircularReference(
+            "Circular bulkId references: these operations reference each other"), None)
+    job = _Job(execute, wire, base, fail_on_errors)
+    job.failed.update(op.bulk_id for op in cyclic if op.bulk_id)
+    position = 0
+    while position < len(ordered) and not job.stopped:
+        batch = _user_creations(ordered, position, job.created, fail_on_errors)
+        if batch:
+            await job.create_users(batch)
+            position += len(batch)
+            continue
+        await job.one(ordered[position])
+        position += 1
+
+
+def _user_creations(ordered: list[BulkOp], start: int, created: dict[str, str],
+                    fail_on_errors: int | None) -> list[BulkOp]:
+    """The run of POST /Users operations starting at ``start`` that can be written together:
+    their references are all resolved already (none points into the run itself). With
+    failOnErrors each operation runs alone, so that the job stops exactly where it must."""
+    if fail_on_errors is not None:
+        return []
+    batch: list[BulkOp] = []
+    for op in ordered[start:start + MAX_RUN]:
+        if (op.method != "POST" or op.path != "/Users" or not op.bulk_id
+                or not isinstance(op.data, dict) or any(r not in created for r in op.depends)):
+            break
+        batch.append(op)
+    return batch if len(batch) > 1 else []
+
+
+class _Job:
+    def __init__(self, execute, wire: Wire, base: str, fail_on_errors: int | None):
+        self.execute = execute
+        self.wire = wire
+        self.base = base
+        self.fail_on_errors = fail_on_errors
+        self.errors = 0  # operations in a cycle failed, but do not stop the others
+        self.created: dict[str, str] = {}  # bulkId -> id
+        self.failed: set[str] = set()
+
+    @property
+    def stopped(self) -> bool:
+        return self.fail_on_errors is not None and self.errors >= self.fail_on_errors
+
+    def _fail(self, op: BulkOp, exc: GatewayError, location: str | None = None) -> None:
+        self.errors += 1
+        if op.bulk_id:
+            self.failed.add(op.bulk_id)
+        op.response = self.wire.failure(op, exc, location)
+
+    def _succeed(self, op: BulkOp, kind: str, result, location: str | None) -> None:
+        out: dict = {"method": op.method}
+        if op.bulk_id:
+            out["bulkId"] = op.bulk_id
+        if op.method == "DELETE":
+            out["location"] = location
+            out["status"] = self.wire.status(self.wire.deleted)
+        else:
+            out["location"] = f"{self.base}/{kind}/{result.id}"
+            out["version"] = f'W/"{result.version}"'
+            out["status"] = self.wire.status(201 if op.method == "POST" else 200)
+            if op.method == "POST" and op.bulk_id:
+                self.created[op.bulk_id] = result.id
+        op.response = out
+
+    async def one(self, op: BulkOp) -> None:
+        where = None
+        try:
+            missing = [r for r in op.depends if r not in self.created]
+            if missing:
+                ref = missing[0]
+                if ref in self.failed:
+                    raise FailedReference(f"bulkId '{ref}' refers to an operation that failed")
+                raise InvalidValue(f"Unknown bulkId '{ref}'")
+            head, _, tail = op.path.rpartition("/")
+            op.path = f"{head}/{substitute(tail, self.created)}" if head else op.path
+            if op.method != "POST":
+                where = location(self.base, op.path)
+            data = substitute(op.data, self.created) if op.depends else op.data
+            operation, kind = await self.wire.translate(op, data)
+            result = await self.execute(operation)
+        except GatewayError as exc:
+            self._fail(op, exc, where)
+            return
+        self._succeed(op, kind, result, where)
+
+    async def create_users(self, batch: list[BulkOp]) -> None:
+        """A run of user creations in one pipeline operation; each still succeeds or fails
+        on its own."""
+        wanted: list[tuple[BulkOp, str, dict]] = []
+        for op in batch:
+            try:
+                data = substitute(op.data, self.created) if op.depends else op.data
+                operation, kind = await self.wire.translate(op, data)
+            except GatewayError as exc:
+                self._fail(op, exc)
+                continue
+            if not isinstance(operation, ops.CreateUser) or operation.groups:
+                await self.one(op)  # not a plain creation after all
+                continue
+            wanted.append((op, kind, operation.representation))
+        if not wanted:
+            return
+        try:
+            results = await self.execute(ops.CreateUsers(tuple(rep for *_, rep in wanted)))
+        except GatewayError as exc:  # not allowed to create users: each fails with it
+            results = [exc] * len(wanted)
+        for (op, kind, _rep), result in zip(wanted, results, strict=True):
+            if isinstance(result, GatewayError):
+                self._fail(op, result)
+            else:
+                self._succeed(op, kind, result, None)
