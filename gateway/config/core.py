@@ -8,12 +8,11 @@ layer (user stores, outbound, JIT) are read by those parts (``gateway.settings``
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config_values import table, typed, unknown
+from ..config_values import algorithms, jwks, table, typed, unknown
 from ..errors import ConfigError
 
 DEFAULT_PORT = 8280
@@ -257,26 +256,13 @@ def issuers(value, base: Path) -> dict[str, Any]:
         audience = typed(sec, where, "audience", str, None)
         if not issuer or not audience:
             raise ConfigError(f"{where}: 'issuer' and 'audience' are required")
-        jwks = sec.get("jwks")
-        if isinstance(jwks, str):
-            try:
-                jwks = json.loads(jwks)
-            except ValueError as exc:
-                raise ConfigError(f"{where}: jwks is not valid JSON: {exc}") from exc
-        if sec.get("jwks_file"):
-            try:
-                jwks = json.loads((base / sec["jwks_file"]).read_text())
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"{where}: cannot read jwks_file: {exc}") from exc
-        if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        keys = jwks(sec, where, base)
+        if keys is None:
             raise ConfigError(f"{where}: a JWKS document ('jwks' or 'jwks_file') is required")
-        algs = tuple(sec.get("algorithms", IssuerConfig.algorithms))
-        bad = [a for a in algs if a.lower() == "none" or a.startswith("HS")]
-        if bad:
-            raise ConfigError(f"{where}: algorithms {bad} are not allowed (asymmetric only)")
+        algs = algorithms(sec, where, IssuerConfig.algorithms)
         scopes = {k: _perms(v, f"{where}.scope_permissions.{k}")
                   for k, v in table(sec.get("scope_permissions"), "scope_permissions").items()}
-        found.append(IssuerConfig(issuer, audience, jwks, algs, scopes,
+        found.append(IssuerConfig(issuer, audience, keys, algs, scopes,
                                   typed(sec, where, "subject_claim", str, "sub"),
                                   typed(sec, where, "leeway_seconds", int, 60)))
     return {"issuers": tuple(found)}

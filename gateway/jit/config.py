@@ -7,11 +7,10 @@ they configure.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..config import JitConfig, ProviderConfig
-from ..config_values import string_table, typed
+from ..config_values import ASYMMETRIC, algorithms, jwks, string_table, typed
 from ..errors import ConfigError
 
 __all__ = ["ASYMMETRIC", "KEYS", "MODES", "JitConfig", "ProviderConfig", "parse_jit"]
@@ -23,8 +22,6 @@ KEYS = {
     "username_claim", "subject_claim", "claims", "roles_claim", "roles", "mode", "domain",
     "link_existing", "owned_claims", "max_age_seconds",
 }
-ASYMMETRIC = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
-              "ES512", "EdDSA")
 
 
 def parse_jit(raw: dict | None, base: Path) -> JitConfig:
@@ -59,22 +56,8 @@ def parse_jit(raw: dict | None, base: Path) -> JitConfig:
         mode = typed(sec, where, "mode", str, "silent")
         if mode not in MODES:
             raise ConfigError(f"{where}.mode is one of {', '.join(MODES)}")
-        algorithms = tuple(sec.get("algorithms", ProviderConfig.algorithms))
-        bad = [a for a in algorithms if a not in ASYMMETRIC]
-        if bad:
-            raise ConfigError(f"{where}.algorithms {bad} are not allowed (asymmetric "
-                              f"signatures only: {', '.join(ASYMMETRIC)})")
-        jwks = sec.get("jwks")
-        if isinstance(jwks, str):
-            try:
-                jwks = json.loads(jwks)
-            except ValueError as exc:
-                raise ConfigError(f"{where}.jwks is not JSON: {exc}") from None
-        if sec.get("jwks_file"):
-            try:
-                jwks = json.loads((base / sec["jwks_file"]).read_text())
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"{where}: cannot read jwks_file: {exc}") from None
+        signed_with = algorithms(sec, where, ProviderConfig.algorithms)
+        keys = jwks(sec, where, base)
         jwks_url = typed(sec, where, "jwks_url", str, None)
         certificates = list(sec.get("certificates", []))
         for path in sec.get("certificate_files", []):
@@ -82,14 +65,14 @@ def parse_jit(raw: dict | None, base: Path) -> JitConfig:
                 certificates.append((base / path).read_text())
             except OSError as exc:
                 raise ConfigError(f"{where}: cannot read {path}: {exc}") from None
-        if kind == "oidc" and jwks is None and not jwks_url:
+        if kind == "oidc" and keys is None and not jwks_url:
             raise ConfigError(f"{where}: an OIDC provider needs jwks, jwks_file or jwks_url")
         if kind == "saml" and not certificates:
             raise ConfigError(f"{where}: a SAML provider needs its signing certificates")
         owned = sec.get("owned_claims")
         providers.append(ProviderConfig(
-            name=name, type=kind, issuer=issuer, audience=audience, algorithms=algorithms,
-            jwks=jwks, jwks_url=jwks_url,
+            name=name, type=kind, issuer=issuer, audience=audience, algorithms=signed_with,
+            jwks=keys, jwks_url=jwks_url,
             jwks_cache_seconds=typed(sec, where, "jwks_cache_seconds", float, 3600.0),
             certificates=tuple(certificates),
             leeway_seconds=typed(sec, where, "leeway_seconds", int, 60),
