@@ -554,8 +554,8 @@ async def test_bulk_user_creations_are_written_together_each_on_its_own(gateway)
     bee = await get(gateway, "/Users/" + body["Operations"][2]["location"].rsplit("/", 1)[1])
     assert bee["nickName"] == "bee"
     status, body, _ = await s11(gateway, "POST", "/Bulk", {"Operations": [
-        {"method": "POST", "path": "/Users", "bulkId": f"r{i}", "data": {"userName": f"reader-made-{i}"}}
-        for i in range(3)]}, auth=READER)
+        {"method": "POST", "path": "/Users", "bulkId": f"r{i}",
+         "data": {"userName": f"reader-made-{i}"}} for i in range(3)]}, auth=READER)
     assert [op["status"]["code"] for op in body["Operations"]] == ["403"] * 3
     assert await names(gateway, 'userName sw "reader-made"') == []
 

@@ -670,3 +670,41 @@ async def test_rfc_7644_examples(gateway):
         ('emails[type eq "work" and value co "@example.com"] or '
          'ims[type eq "xmpp" and value co "@foo.com"]', {"J.Employee1", "jintern"}),
     ])
+
+
+async def test_eq_on_an_indexed_column_pages_like_any_filter(gateway):
+    """``eq`` on id, externalId, userName and displayName is a direct lookup: its pages,
+    totals, groups and count=0 answer like any other filter's (several users may share an
+    externalId; they come in the order they were created)."""
+    ids = []
+    for name in ("shared-1", "shared-2", "shared-3"):
+        status, body, _ = await scim(gateway, "POST", "/Users",
+                                     {"userName": name, "externalId": "EXT-shared"})
+        assert status == 201, body
+        ids.append(body["id"])
+    status, group, _ = await scim(gateway, "POST", "/Groups",
+                                  {"displayName": "Shared Group",
+                                   "members": [{"value": ids[1]}]})
+    assert status == 201, group
+    flt = quote('externalId eq "EXT-shared"', safe="")
+    status, body, _ = await scim(gateway, "GET", f"/Users?filter={flt}")
+    assert body["totalResults"] == 3
+    assert [r["userName"] for r in body["Resources"]] == ["shared-1", "shared-2", "shared-3"]
+    status, body, _ = await scim(gateway, "GET", f"/Users?filter={flt}&startIndex=2&count=1")
+    assert body["totalResults"] == 3 and body["startIndex"] == 2
+    assert [r["userName"] for r in body["Resources"]] == ["shared-2"]
+    assert [g["value"] for g in body["Resources"][0]["groups"]] == [group["id"]]
+    status, body, _ = await scim(gateway, "GET", f"/Users?filter={flt}&count=0")
+    assert body["totalResults"] == 3 and not body.get("Resources")
+    # externalId is caseExact; userName and displayName are not
+    assert await search(gateway, 'externalId eq "ext-shared"') == set()
+    assert await search(gateway, 'userName eq "SHARED-2"') == {"shared-2"}
+    assert await search(gateway, f'id eq "{ids[2]}"') == {"shared-3"}
+    assert await search(gateway, 'id eq "no-such-id"') == set()
+    assert await search(gateway, 'displayName eq "shared group"', "/Groups") == {"Shared Group"}
+    by_name = quote('displayName eq "shared group"', safe="")
+    status, body, _ = await scim(gateway, "GET",
+                                 f"/Groups?filter={by_name}&excludedAttributes=members")
+    assert body["totalResults"] == 1 and "members" not in body["Resources"][0]
+    status, body, _ = await scim(gateway, "GET", f"/Users?filter={flt}&startIndex=5")
+    assert body["totalResults"] == 3 and not body.get("Resources")

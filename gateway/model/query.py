@@ -13,8 +13,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
 from scim2_models import InvalidFilterException, InvalidPathException
-from scim2_models.path import AttrPath, Path, ScimFilter
+from scim2_models.path import AttrPath, CompareOperator, Path, ScimFilter
 from scim2_models.path import Comparison as _Cmp
 from scim2_models.path import LogicalExpr as _Logic
 from scim2_models.path import Not as _Not
@@ -344,7 +345,31 @@ def _quote_bare_values(text: str) -> str:
     return _BARE_VALUE.sub(quote, text)
 
 
+# the most common filter by far, ``attr[.sub] op "string"``: read without the grammar's
+# parser (several times its cost); anything else goes to the parser. Linear: the parts
+# of the pattern cannot match the same characters.
+_SIMPLE = re.compile(r'\s*([A-Za-z][\w$-]*)(?:\.([A-Za-z][\w$-]*))?\s+'
+                     r'(eq|ne|co|sw|ew|gt|ge|lt|le)\s+"((?:[^"\\\x00-\x1f]|\\.)*)"\s*',
+                     re.IGNORECASE | re.ASCII)
+
+
+def _simple(text: str) -> _Cmp | None:
+    m = _SIMPLE.fullmatch(text)
+    if m is None:
+        return None
+    value = m[4]
+    if "\\" in value:
+        try:
+            value = orjson.loads(f'"{value}"')
+        except orjson.JSONDecodeError:
+            return None  # the parser says what is wrong
+    return _Cmp(AttrPath(m[1], m[2]), CompareOperator(m[3].lower()), value)
+
+
 def _parse(text: str):
+    simple = _simple(text)
+    if simple is not None:
+        return simple
     try:
         return ScimFilter(text).ast
     except InvalidFilterException as exc:

@@ -90,6 +90,24 @@ class FilterCompiler:
         self._g2 = t.groups.alias("g2")
 
     # entry ------------------------------------------------------------------
+    def point(self, node: Node | None) -> tuple[str, str] | None:
+        """For a filter that is one ``eq`` on a column with an index of its own (``id``,
+        ``externalId``, ``userName`` of a user, ``displayName`` of a group): the lookup
+        (``id``, ``external`` or ``name``) and the value as stored; else None."""
+        if not isinstance(node, Compare) or node.op != "eq" or not isinstance(node.value, str):
+            return None
+        column = self._column(node.ref)
+        if column is None or column[0] is None:
+            return None
+        col, kind = column
+        if kind == "ci":
+            return "name", node.value.lower()
+        if col is self.main.c.id:
+            return "id", node.value
+        if col is self.main.c.external_id:
+            return "external", _operand(node.ref, "eq", node.value)
+        return None
+
     def compile(self, node: Node) -> ColumnElement:
         if isinstance(node, And):
             return and_(*(self.compile(n) for n in node.terms))

@@ -30,9 +30,13 @@ CHUNK = 500
 _m, _g = t.memberships, t.groups
 _mg = t.groups.alias("mg")
 USER_BY = {"id": select(t.users).where(t.users.c.id == bindparam("v")),
-           "name": select(t.users).where(t.users.c.user_name_ci == bindparam("v"))}
+           "name": select(t.users).where(t.users.c.user_name_ci == bindparam("v")),
+           "external": select(t.users).where(t.users.c.external_id == bindparam("v"))
+           .order_by(t.users.c.seq)}
 GROUP_BY = {"id": select(t.groups).where(t.groups.c.id == bindparam("v")),
-            "name": select(t.groups).where(t.groups.c.display_name_ci == bindparam("v"))}
+            "name": select(t.groups).where(t.groups.c.display_name_ci == bindparam("v")),
+            "external": select(t.groups).where(t.groups.c.external_id == bindparam("v"))
+            .order_by(t.groups.c.seq)}
 MAX_NESTING = 32  # how deep group-in-group chains are followed
 
 

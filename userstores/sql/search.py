@@ -5,11 +5,28 @@ from __future__ import annotations
 from sqlalchemy import and_, func, literal, or_, select, true
 from sqlalchemy.engine import Connection
 
+from gateway.database.cursor import fetch
 from userstores.base import Page, Query
 
 from . import tables as t
 from .filters import FilterCompiler
-from .rows import groups_of, members_of, record
+from .rows import GROUP_BY, USER_BY, groups_of, members_of, record
+
+
+def point(conn: Connection, query: Query, kind: str, by: str, value: str) -> Page:
+    """``search`` for a filter that is one ``eq`` on a column with an index of its own
+    (``FilterCompiler.point``): prebuilt statements, and the total is the rows found."""
+    found = fetch(conn, (USER_BY if kind == "User" else GROUP_BY)[by], {"v": value})
+    rows = found[query.offset:query.offset + query.limit] if query.limit > 0 else []
+    relations = None
+    if query.with_relations and rows:
+        if kind == "User":
+            relations = groups_of(conn, [r.id for r in rows])
+        else:
+            by_seq = members_of(conn, [r.seq for r in rows])
+            relations = {r.id: by_seq[r.seq] for r in rows}
+    records = [record(r, relations[r.id] if relations else None, kind) for r in rows]
+    return Page(records, len(found) if query.with_total else len(records))
 
 
 def search(conn: Connection, query: Query, compiler: FilterCompiler) -> Page:

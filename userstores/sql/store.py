@@ -67,6 +67,15 @@ class SQLUserStore(UserStore):
         except (SQLAlchemyError, OSError, ConnectionError) as exc:
             raise self._wrap(exc) from exc
 
+    async def _read_point(self, fn, *args):
+        """A read of one entity by a unique index (``Runner.read_point``)."""
+        try:
+            return await self._runner.read_point(fn, *args)
+        except GatewayError:
+            raise
+        except (SQLAlchemyError, OSError, ConnectionError) as exc:
+            raise self._wrap(exc) from exc
+
     async def _write(self, fn, *args, change: Change):
         if self.capabilities.read_only:
             raise ReadOnlyStore(f"The user store {self.domain} is read-only")
@@ -134,19 +143,19 @@ class SQLUserStore(UserStore):
                                  change=change)
 
     async def get_user(self, user_id: str, *, with_groups: bool = True) -> Record | None:
-        found = await self._read(users.get_user, "id", user_id, with_groups)
+        found = await self._read_point(users.get_user, "id", user_id, with_groups)
         return found[0] if found else None
 
     async def get_user_by_name(self, user_name: str, *, with_groups: bool = True
                                ) -> Record | None:
-        found = await self._read(users.get_user, "name", user_name.lower(), with_groups)
+        found = await self._read_point(users.get_user, "name", user_name.lower(), with_groups)
         return found[0] if found else None
 
     async def get_users(self, user_ids: list[str]) -> dict[str, Record]:
         return await self._read(users.get_users, user_ids)
 
     async def get_password_hash(self, user_name: str) -> tuple[Record, str | None] | None:
-        return await self._read(users.get_user, "name", user_name.lower(), True)
+        return await self._read_point(users.get_user, "name", user_name.lower(), True)
 
     async def replace_user(self, user_id: str, data: dict, *, expected_version: int | None,
                            password_hash=UNCHANGED, change: Change = WRITE) -> Record:
@@ -162,6 +171,9 @@ class SQLUserStore(UserStore):
         await self._write(users.delete_user, user_id, expected_version, change=change)
 
     async def search_users(self, query: Query) -> Page:
+        point = self._point(query, self._users)
+        if point is not None:  # one user, or a few: a read like get_user's
+            return await self._read_point(search.point, query, "User", *point)
         return await self._read(search.search, query, self._users)
 
     # groups --------------------------------------------------------------------------
@@ -199,7 +211,19 @@ class SQLUserStore(UserStore):
         await self._write(groups.delete_group, group_id, expected_version, change=change)
 
     async def search_groups(self, query: Query) -> Page:
+        point = self._point(query, self._groups)
+        if point is not None:  # a group's members may be many: not on the event loop
+            return await self._read(search.point, query, "Group", *point)
         return await self._read(search.search, query, self._groups)
+
+    @staticmethod
+    def _point(query: Query, compiler: FilterCompiler) -> tuple[str, str] | None:
+        """The lookup of a search that is one ``eq`` on an indexed column (in the default
+        order, by offset), else None."""
+        if query.sort is not None or query.descending or query.after is not None \
+                or query.keyset:
+            return None
+        return compiler.point(query.filter)
 
 
 def _without_outbox(fn):
