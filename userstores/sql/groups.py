@@ -22,6 +22,7 @@ from .rows import (
     INSERT_GROUP,
     bump,
     check_unique,
+    drop_values,
     dumps,
     emit,
     groups_of,
@@ -154,7 +155,7 @@ def change_members(conn: Connection, rtype: ResourceType, group_id: str,
         except IntegrityError as exc:
             raise Conflict(f"Group '{data['displayName']}' already exists") from exc
         if data is not None:
-            conn.execute(delete(t.group_values).where(t.group_values.c.entity == row.seq))
+            drop_values(conn, t.group_values, row.seq)
             write_values(conn, t.group_values, indexing.rows(rtype, row.seq, data))
             check_unique(conn, rtype, t.group_values, row.seq, data)
         if remove_all:
@@ -183,5 +184,5 @@ def delete_group(conn: Connection, group_id: str, expected_version: int | None) 
          + [(kind, mid, "upsert", None) for mid, kind in conn.execute(
              select(m.c.member_id, m.c.member_type).where(m.c.group_seq == row.seq))])
     conn.execute(delete(t.memberships).where(t.memberships.c.group_seq == row.seq))
-    conn.execute(delete(t.group_values).where(t.group_values.c.entity == row.seq))
+    drop_values(conn, t.group_values, row.seq)
     conn.execute(delete(t.groups).where(t.groups.c.seq == row.seq))

@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import bindparam, delete, func, literal, select, text, update
 from sqlalchemy.engine import Connection
 
-from gateway.database.cursor import fetch, insert_rows
+from gateway.database.cursor import change, fetch, insert_rows
 from gateway.database.engine import schema_lock
 from gateway.errors import Conflict, NotFound, StoreUnavailable, VersionMismatch
 from gateway.model.schema import ResourceType
@@ -152,8 +152,9 @@ def members_of(conn: Connection, group_seqs: list[int]) -> dict[int, list]:
 
 
 def lock_row(conn: Connection, table, entity_id: str, expected_version: int | None,
-              kind: str):
-    row = conn.execute(LOCK[table.name], {"id": entity_id}).first()
+             kind: str):
+    found = fetch(conn, LOCK[table.name], {"id": entity_id})
+    row = found[0] if found else None
     if row is None:
         raise NotFound(f"{kind} {entity_id} not found")
     if expected_version is not None and row.version != expected_version:
@@ -161,16 +162,38 @@ def lock_row(conn: Connection, table, entity_id: str, expected_version: int | No
     return row
 
 
+_BUMPS: dict[tuple[str, tuple[str, ...]], object] = {}
+
+
+def _bump_statement(table, keys: tuple[str, ...]):
+    """The UPDATE of a row's version, time and these columns, built once per shape."""
+    stmt = _BUMPS.get((table.name, keys))
+    if stmt is None:
+        stmt = _BUMPS[(table.name, keys)] = (
+            update(table)
+            .where(table.c.seq == bindparam("w_seq"), table.c.version == bindparam("w_version"))
+            .values(version=bindparam("s_version"), last_modified=bindparam("s_ts"),
+                    **{k: bindparam(f"s_{k}") for k in keys}))
+    return stmt
+
+
 def bump(conn: Connection, table, row, values: dict, kind: str, entity_id: str) -> str:
     ts = now()
-    res = conn.execute(
-        update(table)
-        .where(table.c.seq == row.seq, table.c.version == row.version)
-        .values(version=row.version + 1, last_modified=ts, **values)
-    )
-    if res.rowcount != 1:
+    params = {"w_seq": row.seq, "w_version": row.version, "s_version": row.version + 1,
+              "s_ts": ts}
+    params.update((f"s_{k}", v) for k, v in values.items())
+    if change(conn, _bump_statement(table, tuple(values)), params) != 1:
         raise VersionMismatch(f"{kind} {entity_id} was changed concurrently")
     return ts
+
+
+# the index values of one entity, dropped before it is written again
+DROP_VALUES = {table.name: delete(table).where(table.c.entity == bindparam("seq"))
+               for table in (t.user_values, t.group_values)}
+
+
+def drop_values(conn: Connection, table, seq: int) -> None:
+    change(conn, DROP_VALUES[table.name], {"seq": seq})
 
 
 def emit(conn: Connection, events: list[tuple[str, str, str, str | None]]) -> None:

@@ -22,6 +22,7 @@ from .rows import (
     USER_BY,
     bump,
     check_unique,
+    drop_values,
     dumps,
     emit,
     groups_of,
@@ -159,7 +160,7 @@ def replace_user(conn: Connection, rtype: ResourceType, user_id: str, data: dict
         ts = bump(conn, t.users, row, values, "User", user_id)
     except IntegrityError as exc:
         raise Conflict(f"User '{name}' already exists") from exc
-    conn.execute(delete(t.user_values).where(t.user_values.c.entity == row.seq))
+    drop_values(conn, t.user_values, row.seq)
     write_values(conn, t.user_values, indexing.rows(rtype, row.seq, data))
     check_unique(conn, rtype, t.user_values, row.seq, data)
     emit(conn, [("User", user_id, "upsert", name)])
@@ -176,6 +177,6 @@ def set_password_hash(conn: Connection, user_id: str, password_hash: str) -> Non
 def delete_user(conn: Connection, user_id: str, expected_version: int | None) -> None:
     row = lock_row(conn, t.users, user_id, expected_version, "User")
     touch_groups_of(conn, user_id)
-    conn.execute(delete(t.user_values).where(t.user_values.c.entity == row.seq))
+    drop_values(conn, t.user_values, row.seq)
     conn.execute(delete(t.users).where(t.users.c.seq == row.seq))
     emit(conn, [("User", user_id, "delete", row.name)])
