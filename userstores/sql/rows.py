@@ -59,6 +59,8 @@ def _groups_of_statement(start):
 
 GROUPS_OF = _groups_of_statement(_m.c.member_id.in_(bindparam("ids", expanding=True)))
 GROUPS_OF_ONE = _groups_of_statement(_m.c.member_id == bindparam("id"))
+MEMBERS_AMONG = (select(_m.c.member_id).distinct()
+                 .where(_m.c.member_id.in_(bindparam("ids", expanding=True))))
 _MEMBERS = (select(_m.c.group_seq, _m.c.member_id, _m.c.member_type,
                    func.coalesce(t.users.c.user_name, _mg.c.display_name))
             .select_from(_m.outerjoin(t.users, t.users.c.id == _m.c.member_id)
@@ -129,6 +131,8 @@ def write_values(conn: Connection, table, rows: list[dict]) -> None:
 
 def groups_of(conn: Connection, user_ids: list[str]) -> dict[str, list]:
     out: dict[str, list] = {uid: [] for uid in user_ids}
+    if len(user_ids) > 1:  # the walk up nested groups only from members of any group
+        user_ids = [uid for (uid,) in conn.execute(MEMBERS_AMONG, {"ids": user_ids})]
     if not user_ids:
         return out
     rows = (fetch(conn, GROUPS_OF_ONE, {"id": user_ids[0]}) if len(user_ids) == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, func, literal, or_, select, true
+from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.engine import Connection
 
 from gateway.database.cursor import fetch
@@ -32,7 +32,9 @@ def point(conn: Connection, query: Query, kind: str, by: str, value: str) -> Pag
 def search(conn: Connection, query: Query, compiler: FilterCompiler) -> Page:
     kind = compiler.kind
     table = t.users if kind == "User" else t.groups
-    where = compiler.compile(query.filter) if query.filter is not None else true()
+    # no WHERE at all without a filter: SQLite counts a whole table from its smallest
+    # index only then (``WHERE 1 = 1`` reads every row: 20 times slower)
+    where = compiler.compile(query.filter) if query.filter is not None else None
     total = None
     rows = []
     if query.limit > 0:
@@ -45,16 +47,18 @@ def search(conn: Connection, query: Query, compiler: FilterCompiler) -> Page:
         stmt = select(table)
         if query.keyset:
             stmt = select(table, (key if key is not None else literal(None)).label("_key"))
-        page_where = where
+        conditions = [] if where is None else [where]
         if query.after is not None:
-            page_where = and_(where, _after(table.c.seq, key, query.after, query.descending))
-        rows = conn.execute(stmt.where(page_where).order_by(*order)
-                            .offset(query.offset).limit(query.limit)).all()
+            conditions.append(_after(table.c.seq, key, query.after, query.descending))
+        if conditions:
+            stmt = stmt.where(and_(*conditions))
+        rows = conn.execute(stmt.order_by(*order).offset(query.offset).limit(query.limit)).all()
         # a page that is not full tells the total without counting (the usual "eq" lookup)
         if query.after is None and len(rows) < query.limit and (rows or query.offset == 0):
             total = query.offset + len(rows)
     if query.with_total and total is None:
-        total = conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
+        counted = select(func.count()).select_from(table)
+        total = conn.execute(counted if where is None else counted.where(where)).scalar_one()
     relations = None
     if query.with_relations and rows:
         if kind == "User":
