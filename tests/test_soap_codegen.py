@@ -13,13 +13,20 @@ module runs
   loopback socket of this test, which checks the SOAP version and payload of
   what the generated client actually put on the wire.
 
+The document ``?wsdl`` serves (``{S}.wsdl``: both bindings and WSO2's two ports)
+goes through ``wsimport -extension`` (both port getters, the one SOAP 1.2 notice)
+and through gSOAP with ``wsdl2h -N`` (a proxy per binding, what gSOAP asks for when
+a WSDL has several), whose clients are built and then run against a live gateway at
+the address of each port (``test_gsoap_clients_of_both_ports_call_the_gateway``).
+
 The tools are installed by ``.ci/run``; a missing tool fails the test (it is
 never skipped). ``GATEWAY_CODEGEN_WSDL_DIR`` points the module at another
-directory holding the same four file names (used to try it on variants).
+directory holding the same file names (used to try it on variants).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -29,6 +36,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import ADMIN_CLIENT, ADMIN_USER
 
 ROOT = Path(__file__).resolve().parents[1]
 WSDL_DIR = Path(os.environ.get("GATEWAY_CODEGEN_WSDL_DIR", ROOT / "wsdl"))
@@ -44,6 +52,11 @@ WSDLS = [
     ("RemoteUserStoreManagerService.soap12.wsdl", "1.2", "RemoteUserStoreManagerService"),
     ("RemoteUserStoreManagerServiceV2.soap11.wsdl", "1.1", "RemoteUserStoreManagerServiceV2"),
     ("RemoteUserStoreManagerServiceV2.soap12.wsdl", "1.2", "RemoteUserStoreManagerServiceV2"),
+]
+# the documents ?wsdl serves: both bindings, WSO2's two ports
+BOTH = [
+    ("RemoteUserStoreManagerService.wsdl", "both", "RemoteUserStoreManagerService"),
+    ("RemoteUserStoreManagerServiceV2.wsdl", "both", "RemoteUserStoreManagerServiceV2"),
 ]
 # targetNamespace http://service.ws.um.carbon.wso2.org, mapped by JAXB
 JAVA_PACKAGE_DIR = Path("org/wso2/carbon/um/ws/service")
@@ -93,7 +106,8 @@ def _problem_lines(output: str) -> list[str]:
 # ---------------------------------------------------------------- JAX-WS wsimport
 
 
-@pytest.mark.parametrize(("name", "version", "service"), WSDLS, ids=[w[0] for w in WSDLS])
+@pytest.mark.parametrize(("name", "version", "service"), WSDLS + BOTH,
+                         ids=[w[0] for w in WSDLS + BOTH])
 def test_wsimport_accepts_without_warnings(tmp_path, name, version, service):
     wsimport = _tool("wsimport", "jaxws")
     _tool("javac", "default-jdk-headless")
@@ -103,7 +117,7 @@ def test_wsimport_accepts_without_warnings(tmp_path, name, version, service):
     # -keep -s: keep the sources; without -Xnocompile wsimport also compiles them.
     # SOAP 1.2 bindings are only processed with -extension (JAX-WS 2.x).
     cmd = [wsimport, "-keep", "-d", str(out), "-s", str(out)]
-    if version == "1.2":
+    if version != "1.1":
         cmd.append("-extension")
     cmd.append(str(wsdl))
     # English messages whatever the machine's locale, so "[WARNING]" is matched
@@ -113,7 +127,7 @@ def test_wsimport_accepts_without_warnings(tmp_path, name, version, service):
     assert rc == 0, f"wsimport failed (exit {rc}):\n{shown}"
 
     problems = _problem_lines(output)
-    if version == "1.2":
+    if version != "1.1":
         notices = [line for line in problems if WSIMPORT_SOAP12_NOTICE.match(line)]
         assert len(notices) == 1, f"wsimport did not see exactly one SOAP 1.2 port:\n{shown}"
         problems = [line for line in problems if line not in notices]
@@ -127,6 +141,10 @@ def test_wsimport_accepts_without_warnings(tmp_path, name, version, service):
             f"{sorted(str(p.relative_to(out)) for p in out.rglob('*.java'))}\n{shown}")
     for cls in (port_type, service):
         assert (pkg / f"{cls}.class").is_file(), f"{cls}.java was not compiled:\n{shown}"
+    ports = re.findall(rf"public {port_type} get(\w+)\(\)", (pkg / f"{service}.java").read_text())
+    expected_ports = {"1.1": ["HttpsSoap11Endpoint"], "1.2": ["HttpsSoap12Endpoint"],
+                      "both": ["HttpsSoap11Endpoint", "HttpsSoap12Endpoint"]}[version]
+    assert ports == [service + p for p in expected_ports], ports
     sei = (pkg / f"{port_type}.java").read_text()
     for op in ("isExistingUser(", "addUser(", "authenticate("):
         assert op in sei, f"port type interface has no method {op}...)"
@@ -271,3 +289,105 @@ def test_gsoap_builds_client(tmp_path, name, version, service):
     content_type = "text/xml" if version == "1.1" else "application/soap+xml"
     assert re.search(rf"(?im)^content-type:\s*{re.escape(content_type)}", request), (
         f"request Content-Type is not {content_type}:\n{request[:2000]}")
+
+
+# ------------------------------------------- gSOAP, both ports, against a live gateway
+
+LIVE_CLIENT_MAIN = """\
+#include <cstdio>
+#include <string>
+#include "{header}"
+#include "{nsmap}"
+int main(int argc, char **argv) {{
+  if (argc != 5) return 2;  // endpoint URL, user, password, the name asked about
+  {proxy} proxy;
+  proxy.soap->connect_timeout = 10;
+  proxy.soap->send_timeout = 10;
+  proxy.soap->recv_timeout = 10;
+  proxy.soap->userid = argv[2];  // HTTP Basic
+  proxy.soap->passwd = argv[3];
+  {request} req;
+  {response} resp;
+  std::string name(argv[4]);
+  req.userName = &name;
+  if (proxy.isExistingUser(argv[1], NULL, &req, resp) != SOAP_OK) {{
+    proxy.soap_stream_fault(std::cerr);
+    return 3;
+  }}
+  std::printf("isExistingUser=%s\\n",
+              resp.return_ == NULL ? "null" : (*resp.return_ ? "true" : "false"));
+  return 0;
+}}
+"""
+
+
+def _build_gsoap_clients(tmp_path: Path, wsdl: Path) -> dict[str, Path]:
+    """wsdl2h -N (a proxy per binding), soapcpp2, g++: binding name -> client program.
+    Any warning or error of a tool fails."""
+    wsdl2h = _tool("wsdl2h", "gsoap")
+    soapcpp2 = _tool("soapcpp2", "gsoap")
+    gxx = _tool("g++", "g++")
+    pkg_config = _tool("pkg-config", "pkg-config")
+    import_dir = next((d for d in GSOAP_IMPORT_DIRS if (d / "stlvector.h").is_file()), None)
+    assert import_dir is not None, f"gSOAP import directory not found in {GSOAP_IMPORT_DIRS}"
+    rc, flags = _run([pkg_config, "--cflags", "--libs", "gsoap++"], tmp_path, 30)
+    assert rc == 0, f"pkg-config knows no gsoap++: .ci/run must install libgsoap-dev\n{flags}"
+    # -N: "use name for service prefixes to produce a service for each binding"; without
+    # it wsdl2h warns that it merged the two bindings into one service
+    rc, output = _run([wsdl2h, "-Nrusm", "-o", "x.h", str(wsdl)], tmp_path, 120)
+    assert rc == 0 and _problem_lines(output) == [], f"wsdl2h (exit {rc}):\n{output}"
+    header = (tmp_path / "x.h").read_text(errors="replace")
+    assert "!FIXME!" not in header and "Undefined QName" not in header
+    rc, output = _run([soapcpp2, "-C", "-j", "-x", f"-I{import_dir}", "x.h"], tmp_path, 120)
+    assert rc == 0 and "Compilation successful" in output, f"soapcpp2 (exit {rc}):\n{output}"
+    assert _problem_lines(output) == [], f"soapcpp2 reported problems:\n{output}"
+    rc, output = _run([gxx, "-O0", "-c", "soapC.cpp", *flags.split()], tmp_path, 600)
+    assert rc == 0, f"g++ soapC.cpp:\n{output}"
+    proxies = sorted(tmp_path.glob("soap*Proxy.h"))
+    clients = {}
+    for proxy_h in proxies:
+        binding = proxy_h.stem.removeprefix("soap").removesuffix("Proxy")
+        text = proxy_h.read_text()
+        m = re.search(r"virtual int isExistingUser\(const char \*soap_endpoint_url, "
+                      r"const char \*soap_action, (\w+) \*\w+, (\w+) &\w+\)", text)
+        assert m, f"no request-response isExistingUser in {proxy_h.name}"
+        main = tmp_path / f"main_{binding}.cpp"
+        main.write_text(LIVE_CLIENT_MAIN.format(
+            header=proxy_h.name, nsmap=f"{binding}.nsmap", proxy=proxy_h.stem.removeprefix("soap"),
+            request=m.group(1), response=m.group(2)))
+        program = tmp_path / f"client_{binding}"
+        cmd = [gxx, "-O0", "-o", str(program), main.name, "soapC.o",
+               proxy_h.with_suffix(".cpp").name, *flags.split()]
+        rc, output = _run(cmd, tmp_path, 600)
+        assert rc == 0, f"g++ could not build the {binding} client:\n{output}"
+        clients[binding] = program
+    return clients
+
+
+@pytest.mark.parametrize(("name", "version", "service"), BOTH, ids=[w[0] for w in BOTH])
+async def test_gsoap_clients_of_both_ports_call_the_gateway(gateway, tmp_path, name, version,
+                                                            service):
+    clients = await asyncio.to_thread(_build_gsoap_clients, tmp_path, _wsdl(name))
+    assert sorted(clients) == [f"{service}Soap11Binding", f"{service}Soap12Binding"]
+    base = f"http://{gateway.server.host}:{gateway.server.port}/services/"
+    for binding, program in clients.items():
+        port = binding.replace("Soap1", "HttpsSoap1").replace("Binding", "Endpoint")
+        url = f"{base}{service}.{port}"  # the address the WSDL publishes for that port
+        for user, expected in ((ADMIN_USER[0], "true"), ("nobody-here", "false")):
+            proc = await asyncio.create_subprocess_exec(
+                str(program), url, *ADMIN_CLIENT, user, cwd=tmp_path,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            try:
+                out, err = await asyncio.wait_for(proc.communicate(), 60)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+                raise
+            assert proc.returncode == 0, (binding, out, err)
+            assert out.decode().strip() == f"isExistingUser={expected}", (binding, out, err)
+        # with a wrong password the generated client gets the gateway's fault, not a result
+        proc = await asyncio.create_subprocess_exec(
+            str(program), url, ADMIN_CLIENT[0], "wrong-secret", ADMIN_USER[0], cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 3 and b"isExistingUser=" not in out, (binding, out, err)

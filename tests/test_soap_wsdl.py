@@ -20,15 +20,25 @@ SOAP11 = "http://schemas.xmlsoap.org/wsdl/soap/"
 SOAP12 = "http://schemas.xmlsoap.org/wsdl/soap12/"
 TNS = "http://service.ws.um.carbon.wso2.org"
 
-CASES = [(V1, False), (V1, True), (V2, False), (V2, True)]
-IDS = ["v1-soap11", "v1-soap12", "v2-soap11", "v2-soap12"]
+# soap12 None: the document at ?wsdl, with both bindings; False/True: one binding alone
+CASES = [(V1, None), (V1, False), (V1, True), (V2, None), (V2, False), (V2, True)]
+IDS = ["v1-both", "v1-soap11", "v1-soap12", "v2-both", "v2-soap11", "v2-soap12"]
 
 
-def _path(version, soap12: bool) -> str:
+def _path(version, soap12: bool | None) -> str:
     name = version.name
-    if not soap12:
+    if soap12 is None:
         return f"/services/{name}?wsdl"
-    return f"/services/{name}.{name}HttpsSoap12Endpoint?wsdl"
+    return f"/services/{name}.{name}Https{'Soap12' if soap12 else 'Soap11'}Endpoint?wsdl"
+
+
+def _endpoint(version, soap12: bool) -> str:
+    name = version.name
+    return f"{name}.{name}Https{'Soap12' if soap12 else 'Soap11'}Endpoint"
+
+
+def _versions(soap12: bool | None) -> list[bool]:
+    return [False, True] if soap12 is None else [soap12]
 
 
 def _canonical(document: bytes) -> bytes:
@@ -48,11 +58,16 @@ async def test_live_wsdl_matches_the_frozen_copy(gateway, version, soap12):
     assert _canonical(live) == _canonical(frozen), (
         "the live WSDL differs from wsdl/: if the contract change is deliberate, run "
         "`python -m gateway.soap.freeze` and say so in the commit")
-    # the address points back at the gateway that served it
+    # each port's address points back at the gateway that served it, at the endpoint of
+    # the port's name (WSO2's), in the address element of its binding's SOAP version
     root = etree.fromstring(live)
-    address = next(root.iter(f"{{{SOAP11}}}address", f"{{{SOAP12}}}address"))
     host = f"http://{gateway.server.host}:{gateway.server.port}/services/"
-    assert address.get("location").startswith(host)
+    ports = root.findall(f"{{{WSDL}}}service/{{{WSDL}}}port")
+    assert [p.get("name") for p in ports] == [
+        _endpoint(version, v).split(".")[1] for v in _versions(soap12)]
+    for port, v in zip(ports, _versions(soap12), strict=True):
+        address = port.find(f"{{{SOAP12 if v else SOAP11}}}address")
+        assert address.get("location") == host + _endpoint(version, v)
 
 
 async def test_wsdl_query_is_case_insensitive_and_works_on_every_endpoint(gateway):
@@ -73,13 +88,18 @@ def test_frozen_wsdl_is_clean_for_generators(version, soap12):
     declared = set(root.nsmap.values())
     for element in root.iter():
         declared.update(element.nsmap.values())
-    # one binding per document: no namespace of the other SOAP version
-    assert (SOAP11 in declared) is not soap12 and (SOAP12 in declared) is soap12
+    # the namespaces of its bindings' SOAP versions and no other: a single-binding
+    # document never shows a SOAP 1.1 generator a SOAP 1.2 declaration
+    versions = _versions(soap12)
+    assert (SOAP11 in declared) is (False in versions)
+    assert (SOAP12 in declared) is (True in versions)
     assert "http://www.w3.org/2003/05/soap-envelope" not in declared
     assert "http://schemas.xmlsoap.org/wsdl/http/" not in declared
     assert b"parameterOrder" not in text
-    assert len(root.findall(f"{{{WSDL}}}binding")) == 1
-    assert len(root.findall(f"{{{WSDL}}}service/{{{WSDL}}}port")) == 1
+    bindings = root.findall(f"{{{WSDL}}}binding")
+    assert [b.get("name") for b in bindings] == [
+        f"{version.name}Soap{'12' if v else '11'}Binding" for v in versions]
+    assert len(root.findall(f"{{{WSDL}}}service/{{{WSDL}}}port")) == len(versions)
     # a schema comes after every schema it imports
     seen = set()
     for schema in root.find(f"{{{WSDL}}}types").findall(f"{{{XS}}}schema"):
@@ -94,10 +114,38 @@ def test_frozen_wsdl_is_clean_for_generators(version, soap12):
         has_output = operation.find(f"{{{WSDL}}}output") is not None
         assert has_output is (version.v2 or not op.void), op.name
         assert (operation.find(f"{{{WSDL}}}fault") is not None) is has_output
-    binding_ns = SOAP12 if soap12 else SOAP11
-    actions = {o.getparent().get("name"): o.get("soapAction")
-               for o in root.iter(f"{{{binding_ns}}}operation")}
-    assert actions == {op.name: f"urn:{op.name}" for op in OPERATIONS}
+    for binding, v in zip(bindings, versions, strict=True):
+        binding_ns = SOAP12 if v else SOAP11
+        assert binding.find(f"{{{binding_ns}}}binding").get("transport") == \
+            "http://schemas.xmlsoap.org/soap/http"
+        actions = {o.getparent().get("name"): o.get("soapAction")
+                   for o in binding.iter(f"{{{binding_ns}}}operation")}
+        assert actions == {op.name: f"urn:{op.name}" for op in OPERATIONS}
+
+
+@pytest.mark.parametrize("version", [V1, V2], ids=["v1", "v2"])
+def test_wsdl_has_wso2s_soap_bindings_and_ports(version):
+    """The ?wsdl document has the SOAP bindings and ports of WSO2's own WSDL, by the same
+    names, binding namespaces and endpoint paths (WSO2's HTTP binding is left out)."""
+    reference = etree.parse(str(REFERENCE / f"{version.name}.wsdl")).getroot()
+    ours = etree.fromstring((FROZEN / frozen_name(version, None)).read_bytes())
+
+    def soap_ports(root):
+        out = []
+        for port in root.iter(f"{{{WSDL}}}port"):
+            for ns in (SOAP11, SOAP12):
+                address = port.find(f"{{{ns}}}address")
+                if address is not None and "Https" in port.get("name"):
+                    path = address.get("location").rsplit("/services/", 1)[1].rstrip("/")
+                    out.append((port.get("name"), port.get("binding").split(":")[1], ns, path))
+        return out
+
+    def soap_bindings(root):
+        return [(b.get("name"), ns) for b in root.findall(f"{{{WSDL}}}binding")
+                for ns in (SOAP11, SOAP12) if b.find(f"{{{ns}}}binding") is not None]
+
+    assert soap_ports(ours) == soap_ports(reference) and len(soap_ports(ours)) == 2
+    assert soap_bindings(ours) == soap_bindings(reference) and len(soap_bindings(ours)) == 2
 
 
 def _schema_elements(root: etree._Element) -> dict[str, list[tuple]]:

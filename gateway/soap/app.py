@@ -3,11 +3,15 @@
 Endpoints, as WSO2 names them (``{S}`` is ``RemoteUserStoreManagerService`` or
 ``RemoteUserStoreManagerServiceV2``):
 
-- ``POST /services/{S}``: SOAP 1.1 or 1.2, told apart by the envelope.
-- ``POST /services/{S}.{S}HttpsSoap11Endpoint`` (and ``Http…``, with or
-  without a trailing slash): SOAP 1.1 only; ``…Soap12Endpoint``: SOAP 1.2 only.
-- ``GET`` any of them with ``?wsdl``: the WSDL of that binding (SOAP 1.1 for
-  the plain path), its address pointing back where it was fetched from.
+- ``POST /services/{S}``, ``/services/{S}.{S}HttpsSoap11Endpoint`` and
+  ``…Soap12Endpoint`` (also ``Http…``, with or without a trailing slash): SOAP 1.1
+  or 1.2, told apart by the Content-Type as in WSO2 (Axis2): ``text/xml`` is SOAP
+  1.1, ``application/soap+xml`` SOAP 1.2, and the envelope must be of that version
+  (else a ``VersionMismatch`` fault); any other Content-Type is HTTP 415.
+- ``GET /services/{S}?wsdl``: the WSDL with both bindings and WSO2's two ports
+  (``{S}HttpsSoap11Endpoint``, ``{S}HttpsSoap12Endpoint``); ``GET`` a suffixed
+  endpoint with ``?wsdl``: the WSDL of that binding alone (for generators that
+  want one SOAP version). Addresses point back where the WSDL was fetched from.
 
 No WSGI bridge and no thread per request: the adapter parses the envelope
 (hardened, ``envelope.parse``), authenticates, lets Spyne deserialise and
@@ -38,6 +42,7 @@ from ..errors import (
     InvalidValue,
     MethodNotAllowed,
     Unauthorized,
+    UnsupportedMediaType,
 )
 from ..http_input import public_base, read_body
 from ..keys import AUTH, CONFIG, PIPELINE
@@ -94,7 +99,8 @@ class _Server(ServerBase):
 @dataclass(frozen=True)
 class Endpoint:
     version: Version
-    binding: Binding | None  # None: either, by the envelope
+    binding: Binding | None  # the binding its name says (its ?wsdl, its faults before the
+    # Content-Type is known); None: both. Every endpoint takes both versions.
 
 
 @dataclass
@@ -116,8 +122,10 @@ def runtime(version: Version, soap12: bool) -> Runtime:
 
 
 @cache
-def wsdl_document(version: Version, soap12: bool) -> bytes:
-    return build_wsdl(runtime(version, soap12).app, version, soap12)
+def wsdl_document(version: Version, soap12: bool | None) -> bytes:
+    """The WSDL with the SOAP 1.1 (``False``) or 1.2 (``True``) binding, or both (None)."""
+    bindings = (False, True) if soap12 is None else (soap12,)
+    return build_wsdl(runtime(version, bool(soap12)).app, version, bindings)
 
 
 def endpoints() -> dict[str, Endpoint]:
@@ -141,10 +149,15 @@ def _endpoint(request: web.Request) -> Endpoint:
     return found
 
 
-def _guess_binding(request: web.Request, endpoint: Endpoint) -> Binding:
-    if endpoint.binding is not None:
-        return endpoint.binding
-    return SOAP12 if "soap+xml" in request.headers.get("Content-Type", "") else SOAP11
+def _transport(request: web.Request) -> Binding:
+    """The SOAP version of the request's HTTP binding, by its media type; 415 for another."""
+    for binding in (SOAP11, SOAP12):
+        if request.content_type == binding.media_type:
+            return binding
+    sent = request.headers.get("Content-Type")
+    raise UnsupportedMediaType(
+        f"A SOAP request is {SOAP11.media_type} (SOAP 1.1) or {SOAP12.media_type} (SOAP 1.2), "
+        + (f"not {sent[:100]}" if sent else "and this one has no Content-Type"))
 
 
 async def _caller(request: web.Request, header):
@@ -160,6 +173,8 @@ async def _caller(request: web.Request, header):
 def _fault_response(request: web.Request, error: GatewayError) -> web.Response:
     endpoint = ENDPOINTS.get(request.match_info.get("endpoint", ""), Endpoint(V1, None))
     binding = request.get(BINDING) or endpoint.binding or SOAP11
+    if isinstance(error, envelope.WrongVersion):  # in SOAP 1.1, which every sender reads
+        binding = SOAP11
     body = envelope.fault(binding, error, endpoint.version.name, endpoint.version.v2)
     response = web.Response(body=body, status=binding.fault_status(error),
                             content_type=binding.content_type.split(";")[0], charset="utf-8")
@@ -173,7 +188,7 @@ async def soap_errors(request: web.Request, handler):
     try:
         return await handler(request)
     except GatewayError as exc:
-        if exc.status >= 500:
+        if exc.status >= 500 and exc.soap_fault == "Server":  # ours, not the caller's
             log.error("%s %s failed: %s", request.method, request.path, exc.detail,
                       exc_info=exc.__cause__)
         return _fault_response(request, exc)
@@ -188,7 +203,7 @@ async def soap_get(request: web.Request) -> web.Response:
     endpoint = _endpoint(request)
     if not any(k.lower() == "wsdl" for k in request.query):
         raise MethodNotAllowed("Send SOAP requests with POST; GET ?wsdl for the WSDL")
-    soap12 = endpoint.binding is SOAP12
+    soap12 = None if endpoint.binding is None else endpoint.binding.soap12
     return web.Response(body=with_address(wsdl_document(endpoint.version, soap12),
                                           public_base(request)),
                         content_type="text/xml", charset="utf-8")
@@ -208,16 +223,13 @@ def _spyne_fault(error) -> GatewayError:
 
 async def soap_post(request: web.Request) -> web.Response:
     endpoint = _endpoint(request)
-    request[BINDING] = _guess_binding(request, endpoint)
+    binding = request[BINDING] = _transport(request)
     body = await read_body(request, request.config_dict[CONFIG].max_body_bytes)
     root = envelope.parse(body)
-    binding = envelope.binding_of(root)
-    if binding is None:
+    found = envelope.binding_of(root)
+    if found is None:
         raise InvalidSyntax("The request is not a SOAP envelope")
-    request[BINDING] = binding
-    if endpoint.binding is not None and binding is not endpoint.binding:
-        raise InvalidValue(f"This endpoint takes SOAP {'1.2' if endpoint.binding.soap12 else '1.1'}"
-                           " envelopes")
+    envelope.check_version(found, binding)
     body_el = root.find(f"{{{binding.env}}}Body")
     if body_el is None or len(body_el) != 1:
         raise InvalidSyntax("The SOAP Body must hold exactly one operation element")

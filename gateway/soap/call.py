@@ -18,6 +18,7 @@ from ..auth.principal import Principal
 from ..errors import InvalidValue, NotFound
 from ..names import PRIMARY, Names, is_qualified, qualify
 from ..pipeline import Pipeline
+from . import wso2_messages as wso2
 
 SUPER_TENANT_ID = -1234  # WSO2's super tenant: the only tenant here
 DEFAULT_PROFILE = "default"
@@ -93,7 +94,7 @@ async def need(call: Call, kind: str, name: str | None, relations: bool = False)
     if found is None:
         domain = (call.names.parts(name, kind == ops.GROUP)[0] or PRIMARY).upper()
         if kind == ops.USER:
-            raise NotFound(f"30007 - UserNotFound: User {name} does not exist in: {domain}")
+            raise NotFound(wso2.message(wso2.USER_NOT_FOUND, wso2.domain_free(name), domain))
         raise NotFound(f"Role {name} does not exist in: {domain}")
     return found
 

@@ -14,7 +14,10 @@ from .app import wsdl_document
 from .service import V1, V2
 
 
-def frozen_name(version, soap12: bool) -> str:
+def frozen_name(version, soap12: bool | None) -> str:
+    """``{S}.wsdl`` (both bindings, ``?wsdl``), ``{S}.soap11.wsdl``, ``{S}.soap12.wsdl``."""
+    if soap12 is None:
+        return f"{version.name}.wsdl"
     return f"{version.name}.{'soap12' if soap12 else 'soap11'}.wsdl"
 
 
@@ -23,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     folder = Path(args[0] if args else "wsdl")
     folder.mkdir(parents=True, exist_ok=True)
     for version in (V1, V2):
-        for soap12 in (False, True):
+        for soap12 in (None, False, True):
             path = folder / frozen_name(version, soap12)
             path.write_bytes(wsdl_document(version, soap12))
             print(path)

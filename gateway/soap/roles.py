@@ -12,6 +12,7 @@ from .. import operations as ops
 from ..errors import Conflict, InvalidValue, NotFound
 from ..model.patch import PatchOperation
 from ..names import PRIMARY, is_qualified, qualify
+from . import wso2_messages as wso2
 from .call import Call, find, need, qualified, required, search_all, user_ids
 
 EVERYONE = "Internal/everyone"  # WSO2's implicit role of every user
@@ -21,6 +22,16 @@ HYBRID_FILTER = 'displayName sw "Internal/" or displayName sw "Application/"'
 
 def is_everyone(name: str) -> bool:
     return name.lower() == EVERYONE.lower()
+
+
+def wso2_role_name(call: Call, name: str) -> str:
+    """A role's name as WSO2 writes it in a message: hybrid roles whole, others without
+    their domain."""
+    return name if call.names.is_hybrid(name) else wso2.domain_free(name)
+
+
+def _everyone_unchangeable() -> InvalidValue:
+    return InvalidValue(wso2.message(wso2.UPDATE_EVERYONE))
 
 
 def roles_of(user: ops.Entity) -> list[str]:
@@ -66,36 +77,42 @@ async def addRole(call: Call, roleName, userList, permissions):  # noqa: N802
     not kept: what a role may do here is configured in ``[roles]``."""
     name = required("A role name", roleName)
     if is_everyone(name):
-        raise Conflict(f"The role '{EVERYONE}' already exists")
+        raise Conflict(wso2.message(wso2.ROLE_EXISTS, name))
     domain = call.names.split(name, group=True)[0]
     ids = await user_ids(call, userList, domain)
-    await call.run(ops.CreateGroup({"displayName": name,
-                                    "members": [{"value": i} for i in ids]}))
+    try:
+        await call.run(ops.CreateGroup({"displayName": name,
+                                        "members": [{"value": i} for i in ids]}))
+    except Conflict:
+        raise Conflict(wso2.message(wso2.ROLE_EXISTS, wso2_role_name(call, name))) from None
 
 
 async def deleteRole(call: Call, roleName):  # noqa: N802
     if is_everyone(required("A role name", roleName)):
-        raise InvalidValue(f"The role '{EVERYONE}' cannot be deleted")
+        raise InvalidValue(wso2.message(wso2.DELETE_EVERYONE))
     group = await find(call, ops.GROUP, roleName)
     if group is None:
-        raise NotFound("31806 - Cannot delete non-existing role")
+        raise NotFound(wso2.message(wso2.DELETE_MISSING_ROLE))
     await call.run(ops.DeleteGroup(group.id))
 
 
 async def updateRoleName(call: Call, roleName, newRoleName):  # noqa: N802
     new = required("The new role name", newRoleName)
     if is_everyone(required("A role name", roleName)) or is_everyone(new):
-        raise InvalidValue(f"The role '{EVERYONE}' cannot be renamed")
+        raise _everyone_unchangeable()
     group = await need(call, ops.GROUP, roleName)
     if not is_qualified(new):  # a bare new name stays in the role's domain
         new = qualify(group.domain, new)
-    await call.run(ops.PatchGroup(group.id, [PatchOperation("replace", "displayName", new)],
-                                  with_members=False))
+    try:
+        await call.run(ops.PatchGroup(group.id, [PatchOperation("replace", "displayName", new)],
+                                      with_members=False))
+    except Conflict:
+        raise Conflict(wso2.message(wso2.ROLE_EXISTS, wso2_role_name(call, new))) from None
 
 
 async def updateUserListOfRole(call: Call, roleName, deletedUsers, newUsers):  # noqa: N802
     if is_everyone(required("A role name", roleName)):
-        raise InvalidValue(f"The members of '{EVERYONE}' cannot be changed")
+        raise _everyone_unchangeable()
     group = await need(call, ops.GROUP, roleName)
     add = await user_ids(call, newUsers, group.domain)
     remove = await user_ids(call, deletedUsers, group.domain)
@@ -108,10 +125,8 @@ async def updateRoleListOfUser(call: Call, userName, deletedRoles, newRoles):  #
     changes: list[tuple[ops.Entity, bool]] = []
     for roles, adding in ((deletedRoles, False), (newRoles, True)):
         for role in roles or []:
-            if is_everyone(role):
-                if not adding:  # every user holds it, always
-                    raise InvalidValue(f"The role '{EVERYONE}' cannot be removed from a user")
-                continue
+            if is_everyone(role):  # every user holds it, always: WSO2 refuses either way
+                raise _everyone_unchangeable()
             group = await need(call, ops.GROUP, role)
             if group.domain != user.domain:
                 raise InvalidValue(f"Role '{role}' is in the user store {group.domain}; a user "

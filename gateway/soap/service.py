@@ -143,9 +143,12 @@ def _as_declared(name: str, declared, value):
     """A value as the WSDL declares its parameter, whatever ``xsi:type`` the request gave
     it (Spyne honours ``xsi:type``: ``maxItemLimit xsi:type="xs:string"`` arrives as a
     string). WSO2 reads simple values by the schema's type too; one that is not of it is
-    the caller's mistake."""
+    the caller's mistake. A nil item of a repeated element is no item (Perl's SOAP::Lite
+    sends a list it was not given as one ``xsi:nil`` element)."""
     if value is None:
         return None
+    if isinstance(value, list):
+        value = [v for v in value if v is not None]
     if declared is Int:
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
@@ -168,7 +171,7 @@ def _as_declared(name: str, declared, value):
         return value if isinstance(value, str) else _text(value)
     if declared is Strings:
         items = value if isinstance(value, list) else [value]
-        return [None if v is None else v if isinstance(v, str) else _text(v) for v in items]
+        return [v if isinstance(v, str) else _text(v) for v in items if v is not None]
     return value
 
 

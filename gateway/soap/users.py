@@ -5,11 +5,12 @@ listing users by name or by claim, and what WSO2 answers about tenants and profi
 from __future__ import annotations
 
 from .. import operations as ops
-from ..errors import Conflict, Forbidden, InvalidValue
+from ..errors import Conflict, Forbidden, InvalidValue, NotFound
 from ..model.account import password_expires
-from ..model.dialects.wso2 import CLAIM, WSO2
+from ..model.dialects.wso2 import CLAIM, ROLE_CLAIMS, WSO2
 from ..model.patch import apply_patch
 from ..names import PRIMARY, qualify
+from . import wso2_messages as wso2
 from .call import (
     DEFAULT_PROFILE,
     SUPER_TENANT_ID,
@@ -48,6 +49,10 @@ async def addUser(call: Call, userName, credential, roleList, claims, profileNam
     name = required("A user name", userName)
     check_profile(profileName)
     domain = call.names.split(name)[0]  # an unknown domain is the caller's mistake, said first
+    for item in claims or []:  # WSO2 names an unknown claim of a new user with its 30005
+        uri = getattr(item, "claimURI", None)
+        if uri and uri not in ROLE_CLAIMS and WSO2.known(uri) is None:
+            raise InvalidValue(wso2.message(wso2.INVALID_CLAIM_URI, uri))
     representation = {"userName": name}
     patch = claims_patch(claims)
     if patch:
@@ -59,7 +64,9 @@ async def addUser(call: Call, userName, credential, roleList, claims, profileNam
     for role in roleList or []:
         if is_everyone(role):
             continue
-        group = await need(call, ops.GROUP, role)
+        group = await find(call, ops.GROUP, role)
+        if group is None:
+            raise NotFound(_missing_role(call, role))
         if group.domain != domain:
             raise InvalidValue(f"Role '{role}' is in the user store {group.domain}; a user of "
                                f"{domain} can only join roles of {domain}")
@@ -67,8 +74,17 @@ async def addUser(call: Call, userName, credential, roleList, claims, profileNam
     try:  # the user and its roles in one operation: all of it, or nothing
         await call.run(ops.CreateUser(representation, groups=tuple(g.id for g in roles)))
     except Conflict:
-        raise Conflict(f"30004 - UserAlreadyExistingUsername {name} already exists in the "
-                       "system. Pick another username.") from None
+        raise Conflict(wso2.message(wso2.USER_EXISTS, wso2.domain_free(name))) from None
+
+
+def _missing_role(call: Call, role: str) -> str:
+    """WSO2's words for a role of a new user that does not exist: an ``Internal/`` role
+    by its name without the prefix, ``Application/`` roles whole, others without domain."""
+    if call.names.is_hybrid(role):
+        if role.split("/", 1)[0].upper() == "INTERNAL":
+            return wso2.message(wso2.INTERNAL_ROLE_MISSING, wso2.domain_free(role))
+        return wso2.message(wso2.INTERNAL_ROLE_MISSING, role)
+    return wso2.message(wso2.EXTERNAL_ROLE_MISSING, wso2.domain_free(role))
 
 
 async def deleteUser(call: Call, userName):  # noqa: N802
@@ -83,8 +99,7 @@ async def updateCredential(call: Call, userName, newCredential, oldCredential): 
                                           required("The new credential", newCredential),
                                           present("The old credential", oldCredential)))
     except Forbidden:
-        raise Forbidden("30006 - PasswordInvalid Old credential does not match with the "
-                        "existing credentials.") from None
+        raise Forbidden(wso2.message(wso2.OLD_CREDENTIAL)) from None
 
 
 async def updateCredentialByAdmin(call: Call, userName, newCredential):  # noqa: N802

@@ -9,9 +9,14 @@ and uses its own transport URI. So only the types are taken from Spyne; the
 messages, port type, binding and service are written here, in WSO2's naming
 (``{op}Request``/``{op}Response`` messages with a ``parameters`` part,
 ``urn:{op}`` SOAP actions, ``{service}PortType``, ``{service}Soap11Binding``,
-``{service}HttpsSoap11Endpoint``), with one binding per document: SOAP 1.1 or
-SOAP 1.2. The operation wrappers are inlined into their elements as WSO2 has
-them, and V1's one-way operations have neither output nor fault.
+``{service}HttpsSoap11Endpoint``). The document at ``?wsdl`` has both SOAP
+bindings and WSO2's two ports, ``{service}HttpsSoap11Endpoint`` and
+``{service}HttpsSoap12Endpoint``, each addressed at the endpoint of its name (WSO2
+also has an HTTP binding; it is left out, as generators warn about it). A document
+with one binding alone is published too, for generators that want one SOAP version
+(JAX-WS ``wsimport`` without ``-extension``). The operation wrappers are inlined
+into their elements as WSO2 has them, and V1's one-way operations have neither
+output nor fault.
 """
 
 from __future__ import annotations
@@ -113,12 +118,15 @@ def _spyne_types(app: Application, version: Version) -> tuple[list[etree._Elemen
     return _schemas_in_import_order(schemas)
 
 
-def build_wsdl(app: Application, version: Version, soap12: bool) -> bytes:
-    """The WSDL document of one version and one SOAP binding (address placeholder)."""
+def build_wsdl(app: Application, version: Version, bindings: tuple[bool, ...]) -> bytes:
+    """The WSDL document of one version with the SOAP bindings named by ``bindings``
+    (``False``: SOAP 1.1, ``True``: SOAP 1.2), one port each (address placeholder)."""
     schemas = _spyne_types(app, version)
     tns = app.tns
-    soap = SOAP12 if soap12 else SOAP11
-    nsmap = {"wsdl": WSDL, "xs": XS, ("soap12" if soap12 else "soap"): soap, "tns": tns}
+    nsmap = {"wsdl": WSDL, "xs": XS}
+    nsmap.update({("soap12" if soap12 else "soap"): SOAP12 if soap12 else SOAP11
+                  for soap12 in bindings})
+    nsmap["tns"] = tns
     nsmap.update({p: ns for ns, p in PREFIXES.items()})
     root = etree.Element(_q(WSDL, "definitions"), nsmap=nsmap, targetNamespace=tns)
     etree.SubElement(root, _q(WSDL, "documentation")).text = version.name
@@ -149,31 +157,39 @@ def build_wsdl(app: Application, version: Version, soap12: bool) -> bytes:
             etree.SubElement(operation, _q(WSDL, "fault"), name=fault_name,
                              message=f"tns:{fault_name}")
 
-    suffix = "Soap12" if soap12 else "Soap11"
-    binding = etree.SubElement(root, _q(WSDL, "binding"), name=f"{version.name}{suffix}Binding",
-                               type=f"tns:{version.name}PortType")
-    etree.SubElement(binding, _q(soap, "binding"), transport=HTTP_TRANSPORT, style="document")
-    for op in OPERATIONS:
-        one_way = op.void and not version.v2
-        operation = etree.SubElement(binding, _q(WSDL, "operation"), name=op.name)
-        etree.SubElement(operation, _q(soap, "operation"), soapAction=f"urn:{op.name}",
+    for soap12 in bindings:
+        soap = SOAP12 if soap12 else SOAP11
+        binding = etree.SubElement(root, _q(WSDL, "binding"),
+                                   name=binding_name(version, soap12),
+                                   type=f"tns:{version.name}PortType")
+        etree.SubElement(binding, _q(soap, "binding"), transport=HTTP_TRANSPORT,
                          style="document")
-        etree.SubElement(etree.SubElement(operation, _q(WSDL, "input")), _q(soap, "body"),
-                         use="literal")
-        if not one_way:
-            etree.SubElement(etree.SubElement(operation, _q(WSDL, "output")), _q(soap, "body"),
+        for op in OPERATIONS:
+            one_way = op.void and not version.v2
+            operation = etree.SubElement(binding, _q(WSDL, "operation"), name=op.name)
+            etree.SubElement(operation, _q(soap, "operation"), soapAction=f"urn:{op.name}",
+                             style="document")
+            etree.SubElement(etree.SubElement(operation, _q(WSDL, "input")), _q(soap, "body"),
                              use="literal")
-            fault = etree.SubElement(operation, _q(WSDL, "fault"), name=fault_name)
-            etree.SubElement(fault, _q(soap, "fault"), name=fault_name, use="literal")
+            if not one_way:
+                etree.SubElement(etree.SubElement(operation, _q(WSDL, "output")),
+                                 _q(soap, "body"), use="literal")
+                fault = etree.SubElement(operation, _q(WSDL, "fault"), name=fault_name)
+                etree.SubElement(fault, _q(soap, "fault"), name=fault_name, use="literal")
 
     service = etree.SubElement(root, _q(WSDL, "service"), name=version.name)
-    port = etree.SubElement(service, _q(WSDL, "port"),
-                            name=f"{version.name}Https{suffix}Endpoint",
-                            binding=f"tns:{version.name}{suffix}Binding")
-    etree.SubElement(port, _q(soap, "address"),
-                     location=f"{ADDRESS_PLACEHOLDER}{endpoint_name(version, soap12)}")
+    for soap12 in bindings:  # WSO2's ports, each at the endpoint of its name
+        port = etree.SubElement(service, _q(WSDL, "port"),
+                                name=endpoint_name(version, soap12).split(".", 1)[1],
+                                binding=f"tns:{binding_name(version, soap12)}")
+        etree.SubElement(port, _q(SOAP12 if soap12 else SOAP11, "address"),
+                         location=f"{ADDRESS_PLACEHOLDER}{endpoint_name(version, soap12)}")
     etree.cleanup_namespaces(root, top_nsmap=nsmap, keep_ns_prefixes=list(nsmap))
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def binding_name(version: Version, soap12: bool) -> str:
+    return f"{version.name}{'Soap12' if soap12 else 'Soap11'}Binding"
 
 
 def endpoint_name(version: Version, soap12: bool) -> str:
