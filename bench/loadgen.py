@@ -15,116 +15,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
-import math
 import os
 import random
 import sys
 import time
 import urllib.parse
-from dataclasses import dataclass, field
 
 import aiohttp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (  # noqa: E402
+    SCIM_JSON,
+    Operation,
+    basic_auth,
+    require_loopback,
+    run_phase,
+)
 from generate_users import email, external_id, user_name  # noqa: E402
-
-TICK = os.sysconf("SC_CLK_TCK")
-SCIM_JSON = "application/scim+json"
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    if not pid:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
-
-
-def percentile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(q * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
-@dataclass
-class Phase:
-    concurrency: int
-    requests: int = 0
-    errors: int = 0
-    seconds: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-    server_cpu: float | None = None
-    first_error: str | None = None
-
-    def summary(self) -> dict:
-        lat = sorted(self.latencies)
-        return {
-            "concurrency": self.concurrency,
-            "requests": self.requests,
-            "errors": self.errors,
-            "seconds": round(self.seconds, 3),
-            "p50_ms": None if not lat else round(percentile(lat, 0.50) * 1000, 3),
-            "p99_ms": None if not lat else round(percentile(lat, 0.99) * 1000, 3),
-            "req_per_s": round(self.requests / self.seconds, 1) if self.seconds else None,
-            "server_cpu_s": None if self.server_cpu is None else round(self.server_cpu, 3),
-            "server_cpu_ms_per_req": (None if self.server_cpu is None or not self.requests
-                                      else round(self.server_cpu * 1000 / self.requests, 3)),
-            "first_error": self.first_error,
-        }
-
-
-class Operation:
-    """One kind of request: ``make(rng)`` gives (method, url, body, expected status)."""
-
-    def __init__(self, name: str, target: str, session: aiohttp.ClientSession, make):
-        self.name, self.target, self.session, self.make = name, target, session, make
-
-    async def once(self, rng: random.Random, phase: Phase) -> None:
-        method, url, body, expected = self.make(rng)
-        started = time.perf_counter()
-        try:
-            async with self.session.request(method, url, data=body) as resp:
-                await resp.read()
-                status = resp.status
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            status = f"{type(exc).__name__}: {exc}"
-        elapsed = time.perf_counter() - started
-        phase.requests += 1
-        if status != expected:
-            phase.errors += 1
-            if phase.first_error is None:
-                phase.first_error = f"{method} {url}: {status}"
-        else:
-            phase.latencies.append(elapsed)
-
-
-async def run_phase(op: Operation, concurrency: int, max_requests: int, max_seconds: float,
-                    seed: int, pid: int | None) -> Phase:
-    phase = Phase(concurrency)
-    issued = 0
-    deadline = time.perf_counter() + max_seconds
-
-    async def worker(n: int) -> None:
-        nonlocal issued
-        rng = random.Random(seed * 1000 + n)
-        while issued < max_requests and time.perf_counter() < deadline:
-            issued += 1
-            await op.once(rng, phase)
-
-    cpu0 = cpu_seconds(pid)
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(n) for n in range(concurrency)))
-    phase.seconds = time.perf_counter() - started
-    cpu1 = cpu_seconds(pid)
-    if cpu0 is not None and cpu1 is not None:
-        phase.server_cpu = cpu1 - cpu0
-    return phase
 
 
 async def sample_ids(session: aiohttp.ClientSession, base: str, users: int, count: int,
@@ -183,8 +91,7 @@ def new_user(run_id: str, n: int) -> bytes:
 async def main_async(args) -> dict:
     overall_deadline = time.perf_counter() + args.max_total_seconds
     timeout = aiohttp.ClientTimeout(total=30)
-    auth = "Basic " + base64.b64encode(args.auth.encode()).decode()
-    headers = {"Authorization": auth, "Accept": SCIM_JSON}
+    headers = {"Authorization": basic_auth(args.auth), "Accept": SCIM_JSON}
     gw = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=args.concurrency + 1), timeout=timeout,
         headers=headers)
@@ -296,10 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="comma-separated substrings of operation names to run")
     p.add_argument("--out", help="write the JSON results here (default: stdout)")
     args = p.parse_args(argv)
-    for url in (args.gateway, args.baseline):
-        host = urllib.parse.urlsplit(url).hostname
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            p.error(f"loopback targets only, not {host}")
+    require_loopback(p, args.gateway, args.baseline)
     results = asyncio.run(main_async(args))
     text = json.dumps(results, indent=2)
     if args.out:

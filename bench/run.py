@@ -24,23 +24,38 @@ import argparse
 import contextlib
 import json
 import os
-import secrets
 import shutil
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import generate_users  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    RssSampler,
+    baseline_command,
+    clean_env,
+    columns,
+    fmt,
+    free_port,
+    health,
+    import_command,
+    proc_status,
+    results_dir,
+    run_child,
+    run_import,
+    save_report,
+    serve_command,
+    spawn,
+    stop,
+    verdict,
+    wait_http,
+    write_config,
+)
 
 TARGETS = {
     "lookup_p99_ms": 10.0,
@@ -51,133 +66,6 @@ TARGETS = {
 }
 LOOKUPS = ("GET /Users/{id}", "filter userName eq", "filter externalId eq",
            "filter emails.value eq", "filter userName sw")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def gateway_command() -> list[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "gateway")
-    if os.path.exists(script):
-        return [script]
-    return [sys.executable, "-m", "gateway.cli"]
-
-
-def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("GATEWAY_")}
-    # a known administrator, so that serve does not print a generated password
-    env["GATEWAY_ADMIN_USER"] = "admin"
-    env["GATEWAY_ADMIN_PASSWORD"] = secrets.token_urlsafe(18)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def write_config(path: str, db: str, port: int, extra: str = "") -> None:
-    with open(path, "w") as f:
-        f.write(f"""# written by bench/run.py
-[server]
-host = "127.0.0.1"
-port = {port}
-workers = 1
-
-[auth]
-cache_seconds = 60
-
-[userstores.PRIMARY]
-url = "sqlite+aiosqlite:///{os.path.abspath(db)}"
-
-[[clients]]
-name = "bench"
-secret = "secret"
-permissions = ["*"]
-""")
-        f.write(extra)
-
-
-def raw_samples(path: str):
-    """The samples of a py-spy raw profile (``-f raw``): (frames, outermost first; count)
-    per line. A sample without any frame is ``[""]``."""
-    with open(path) as f:
-        for line in f:
-            stack, _, count = line.rstrip("\n").rpartition(" ")
-            if count.isdigit():
-                yield stack.split(";"), int(count)
-
-
-def save_report(outdir: str, lines: list[str], summary: dict | None = None) -> None:
-    """Print the report and keep it in ``outdir`` (``report.txt``), with the figures behind
-    it (``summary.json``) when given."""
-    report = "\n".join(lines)
-    print("\n" + report, flush=True)
-    with open(os.path.join(outdir, "report.txt"), "w") as f:
-        f.write(report + "\n")
-    if summary is not None:
-        with open(os.path.join(outdir, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2, default=str)
-
-
-def proc_status(pid: int) -> dict[str, float]:
-    """VmRSS / VmHWM of a process, in MB (empty once it is gone)."""
-    out = {}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(("VmRSS:", "VmHWM:")):
-                    key, value = line.split(":", 1)
-                    out[key] = int(value.split()[0]) / 1024
-    except OSError:
-        pass
-    return out
-
-
-class RssSampler(threading.Thread):
-    def __init__(self, pid: int, interval: float = 0.25):
-        super().__init__(daemon=True)
-        self.pid, self.interval = pid, interval
-        self.peak_sampled = 0.0
-        self.last: dict[str, float] = {}
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.wait(self.interval):
-            status = proc_status(self.pid)
-            if not status:
-                return
-            self.last = status
-            self.peak_sampled = max(self.peak_sampled, status.get("VmRSS", 0.0))
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(timeout=5)
-
-
-def wait_http(url: str, proc: subprocess.Popen, seconds: float, log: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{url}: the server exited with {proc.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - http://127.0.0.1
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} did not answer within {seconds:.0f}s; see {log}")
-
-
-def stop(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
 
 
 def loaded_users(db: str) -> int | None:
@@ -219,23 +107,10 @@ def load(args, workdir: str, db: str, config: str, outdir: str, env) -> dict:
     size = generate_users.generate(jsonl, args.users)
     gen_s = time.perf_counter() - t0
     print(f"generated {args.users} users ({size / 1e6:.0f} MB) in {gen_s:.1f}s", flush=True)
-    cmd = gateway_command() + ["import", jsonl, "--config", config]
-    if args.batch:
-        cmd += ["--batch", str(args.batch)]
+    cmd = import_command(jsonl, config, args.batch)
     print(f"loading: {' '.join(cmd)}", flush=True)
-    log = os.path.join(outdir, "import.log")
-    t0 = time.perf_counter()
-    with open(log, "w") as out:
-        try:
-            proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                  cwd=workdir, timeout=args.load_timeout)
-        except subprocess.TimeoutExpired:
-            raise SystemExit(f"the load took more than {args.load_timeout}s; see {log}") from None
-    seconds = time.perf_counter() - t0
-    with open(log) as f:
-        text = f.read().strip()
-    if proc.returncode != 0:
-        raise SystemExit(f"the load failed ({proc.returncode}): {text[-2000:]}")
+    seconds, text = run_import(cmd, os.path.join(outdir, "import.log"), env, workdir,
+                               args.load_timeout)
     os.unlink(jsonl)
     print(f"loaded in {seconds:.1f}s wall ({args.users / seconds:.0f} users/s): {text}",
           flush=True)
@@ -246,14 +121,6 @@ def load(args, workdir: str, db: str, config: str, outdir: str, env) -> dict:
     with open(db + ".load.json", "w") as f:  # read back by runs that re-use the database
         json.dump(info, f, indent=2)
     return info
-
-
-def fmt(value, digits=2) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def table(results: dict, concurrency: int) -> tuple[str, dict]:
@@ -278,14 +145,7 @@ def table(results: dict, concurrency: int) -> tuple[str, dict]:
                      fmt(c["server_cpu_ms_per_req"], 3),
                      "-" if cpu_ratio is None else f"{cpu_ratio:.0%}",
                      fmt(s["errors"] + c["errors"])))
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = [" | ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)),
-             "-+-".join("-" * w for w in widths)]
-    for r in rows:
-        lines.append(" | ".join(
-            str(v).ljust(w) if i < 2 else str(v).rjust(w)
-            for i, (v, w) in enumerate(zip(r, widths, strict=True))))
-    return "\n".join(lines), ratios
+    return columns(header, rows, left=(0, 1)), ratios
 
 
 def targets(results: dict, ratios: dict, rss: dict, load_info: dict | None,
@@ -293,7 +153,7 @@ def targets(results: dict, ratios: dict, rss: dict, load_info: dict | None,
     out = []
 
     def line(ok: bool | None, text: str) -> None:
-        out.append(f"  [{'n/a ' if ok is None else ('MET ' if ok else 'MISS')}] {text}")
+        out.append(verdict(ok, text))
 
     for o in results["operations"]:
         if o["target"] == "gateway" and o["operation"].startswith(LOOKUPS):
@@ -343,14 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-load-seconds", type=float, default=600.0,
                    help="bound of the whole load generation")
     p.add_argument("--only", help="loadgen --only: operations to run (substrings)")
-    p.add_argument("--results", default=os.path.join(HERE, "results"))
+    p.add_argument("--results", default=RESULTS)
     p.add_argument("--extra-config", help="a TOML file appended to the gateway's configuration "
                    "(e.g. [audit] enabled = false, to compare)")
     args = p.parse_args(argv)
 
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    outdir = os.path.join(args.results, f"{stamp}-{args.users}")
-    os.makedirs(outdir, exist_ok=True)
+    stamp, outdir = results_dir(args.results, str(args.users))
     workdir = tempfile.mkdtemp(prefix="gwbench-")
     db = os.path.abspath(args.db) if args.db else os.path.join(workdir, "users.db")
     os.makedirs(os.path.dirname(db), exist_ok=True)
@@ -389,16 +247,10 @@ def main(argv: list[str] | None = None) -> int:
 
         gw_log = os.path.join(outdir, "gateway.log")
         bl_log = os.path.join(outdir, "baseline.log")
-        with open(gw_log, "w") as out:
-            gateway = subprocess.Popen(
-                gateway_command() + ["serve", "--config", config, "--port", str(gw_port)],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-        with open(bl_log, "w") as out:
-            baseline = subprocess.Popen(
-                [sys.executable, os.path.join(HERE, "baseline.py"), "--port", str(bl_port)],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-        wait_http(f"http://127.0.0.1:{gw_port}/health", gateway, 120, gw_log)
-        wait_http(f"http://127.0.0.1:{bl_port}/health", baseline, 60, bl_log)
+        gateway = spawn(serve_command(config, gw_port), gw_log, env, workdir)
+        baseline = spawn(baseline_command(bl_port), bl_log, env, workdir)
+        wait_http(health(gw_port), gateway, 120, gw_log)
+        wait_http(health(bl_port), baseline, 60, bl_log)
         rss = {"gateway_VmRSS_ready_mb": proc_status(gateway.pid).get("VmRSS"),
                "baseline_VmRSS_ready_mb": proc_status(baseline.pid).get("VmRSS")}
         ready = fmt(rss["gateway_VmRSS_ready_mb"], 1)
@@ -420,12 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                "--run-id", stamp, "--out", raw]
         if args.only:
             cmd += ["--only", args.only]
-        try:
-            subprocess.run(cmd, check=True, env=env, timeout=args.max_load_seconds + 180)
-        except subprocess.TimeoutExpired:
-            raise SystemExit("the load generator overran its time bound") from None
-        except subprocess.CalledProcessError as exc:
-            raise SystemExit(f"the load generator failed ({exc.returncode})") from None
+        run_child(cmd, env, args.max_load_seconds + 180)
         sampler.stop()
         end = proc_status(gateway.pid)
         rss.update({

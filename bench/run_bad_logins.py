@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import os
 import subprocess
 import sys
@@ -32,10 +31,13 @@ import time
 import aiohttp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import (  # noqa: E402
+from common import (  # noqa: E402
+    basic_auth,
     clean_env,
+    cpu_seconds,
     free_port,
-    gateway_command,
+    serve_command,
+    spawn,
     stop,
     wait_http,
     write_config,
@@ -49,15 +51,8 @@ address_burst = 1000000
 """
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def basic(name: str, password: str) -> dict[str, str]:
-    token = base64.b64encode(f"{name}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
+    return {"Authorization": basic_auth(f"{name}:{password}")}
 
 
 def start(workdir: str, label: str, extra: str, env) -> tuple[subprocess.Popen, str]:
@@ -65,9 +60,7 @@ def start(workdir: str, label: str, extra: str, env) -> tuple[subprocess.Popen, 
     config = os.path.join(workdir, f"{label}.toml")
     write_config(config, os.path.join(workdir, label + ".db"), port, extra)
     log = os.path.join(workdir, f"{label}.log")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([*gateway_command(), "serve", "--config", config], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
+    proc = spawn(serve_command(config), log, env, workdir)  # the port: the configuration's
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/health", proc, 120, log)
     return proc, base

@@ -67,18 +67,35 @@ import random
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 import uuid
 from array import array
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from loadgen import Operation, Phase, percentile, run_phase  # noqa: E402
+from common import (  # noqa: E402
+    Phase,
+    PostOperation,
+    Slices,
+    basic_auth,
+    columns,
+    fmt,
+    mark,
+    measure,
+    own_cpu,
+    percentile,
+    raw_samples,
+    require_loopback,
+    run_phase,
+    shares,
+    split_frame,
+    start_py_spy,
+    stop_py_spy,
+)
+from common import write_config as write_base_config  # noqa: E402
 
 TARGET_P99_MS = 5.0
 TARGET_RATIO = 0.30
@@ -272,11 +289,9 @@ CLAIMS = ("{ given_name = \"name.givenName\", family_name = \"name.familyName\",
 
 
 def write_config(path: str, db: str, port: int, jwks: str) -> None:
-    import run
-
-    run.write_config(path, db, port)  # the configuration of run.py (bench client, auth cache)
-    with open(path, "a") as f:
-        f.write(f"""
+    # the configuration of run.py (common.write_config: bench client, auth cache), and the
+    # JIT client and provider
+    write_base_config(path, db, port, f"""
 [[clients]]
 name = "{JIT_CLIENT[0]}"
 secret = "{JIT_CLIENT[1]}"
@@ -301,7 +316,7 @@ mode = "silent"
 
 # the load generator --------------------------------------------------------------------------
 def basic(credentials: tuple[str, str]) -> str:
-    return "Basic " + base64.b64encode(":".join(credentials).encode()).decode()
+    return basic_auth(":".join(credentials))
 
 
 async def server_times(pid: int | None, directory: str | None, name: str,
@@ -395,40 +410,24 @@ class Kernel:
                 "switches_per_req": round(self.switches / requests, 2) if requests else None}
 
 
-class JitOperation(Operation):
+class JitOperation(PostOperation):
     """``POST /jit/bench``: each request takes the next body of a pool (a token is used
     once); each answer is checked with ``ok``."""
 
     def __init__(self, name, target, session, url, headers, pool, ok, reuse=False):
-        super().__init__(name, target, session, None)
-        self.url, self.headers, self.pool, self.ok, self.reuse = url, headers, pool, ok, reuse
+        super().__init__(name, target, session, url, headers, self._next, ok)
+        self.pool, self.reuse = pool, reuse
         self.used = 0
 
-    async def once(self, rng: random.Random, phase: Phase) -> None:
-        import aiohttp
-
+    def _next(self, rng: random.Random) -> tuple[bytes, bytes] | None:
         if self.reuse:
-            body, expect = rng.choice(self.pool)
+            item = rng.choice(self.pool)
         elif self.pool:
-            body, expect = self.pool.pop()
+            item = self.pool.pop()
         else:  # bounded by the pool: never sends a token twice
-            return
+            return None
         self.used += 1
-        started = time.perf_counter()
-        try:
-            async with self.session.post(self.url, data=body, headers=self.headers) as resp:
-                data = await resp.read()
-                status = resp.status
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            data, status = b"", f"{type(exc).__name__}: {exc}"
-        elapsed = time.perf_counter() - started
-        phase.requests += 1
-        if status != 200 or not self.ok(expect, data):
-            phase.errors += 1
-            if phase.first_error is None:
-                phase.first_error = f"{self.name} ({self.target}): {status} {data[:300]!r}"
-        else:
-            phase.latencies.append(elapsed)
+        return item
 
 
 def gateway_ok(expect: bytes, data: bytes) -> bool:
@@ -635,22 +634,15 @@ def setup_main(argv: list[str]) -> int:
     p.add_argument("--max-seconds", type=float, default=120.0)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
-    _loopback(p, args.gateway)
+    require_loopback(p, args.gateway)
     facts = asyncio.run(setup_async(args))
     with open(args.out, "w") as f:
         json.dump(facts, f, indent=2)
     return 0
 
 
-def _loopback(p, *urls: str) -> None:
-    for url in urls:
-        if urllib.parse.urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
-            p.error(f"loopback targets only, not {url}")
-
-
 async def measure_async(args) -> dict:
     import aiohttp
-    from run_soap import Slices, measure, own_cpu
 
     deadline = time.perf_counter() + args.max_seconds
     rng = random.Random(args.seed)
@@ -795,8 +787,11 @@ async def profile_phase(args, session, url: str, headers: dict, mint, results: d
         await run_phase(op, concurrency, min(len(pool), args.warmup), left(5.0),
                         args.seed + 98, None)
         raw = args.profile_out.replace(".txt", f"-{key}.txt")
-        spy = start_py_spy(args.gateway_pid, raw, seconds + 20, args.profile_rate,
-                           args.profile_flags.split())
+        flags = args.profile_flags.split()
+        # --nonblocking: the gateway is not paused at each sample (--native needs the pauses);
+        # idle threads are not sampled
+        spy = start_py_spy(args.gateway_pid, raw, seconds + 20, rate=args.profile_rate,
+                           nonblocking="--native" not in flags, flags=flags, file=sys.stderr)
         if spy is None:
             return {key: {"skipped": "py-spy not found (pip install py-spy)"}}
         phase = Phase(concurrency)
@@ -804,29 +799,10 @@ async def profile_phase(args, session, url: str, headers: dict, mint, results: d
             phase = await run_phase(op, concurrency, len(op.pool), seconds, args.seed + 99,
                                     args.gateway_pid)
         finally:
-            spy.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
-            try:
-                await asyncio.get_running_loop().run_in_executor(None, spy.wait, 60)
-            except subprocess.TimeoutExpired:
-                spy.kill()
+            await asyncio.get_running_loop().run_in_executor(None, stop_py_spy, spy)
         out[key] = {"phase": phase.summary(), "raw": raw, "rate_hz": args.profile_rate,
                     "flags": args.profile_flags, "concurrency": concurrency}
     return out
-
-
-def start_py_spy(pid: int, out: str, seconds: float, rate: int, flags: list[str]):
-    exe = shutil.which("py-spy", path=os.path.dirname(sys.executable) + os.pathsep
-                       + os.environ.get("PATH", ""))
-    if exe is None:
-        print("py-spy not found (pip install py-spy): no profile", file=sys.stderr)
-        return None
-    # --nonblocking: the gateway is not paused at each sample (--native needs the pauses);
-    # idle threads are not sampled
-    cmd = [exe, "record", "-p", str(pid), "-f", "raw", "-o", out, "-r", str(rate),
-           "-d", str(int(seconds))] + ([] if "--native" in flags else ["--nonblocking"]) + flags
-    spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    time.sleep(1.5)  # let it attach
-    return spy
 
 
 def measure_main(argv: list[str]) -> int:
@@ -854,7 +830,7 @@ def measure_main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
-    _loopback(p, args.gateway, args.baseline)
+    require_loopback(p, args.gateway, args.baseline)
     results = asyncio.run(measure_async(args))
     with open(args.out, "w") as f:
         json.dump(results, f, indent=2)
@@ -898,8 +874,6 @@ def verdicts(results: dict) -> dict:
 
 
 def table(results: dict, concurrency: int) -> str:
-    from run import fmt
-
     header = ("phase", "target", "requests", "client p50", "client p99", "server p50",
               "server p99", "server max", "req/s", "cpu ms/req", "sys %", "ctx sw/req",
               "client cpu ms/req", "errors")
@@ -925,13 +899,7 @@ def table(results: dict, concurrency: int) -> str:
                      fmt(s.get("p50_ms"), 3), fmt(s.get("p99_ms"), 3), fmt(s.get("max_ms"), 3),
                      fmt(c["req_per_s"], 0), fmt(c["server_cpu_ms_per_req"], 3), *kernel(entry),
                      fmt(c["client_cpu_ms_per_req"], 3), c["errors"]))
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = [" | ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)),
-             "-+-".join("-" * w for w in widths)]
-    for r in rows:
-        lines.append(" | ".join(str(v).ljust(w) if i < 2 else str(v).rjust(w)
-                                for i, (v, w) in enumerate(zip(r, widths, strict=True))))
-    return "\n".join(lines)
+    return columns(header, rows, left=(0, 1))
 
 
 # what the profile says: the event loop's time by step of the JIT call -------------------------
@@ -971,12 +939,6 @@ STEPS = (
 )
 
 
-def _frame(fr: str) -> tuple[str, str]:
-    """'Class.func (path/file.py:12)' -> ('Class.func', 'path/file.py')."""
-    func, _, rest = fr.partition(" (")
-    return func, rest.rstrip(")").rsplit(":", 1)[0]
-
-
 def _has(frames: set, func: str, part: str) -> bool:
     return any((f == func or f.endswith("." + func)) and part in file for f, file in frames)
 
@@ -1006,8 +968,6 @@ def profile_summary(path: str, top: int = 30, requests: int | None = None,
     also the milliseconds of each per request (sampled time of that thread)."""
     import collections
 
-    from run import raw_samples
-
     threads: collections.Counter = collections.Counter()
     inclusive: collections.Counter = collections.Counter()
     own: collections.Counter = collections.Counter()
@@ -1016,7 +976,7 @@ def profile_summary(path: str, top: int = 30, requests: int | None = None,
     for raw, n in raw_samples(path):
         if raw == [""]:
             continue  # a sample without any frame
-        frames = [_frame(fr) for fr in raw]
+        frames = [split_frame(fr) for fr in raw]
         total += n
         if not any(f == "<module>" for f, _ in frames):  # not the event loop's thread
             threads[_thread_kind(frames)] += n
@@ -1056,7 +1016,7 @@ def profile_summary(path: str, top: int = 30, requests: int | None = None,
                                       "timed_gateway_main", "_install_timing", "run_app",
                                       "BaseEventLoop.run_"))]
     lines.append("event-loop thread, self:")
-    lines += [f"  {100 * v / loop:5.1f}%  {name(k)}" for k, v in own.most_common(20)]
+    lines += shares(own, loop, 20, name)
     return "\n".join(lines)
 
 
@@ -1072,8 +1032,32 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["baseline"]:
         return baseline_main(argv[1:])
 
-    from run import clean_env, free_port, gateway_command, proc_status, stop, wait_http
-    from run_scim import busiest_others, machine_busy, process_cpu
+    from common import (
+        busiest_others,
+        clean_env,
+        cleanup,
+        cpu_seconds,
+        free_port,
+        gateway_command,
+        health,
+        loadavg,
+        machine_busy,
+        machine_cpu,
+        machine_load,
+        proc_status,
+        process_cpu,
+        results_args,
+        results_dir,
+        run_child,
+        save_report,
+        serve_args,
+        spawn,
+        stop,
+        wait_http,
+    )
+
+    def gw_cpu_now(pid: int) -> float:
+        return cpu_seconds(pid) or 0.0
 
     p = argparse.ArgumentParser(description="just-in-time provisioning benchmark "
                                             "(see bench/README.md)")
@@ -1099,8 +1083,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(monkeypatches trying a change, measured without editing the "
                         "product); the report says so")
     p.add_argument("--max-seconds", type=float, default=280.0, help="bound of the whole run")
-    p.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    p.add_argument("--results", default=os.path.join(HERE, "results"))
+    results_args(p, keep="keep the temporary folder")
     args = p.parse_args(argv)
     if args.what_if and (args.plain or not os.path.isfile(args.what_if)):
         p.error("--what-if needs an existing file, and not --plain")
@@ -1112,9 +1095,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run_started = time.perf_counter()
     deadline = run_started + args.max_seconds
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    outdir = os.path.join(args.results, f"{stamp}-jit-{args.users}")
-    os.makedirs(outdir, exist_ok=True)
+    _, outdir = results_dir(args.results, f"jit-{args.users}")
     workdir = tempfile.mkdtemp(prefix="gwbench-jit-")
     db = os.path.join(workdir, "users.db")
     env = clean_env()
@@ -1126,20 +1107,18 @@ def main(argv: list[str] | None = None) -> int:
     gw_timings, bl_timings = os.path.join(workdir, "t-gateway"), os.path.join(workdir,
                                                                                "t-baseline")
     gateway = baseline = None
-    load_before = open("/proc/loadavg").read().split()[:3]
+    load_before = loadavg()
     me = [sys.executable, os.path.abspath(__file__)]
     try:
         gw_log = os.path.join(outdir, "gateway.log")
-        serve = ["serve", "--config", config, "--port", str(gw_port), "--workers", "1"]
+        serve = serve_args(config, gw_port, "--workers", "1")
         cmd = (gateway_command() + serve if args.plain
                else me + ["timed-gateway", "--timings", gw_timings]
                + (["--what-if", os.path.abspath(args.what_if)] if args.what_if else [])
                + ["--"] + serve)
-        with open(gw_log, "w") as out:
-            gateway = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                       cwd=workdir)
+        gateway = spawn(cmd, gw_log, env, workdir)
         gw = f"http://127.0.0.1:{gw_port}"
-        wait_http(f"{gw}/health", gateway, 120, gw_log)
+        wait_http(health(gw_port), gateway, 120, gw_log)
         print(f"gateway pid {gateway.pid} on :{gw_port} "
               f"(RSS {proc_status(gateway.pid).get('VmRSS', 0):.1f} MB)"
               + ("" if args.plain else ", server times kept by the access logger"), flush=True)
@@ -1151,35 +1130,26 @@ def main(argv: list[str] | None = None) -> int:
         setup_out, reply = os.path.join(outdir, "setup.json"), os.path.join(outdir, "reply.json")
         print(f"setup: {args.users} first logins, checks, signature checks alone", flush=True)
         t0 = time.perf_counter()
-        try:
-            subprocess.run(me + ["loadgen", "setup", "--gateway", gw, "--keys", keys,
-                                 "--users", str(args.users), "--reply-out", reply,
-                                 "--max-seconds", str(max(10, remaining(150))),
-                                 "--out", setup_out],
-                           check=True, env=env, timeout=max(20, remaining(140)))
-        except subprocess.TimeoutExpired:
-            raise SystemExit("the setup overran its time bound") from None
-        except subprocess.CalledProcessError as exc:
-            raise SystemExit(f"the setup failed ({exc.returncode})") from None
+        run_child(me + ["loadgen", "setup", "--gateway", gw, "--keys", keys,
+                        "--users", str(args.users), "--reply-out", reply,
+                        "--max-seconds", str(max(10, remaining(150))), "--out", setup_out],
+                  env, max(20, remaining(140)), what="the setup")
         with open(setup_out) as f:
             setup = json.load(f)
         print(f"setup done in {time.perf_counter() - t0:.0f}s: first logins "
               f"{setup['first_logins']}", flush=True)
 
         bl_log = os.path.join(outdir, "baseline.log")
-        with open(bl_log, "w") as out:
-            baseline = subprocess.Popen(
-                me + ["baseline", "--port", str(bl_port), "--reply", reply,
-                      "--timings", bl_timings],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+        baseline = spawn(me + ["baseline", "--port", str(bl_port), "--reply", reply,
+                               "--timings", bl_timings], bl_log, env, workdir)
         bl = f"http://127.0.0.1:{bl_port}"
-        wait_http(f"{bl}/health", baseline, 60, bl_log)
+        wait_http(health(bl_port), baseline, 60, bl_log)
 
         # the gateway's CPU while idle (background tasks): part of the c=1 CPU per request
-        idle0, t_idle = _cpu(gateway.pid), time.perf_counter()
+        idle0, t_idle = gw_cpu_now(gateway.pid), time.perf_counter()
         time.sleep(3.0)
-        idle_cpu = (_cpu(gateway.pid) - idle0) / (time.perf_counter() - t_idle)
-        busy0, procs0, gw_cpu0 = machine_busy(), process_cpu(), _cpu(gateway.pid)
+        idle_cpu = (gw_cpu_now(gateway.pid) - idle0) / (time.perf_counter() - t_idle)
+        busy0, procs0, gw_cpu0 = machine_busy(), process_cpu(), gw_cpu_now(gateway.pid)
         raw = os.path.join(outdir, "loadgen.json")
         profile_raw = os.path.join(outdir, "profile-jit.txt")
         budget = max(20.0, remaining(15))
@@ -1198,16 +1168,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             cmd += ["--baseline-timings", bl_timings]
         print("measuring (tokens are minted before each phase)", flush=True)
-        try:
-            subprocess.run(cmd, check=True, env=env, timeout=budget + 60)
-        except subprocess.TimeoutExpired:
-            raise SystemExit("the load generator overran its time bound") from None
-        except subprocess.CalledProcessError as exc:
-            raise SystemExit(f"the load generator failed ({exc.returncode})") from None
+        run_child(cmd, env, budget + 60)
         with open(raw) as f:
             results = json.load(f)
         busy1 = machine_busy()
-        gw_cpu = _cpu(gateway.pid) - gw_cpu0
+        gw_cpu = gw_cpu_now(gateway.pid) - gw_cpu0
         others = busiest_others(procs0, process_cpu(),
                                 {os.getpid(), gateway.pid, baseline.pid})
         rss = proc_status(gateway.pid)
@@ -1234,15 +1199,12 @@ def main(argv: list[str] | None = None) -> int:
                              f"{prof['flags']}; {ph['requests']} requests, {ph['req_per_s']} "
                              f"req/s, client p50 {ph['p50_ms']} ms while sampled; not for the "
                              f"targets):", text))
-        tick = os.sysconf("SC_CLK_TCK")
-        machine = (busy1[0] - busy0[0]) / tick
-        wall = (busy1[1] - busy0[1]) / tick / (os.cpu_count() or 1)
+        machine, wall = machine_cpu(busy0, busy1)
         lines += [
             "",
             f"gateway RSS: {rss.get('VmRSS', 0):.1f} MB, peak (VmHWM) "
             f"{rss.get('VmHWM', 0):.1f} MB; still running at the end: {alive}",
-            f"machine ({os.cpu_count()} cores): load average before {' '.join(load_before)}, "
-            f"after {' '.join(open('/proc/loadavg').read().split()[:3])}; during the "
+            f"{machine_load(load_before)}; during the "
             f"measurements ({wall:.0f}s) all CPUs were busy {machine:.0f}s, of which the "
             f"gateway {gw_cpu:.0f}s; the rest: the load generator (minting included), the "
             f"baseline, and the machine's other users",
@@ -1252,28 +1214,14 @@ def main(argv: list[str] | None = None) -> int:
         for heading, text in profiles:
             lines += ["", heading] + ([text] if text else [])
         lines += ["", f"whole run {time.perf_counter() - run_started:.0f}s", f"results: {outdir}"]
-        report = "\n".join(lines)
-        print("\n" + report, flush=True)
-        with open(os.path.join(outdir, "report.txt"), "w") as f:
-            f.write(report + "\n")
-        with open(os.path.join(outdir, "summary.json"), "w") as f:
-            json.dump({"settings": vars(args), "setup": setup, "results": results,
-                       "targets": verdict, "rss_mb": rss,
-                       "gateway_idle_cpu_ms_per_s": round(idle_cpu * 1000, 2)}, f, indent=2)
+        save_report(outdir, lines, {"settings": vars(args), "setup": setup, "results": results,
+                                    "targets": verdict, "rss_mb": rss,
+                                    "gateway_idle_cpu_ms_per_s": round(idle_cpu * 1000, 2)})
         return 0
     finally:
         stop(gateway)
         stop(baseline)
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _cpu(pid: int) -> float:
-    from loadgen import cpu_seconds
-
-    return cpu_seconds(pid) or 0.0
+        cleanup(workdir, args.keep)
 
 
 def report_lines(args, setup: dict, results: dict, verdict: dict) -> list[str]:
@@ -1300,10 +1248,10 @@ def report_lines(args, setup: dict, results: dict, verdict: dict) -> list[str]:
         table(results, args.concurrency),
         "",
         "targets (measured / target, this run):",
-        f"  [{_mark(lat['met'])}] latency: p99 {lat['measured_ms']} ms {lat['how']} / target "
+        f"  [{mark(lat['met'])}] latency: p99 {lat['measured_ms']} ms {lat['how']} / target "
         f"< {TARGET_P99_MS} ms (client-side p99 {lat['client_p99_ms']} ms)"
         + ("" if not lat["errors"] else f"; {lat['errors']} errors"),
-        f"  [{_mark(thr['met'])}] throughput: {thr['gateway_req_per_s']} req/s vs the bare "
+        f"  [{mark(thr['met'])}] throughput: {thr['gateway_req_per_s']} req/s vs the bare "
         f"handler {thr['baseline_req_per_s']} req/s = "
         f"{'-' if thr['measured'] is None else format(thr['measured'], '.0%')} / target >= "
         f"{TARGET_RATIO:.0%} (by server CPU per request: "
@@ -1338,10 +1286,6 @@ def report_lines(args, setup: dict, results: dict, verdict: dict) -> list[str]:
     if errors:
         lines += ["first error of each phase that had errors:", *errors]
     return lines
-
-
-def _mark(met) -> str:
-    return "n/a " if met is None else ("MET " if met else "MISS")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,6 @@ import json
 import math
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -63,6 +62,41 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
+from common import (  # noqa: E402
+    Client,
+    Failed,
+    Loop,
+    LoopBench,
+    RssSampler,
+    busiest_others,
+    clean_env,
+    cleanup,
+    columns,
+    cpu_seconds,
+    fmt,
+    free_port,
+    health,
+    loadavg,
+    machine_busy,
+    machine_cpu,
+    machine_load,
+    proc_status,
+    process_cpu,
+    raw_samples,
+    results_args,
+    results_dir,
+    save_report,
+    serve_command,
+    shares,
+    spawn,
+    split_frame,
+    start_py_spy,
+    stop,
+    stop_py_spy,
+    verdict,
+    wait_http,
+)
+from common import write_config as write_base_config  # noqa: E402
 from generate_users import user_name  # noqa: E402
 from ldap_server import (  # noqa: E402
     GROUPS_DN,
@@ -70,28 +104,6 @@ from ldap_server import (  # noqa: E402
     PEOPLE_DN,
     Slapd,
 )
-from loadgen import cpu_seconds  # noqa: E402
-from run import (  # noqa: E402
-    RssSampler,
-    clean_env,
-    fmt,
-    free_port,
-    gateway_command,
-    proc_status,
-    raw_samples,
-    save_report,
-    stop,
-    wait_http,
-)
-from run import write_config as write_base_config  # noqa: E402
-from run_scim import (  # noqa: E402
-    Client,
-    Failed,
-    busiest_others,
-    machine_busy,
-    process_cpu,
-)
-from run_scim import Phase as _Phase  # noqa: E402
 
 from userstores.ldap.vlv import (  # noqa: E402
     VLV_RESPONSE_OID,
@@ -106,12 +118,12 @@ TARGETS = {"lookup_p99_ms": 15.0, "full_list_seconds": 300.0, "list_rss_growth_m
 LDAPSEARCH = shutil.which("ldapsearch") or "/usr/bin/ldapsearch"
 
 
-class Phase(_Phase):
-    """run_scim's Phase, plus slapd's CPU."""
+class Phase(Loop):
+    """A measured loop, plus slapd's CPU (``Bench.watched``)."""
 
-    def __init__(self, name: str, unit: str = "req"):
-        super().__init__(name, unit)
-        self.slapd_cpu: float | None = None
+    @property
+    def slapd_cpu(self) -> float | None:
+        return self.other_cpu.get("slapd")
 
     def summary(self) -> dict:
         s = super().summary()
@@ -192,10 +204,9 @@ def directory_ids(slapd: Slapd, timeout: float) -> tuple[dict[str, str], float]:
 # --- the gateway ----------------------------------------------------------------------------
 
 def write_config(path: str, db: str, port: int, slapd: Slapd, page_size: int) -> None:
-    """The configuration of run.py (SQLite PRIMARY, the bench client) and the LDAP domain."""
-    write_base_config(path, db, port)
-    with open(path, "a") as f:
-        f.write(f"""
+    """The configuration of run.py (``common.write_config``: SQLite PRIMARY, the bench client)
+    and the LDAP domain."""
+    write_base_config(path, db, port, f"""
 [userstores.{DOMAIN}]
 type = "ldap"
 url = "{slapd.url}"
@@ -211,44 +222,23 @@ def q(value: str) -> str:
     return urllib.parse.quote(value, safe="")
 
 
-class Bench:
+class Bench(LoopBench):
+    show_rate = False
+
     def __init__(self, args, client: Client, slapd: BenchSlapd, ids: dict[str, str],
                  outdir: str):
-        self.args, self.c, self.slapd, self.outdir = args, client, slapd, outdir
+        self.slapd = slapd
         self.ids = ids  # uid -> id
         self.names = {v: k for k, v in ids.items()}  # id -> uid
         self.sorted_ids = sorted(ids.values())  # the store's order without sortBy
         self.uids = list(ids)
         self.rand = random.Random(args.seed)
-        self.phases: list[Phase] = []
-        self.facts: dict = {}
         self.listing: dict = {}
         self.per_page: list[dict] = []
-        self.deadline = time.perf_counter() + args.max_seconds
+        super().__init__(args, client, outdir)  # the run's bound starts here
 
-    def bound(self, seconds: float) -> float:
-        return min(self.deadline, time.perf_counter() + seconds)
-
-    @contextlib.contextmanager
-    def measure(self, phase: Phase):
-        """Wall time, gateway and slapd CPU, the gateway's RSS after."""
-        g0, s0 = cpu_seconds(self.c.pid), cpu_seconds(self.slapd.pid)
-        started = time.perf_counter()
-        try:
-            yield phase
-        finally:
-            phase.seconds = time.perf_counter() - started
-            g1, s1 = cpu_seconds(self.c.pid), cpu_seconds(self.slapd.pid)
-            if g0 is not None and g1 is not None:
-                phase.server_cpu = g1 - g0
-            if s0 is not None and s1 is not None:
-                phase.slapd_cpu = s1 - s0
-            phase.rss_mb = proc_status(self.c.pid).get("VmRSS")
-            self.phases.append(phase)
-            s = phase.summary()
-            print(f"  {phase.name}: {s['requests']} requests, p50 {s['p50_ms']} ms, "
-                  f"p99 {s['p99_ms']} ms, {s['seconds']:.1f}s, errors {phase.errors}",
-                  flush=True)
+    def watched(self) -> dict[str, int | None]:
+        return {"slapd": self.slapd.pid}
 
     # checks -----------------------------------------------------------------------------
     def check_user(self, body: dict, uid: str, with_groups: bool) -> str | None:
@@ -489,7 +479,9 @@ class Bench:
         if not a.profile_pages:
             return None
         out = os.path.join(self.outdir, "profile-cursor-pages.txt")
-        spy = start_py_spy_idle(self.c.pid, out, a.list_seconds + 60)
+        # --idle: a thread blocked in recv() waiting for slapd is sampled too (py-spy leaves
+        # such samples out by default)
+        spy = start_py_spy(self.c.pid, out, a.list_seconds + 60, rate=200, flags=["--idle"])
         if spy is None:
             return None
         phase = Phase("cursor pages under py-spy (not for the targets)", "pages")
@@ -498,27 +490,8 @@ class Bench:
                 res = await self.cursor_pages(phase, a.profile_pages, a.list_seconds, False)
             phase.items = res["pages"]
         finally:
-            spy.send_signal(2)
-            try:
-                spy.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                spy.kill()
+            stop_py_spy(spy)
         return out
-
-
-def start_py_spy_idle(pid: int, out: str, seconds: float):
-    """run_soap's py-spy, with ``--idle``: a thread blocked in recv() waiting for slapd
-    is sampled too (py-spy leaves such samples out by default)."""
-    exe = shutil.which("py-spy", path=os.path.dirname(sys.executable) + os.pathsep
-                       + os.environ.get("PATH", ""))
-    if exe is None:
-        print("py-spy not found (pip install py-spy): no profile", flush=True)
-        return None
-    spy = subprocess.Popen([exe, "record", "-p", str(pid), "-f", "raw", "-o", out, "-r", "200",
-                            "--nonblocking", "--idle", "-d", str(int(seconds))],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    time.sleep(1.5)  # let it attach
-    return spy
 
 
 _IDLE = ("_worker (concurrent/futures/thread.py", "wait (threading.py", "select (selectors.py",
@@ -542,13 +515,10 @@ _WALK_PARTS = [
 
 def _frame(fr: str) -> str:
     """``func (path/to/file.py:123)`` -> ``func (folder/file.py)``."""
-    m = re.match(r"(.*) \((.*?)(?::\d+)?\)$", fr)
-    if not m:
+    func, path = split_frame(fr)
+    if not path:
         return fr
-    func, path = m.groups()
-    parts = path.split("/")
-    short = "/".join(parts[-2:]) if len(parts) > 1 else path
-    return f"{func} ({short})"
+    return f"{func} ({'/'.join(path.split('/')[-2:])})"
 
 
 def profile_summary(path: str, top: int = 30) -> str:
@@ -598,13 +568,13 @@ def profile_summary(path: str, top: int = 30) -> str:
     for name, v in buckets.most_common():
         lines.append(f"  {100 * v / ld:5.1f}%  {name}")
         if name == _BUCKETS[0][0]:
-            lines += [f"          {100 * w / ld:5.1f}%  {p}" for p, w in walk.most_common()]
+            lines += [f"        {line}" for line in shares(walk, ld)]
     lines.append("LDAP worker threads, inclusive (thread plumbing left out):")
-    lines += [f"  {100 * v / ld:5.1f}%  {k}" for k, v in incl.most_common(top)]
+    lines += shares(incl, ld, top)
     lines.append("LDAP worker threads, self:")
-    lines += [f"  {100 * v / ld:5.1f}%  {k}" for k, v in own.most_common(15)]
+    lines += shares(own, ld, 15)
     lines.append("event loop (busy samples), inclusive:")
-    lines += [f"  {100 * v / max(1, loop):5.1f}%  {k}" for k, v in loop_incl.most_common(12)]
+    lines += shares(loop_incl, max(1, loop), 12)
     return "\n".join(lines)
 
 
@@ -769,13 +739,7 @@ def table(phases: list[dict]) -> str:
                      fmt(p["max_ms"]), fmt(p["seconds"]), rate, fmt(p["gw_cpu_ms_per_req"], 1),
                      fmt(p["slapd_cpu_ms_per_req"], 1), fmt(p["rss_mb"], 0),
                      fmt(p["errors"]) + (" (time bound)" if p["stopped_by_time_bound"] else "")))
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
-             "-+-".join("-" * w for w in widths)]
-    for r in rows:
-        lines.append(" | ".join(v.ljust(w) if i == 0 else v.rjust(w)
-                                for i, (v, w) in enumerate(zip(r, widths, strict=True))))
-    return "\n".join(lines)
+    return columns(header, rows, left=(0,))
 
 
 def listing_lines(args, li: dict, users: int) -> list[str]:
@@ -817,7 +781,7 @@ def targets(phases: dict[str, dict], li: dict, users: int) -> list[str]:
     out = []
 
     def line(ok: bool | None, text: str) -> None:
-        out.append(f"  [{'n/a ' if ok is None else ('MET ' if ok else 'MISS')}] {text}")
+        out.append(verdict(ok, text))
 
     t = TARGETS["lookup_p99_ms"]
     for name in ("GET /Users/{id}", 'GET /Users?filter=userName eq "CORP/userN"'):
@@ -888,19 +852,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seconds", type=float, default=900.0, help="bound of the measuring")
     p.add_argument("--timeout", type=float, default=120.0, help="bound of one request")
     p.add_argument("--load-timeout", type=float, default=1200.0, help="bound of slapadd")
-    p.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    p.add_argument("--results", default=os.path.join(HERE, "results"))
+    results_args(p, keep="keep the temporary folder")
     args = p.parse_args(argv)
     if not 1 <= args.users <= 9_999_999 or not 0 <= args.groups <= args.users:
         p.error("1 <= --users <= 9,999,999; 0 <= --groups <= --users")
 
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    outdir = os.path.join(args.results, f"{stamp}-ldap-{args.users}")
-    os.makedirs(outdir, exist_ok=True)
+    _, outdir = results_dir(args.results, f"ldap-{args.users}")
     workdir = tempfile.mkdtemp(prefix="gwbench-ldap-")
     slapd = BenchSlapd(Path(workdir) / "slapd", start_timeout=60, stop_timeout=30)
     gateway = None
-    load_before = open("/proc/loadavg").read().split()[:3]
+    load_before = loadavg()
     busy0, procs0, own0 = machine_busy(), process_cpu(), os.times()
     facts: dict = {}
     try:
@@ -934,11 +895,8 @@ def main(argv: list[str] | None = None) -> int:
         config = os.path.join(outdir, "gateway.toml")
         write_config(config, os.path.join(workdir, "primary.db"), port, slapd, args.page_size)
         log = os.path.join(outdir, "gateway.log")
-        with open(log, "w") as out:
-            gateway = subprocess.Popen(
-                gateway_command() + ["serve", "--config", config, "--port", str(port)],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-        wait_http(f"http://127.0.0.1:{port}/health", gateway, 120, log)
+        gateway = spawn(serve_command(config, port), log, env, workdir)
+        wait_http(health(port), gateway, 120, log)
         ready = proc_status(gateway.pid)
         print(f"2. gateway pid {gateway.pid} on :{port} (RSS {fmt(ready.get('VmRSS'), 1)} MB),"
               f" slapd pid {slapd.pid}", flush=True)
@@ -986,9 +944,7 @@ def main(argv: list[str] | None = None) -> int:
         own_cpu = (own.user + own.system) - (own0.user + own0.system)
         kids = ((own.children_user + own.children_system)  # slapadd, ldapsearch, py-spy
                 - (own0.children_user + own0.children_system))
-        tick = os.sysconf("SC_CLK_TCK")
-        machine_cpu = (busy1[0] - busy0[0]) / tick
-        wall = (busy1[1] - busy0[1]) / tick / (os.cpu_count() or 1)
+        machine, wall = machine_cpu(busy0, busy1)
         others = busiest_others(procs0, process_cpu(), {os.getpid(), gateway.pid, slapd.pid})
         stop(gateway)
 
@@ -1018,12 +974,11 @@ def main(argv: list[str] | None = None) -> int:
         lines += [
             f"gateway RSS: ready {fmt(ready.get('VmRSS'), 1)} MB, peak (VmHWM) "
             f"{fmt(end.get('VmHWM'), 1)} MB, end {fmt(end.get('VmRSS'), 1)} MB",
-            f"machine ({os.cpu_count()} cores): load average before {' '.join(load_before)}, "
-            f"after {' '.join(open('/proc/loadavg').read().split()[:3])}; over {wall:.0f}s all "
-            f"CPUs were busy {machine_cpu:.0f}s, of which gateway {gw_cpu:.0f}s, slapd "
+            f"{machine_load(load_before)}; over {wall:.0f}s all "
+            f"CPUs were busy {machine:.0f}s, of which gateway {gw_cpu:.0f}s, slapd "
             f"{sl_cpu:.0f}s (since its last start), this process {own_cpu:.0f}s and its "
             f"tools (slapadd, ldapsearch, py-spy) {kids:.0f}s, other processes "
-            f"~{max(0.0, machine_cpu - gw_cpu - sl_cpu - own_cpu - kids):.0f}s (when they are "
+            f"~{max(0.0, machine - gw_cpu - sl_cpu - own_cpu - kids):.0f}s (when they are "
             f"many, the latencies above measure the machine, not the gateway)",
             "other processes using CPU during the run (CPU seconds):", *others,
             "", f"results: {outdir}",
@@ -1043,10 +998,7 @@ def main(argv: list[str] | None = None) -> int:
         slapd.stop()
         with contextlib.suppress(OSError):
             shutil.copy(slapd.log_path, os.path.join(outdir, "slapd.log"))
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        cleanup(workdir, args.keep)
 
 
 if __name__ == "__main__":

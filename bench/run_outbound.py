@@ -52,13 +52,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import datetime as dt
-import glob
 import json
 import os
-import resource
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -70,13 +66,29 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from loadgen import TICK, percentile  # noqa: E402
+from common import (  # noqa: E402
+    SCIM_JSON,
+    basic_auth,
+    cleanup,
+    fmt,
+    mark,
+    own_cpu,
+    pct,
+    process_tree,
+    profile_summary,
+    raw_samples,
+    require_loopback,
+    results_args,
+    start_py_spy,
+    stat_sum,
+    stop_py_spy,
+    tree_cpu,
+)
 
 from gateway.outbound.config import OutboundConfig  # noqa: E402
 
 TARGETS = {"delivered_per_s": 500.0, "latency_ratio": 1.20, "lag_p99_s": 1.0,
            "lag_rate": 200.0}
-SCIM_JSON = "application/scim+json"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
@@ -84,22 +96,12 @@ PHASES = ("rate", "high", "closed", "burst")
 SLOW = 0.1  # a request slower than this is noted with its time in the slice (raw data)
 
 
-def stat_sum(pid: int | None, fields: tuple[int, ...], children: bool = True) -> int | None:
-    """The sum of ``/proc/<pid>/stat`` fields (indexes after the command name: 9 majflt,
-    11 utime, 12 stime) of a process and its living descendants (``gateway serve`` runs the
+def tree_stat(pid: int | None, fields: tuple[int, ...], children: bool = True) -> int | None:
+    """``stat_sum`` of a process and its living descendants (``gateway serve`` runs the
     outbound dispatcher as a child process), or of the process alone."""
     if not pid:
         return None
-    total, seen = 0, False
-    for p in process_tree(pid) if children else [pid]:
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                values = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        seen = True
-        total += sum(int(values[i]) for i in fields)
-    return total if seen else None
+    return stat_sum(process_tree(pid) if children else [pid], fields)
 
 
 def io_read(pid: int | None) -> int | None:
@@ -117,28 +119,11 @@ def io_read(pid: int | None) -> int | None:
     return total
 
 
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and its living descendants."""
-    out = [pid]
-    for p in out:  # grows as it goes
-        for kids in glob.glob(f"/proc/{p}/task/*/children"):
-            try:
-                with open(kids) as f:
-                    out += [int(c) for c in f.read().split()]
-            except OSError:
-                pass
-    return out
-
-
 def cpu_of(pid: int | None, children: bool = True) -> float | None:
     """CPU seconds of a process and its descendants (or of the process alone)."""
-    ticks = stat_sum(pid, (11, 12), children)
-    return None if ticks is None else ticks / TICK
-
-
-def own_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    if not pid:
+        return None
+    return tree_cpu(process_tree(pid) if children else [pid])
 
 
 def epoch(stamp: str) -> float:
@@ -148,12 +133,6 @@ def epoch(stamp: str) -> float:
         s = s[:10] + s[10:].split("+")[0]
     fmt = "%Y-%m-%dT%H:%M:%S.%f" if "." in s else "%Y-%m-%dT%H:%M:%S"
     return dt.datetime.strptime(s[:26], fmt).replace(tzinfo=dt.UTC).timestamp()
-
-
-def pct(values: list[float], q: float, scale: float = 1.0, nd: int = 3) -> float | None:
-    if not values:
-        return None
-    return round(percentile(sorted(values), q) * scale, nd)
 
 
 # the sink (a process of its own) ---------------------------------------------------------------
@@ -282,8 +261,7 @@ class Gen:
         import aiohttp
 
         self.args = args
-        token = base64.b64encode(args.auth.encode()).decode()
-        self.headers = {"Authorization": f"Basic {token}", "Accept": SCIM_JSON,
+        self.headers = {"Authorization": basic_auth(args.auth), "Accept": SCIM_JSON,
                         "Content-Type": SCIM_JSON}
         timeout = aiohttp.ClientTimeout(total=30)
         self.sessions = {
@@ -421,7 +399,7 @@ class Gen:
         out = {}
         for k, v in self.pids.items():
             if k != "target":
-                out[f"majflt {k}"], out[f"read_bytes {k}"] = stat_sum(v, (9,)), io_read(v)
+                out[f"majflt {k}"], out[f"read_bytes {k}"] = tree_stat(v, (9,)), io_read(v)
         with open("/proc/stat") as f:
             cpu = f.readline().split()
         out["iowait"], out["steal"] = int(cpu[5]), int(cpu[8])
@@ -607,21 +585,14 @@ class Gen:
 
 
 def start_spy(pid: int, out: str, seconds: float):
-    from run_soap import start_py_spy
-
-    return start_py_spy(pid, True, out, seconds)  # the dispatcher is a child process
+    # the dispatcher is a child process
+    return start_py_spy(pid, out, seconds, flags=["--subprocesses"])
 
 
 def stop_spy(spy, out: str) -> None:
-    from run_soap import profile_summary
-
     if spy is None:
         return
-    spy.send_signal(2)
-    try:
-        spy.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        spy.kill()
+    stop_py_spy(spy)
     if os.path.exists(out):
         with open(out.replace(".txt", "-summary.txt"), "w") as f:
             f.write(profile_summary(out, top=60) + "\n")
@@ -667,8 +638,6 @@ def breakdown(path: str) -> str:
     together) per category of CATEGORIES. SQLite's own C code releases the GIL; the
     Python around it (SQLAlchemy statement building and compilation) does not."""
     import collections
-
-    from run import raw_samples
 
     counts: collections.Counter = collections.Counter()
     total = 0
@@ -795,9 +764,7 @@ def loadgen_main(argv: list[str]) -> int:
     p.add_argument("--run-id", default=f"{int(time.time()) % 100000}")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
-    for url in (args.connector, args.none, args.target):
-        if urllib.parse.urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
-            p.error(f"loopback only, not {url}")
+    require_loopback(p, args.connector, args.none, args.target)
     results = asyncio.run(loadgen_async(args))
     with open(args.out, "w") as f:
         json.dump(results, f)
@@ -909,14 +876,6 @@ def analyse(raw: dict) -> dict:
             "final_metrics": raw["final_metrics"], "target_stats": raw.get("target_stats")}
 
 
-def fmt(v, nd: int = 2) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{nd}f}"
-    return str(v)
-
-
 def table(mode: str, an: dict) -> tuple[list[str], dict]:
     """The rows of one target, and the ratios (connector / none) per phase."""
     head = ("phase | gateway | ok | errors | req/s | p50 ms | p99 ms | vs none p50 | "
@@ -976,7 +935,7 @@ def verdicts(mode: str, an: dict, ratios: dict, args) -> tuple[list[str], dict]:
     lines, out = [], {}
 
     def line(key: str, text: str, measured, target, ok: bool | None) -> None:
-        state = "n/a" if ok is None else ("MET" if ok else "MISS")
+        state = mark(ok).strip()
         out[key] = {"measured": measured, "target": target, "verdict": state}
         lines.append(f"  [{mode}] {text}: {fmt(measured, 3)} / {target} {state}")
 
@@ -1060,7 +1019,16 @@ timeout_seconds = 10
 
 
 def run_target(mode: str, args, outdir: str, env: dict, deadline: float) -> dict | None:
-    from run import free_port, gateway_command, stop, wait_http, write_config
+    from common import (
+        free_port,
+        health,
+        run_child,
+        serve_command,
+        spawn,
+        stop,
+        wait_http,
+        write_config,
+    )
 
     workdir = tempfile.mkdtemp(prefix=f"gwbench-outbound-{mode}-")
     procs: dict[str, subprocess.Popen] = {}
@@ -1068,15 +1036,13 @@ def run_target(mode: str, args, outdir: str, env: dict, deadline: float) -> dict
     try:
         ports = {k: free_port() for k in ("target", "connector", "none")}
 
-        def spawn(name: str, cmd: list[str]) -> None:
+        def start(name: str, cmd: list[str]) -> None:
             logs[name] = os.path.join(outdir, f"{mode}-{name}.log")
-            with open(logs[name], "w") as out:
-                procs[name] = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                               env=env, cwd=workdir)
+            procs[name] = spawn(cmd, logs[name], env, workdir)
 
         if mode == "sink":
             nice = ["nice", "-n", str(args.target_nice)] if args.target_nice else []
-            spawn("target", [*nice, sys.executable, os.path.abspath(__file__), "sink",
+            start("target", [*nice, sys.executable, os.path.abspath(__file__), "sink",
                              "--port", str(ports["target"])])
             target_base = f"http://127.0.0.1:{ports['target']}"
             target_url = target_base + "/scim2"
@@ -1084,19 +1050,15 @@ def run_target(mode: str, args, outdir: str, env: dict, deadline: float) -> dict
         else:
             cfg = os.path.join(outdir, f"{mode}-target.toml")
             write_config(cfg, os.path.join(workdir, "target.db"), ports["target"])
-            spawn("target", gateway_command() + ["serve", "--config", cfg, "--port",
-                                                 str(ports["target"])])
+            start("target", serve_command(cfg, ports["target"]))
             target_url = loadgen_target = f"http://127.0.0.1:{ports['target']}/scim2"
         for name in ("connector", "none"):
             cfg = os.path.join(outdir, f"{mode}-{name}.toml")
-            write_config(cfg, os.path.join(workdir, f"{name}.db"), ports[name])
-            if name == "connector":
-                with open(cfg, "a") as f:
-                    f.write(outbound_section(target_url, mode, args))
-            spawn(name, gateway_command() + ["serve", "--config", cfg, "--port",
-                                             str(ports[name])])
+            write_config(cfg, os.path.join(workdir, f"{name}.db"), ports[name],
+                         outbound_section(target_url, mode, args) if name == "connector" else "")
+            start(name, serve_command(cfg, ports[name]))
         for name in ("target", "connector", "none"):
-            wait_http(f"http://127.0.0.1:{ports[name]}/health", procs[name], 120, logs[name])
+            wait_http(health(ports[name]), procs[name], 120, logs[name])
         raw_path = os.path.join(outdir, f"loadgen-{mode}.json")
         budget = deadline - time.perf_counter() - 15
         if budget < 60:
@@ -1120,12 +1082,7 @@ def run_target(mode: str, args, outdir: str, env: dict, deadline: float) -> dict
         print(f"[{mode}] target pid {procs['target'].pid} :{ports['target']}, source with "
               f"connector pid {procs['connector'].pid} :{ports['connector']}, without pid "
               f"{procs['none'].pid} :{ports['none']}", flush=True)
-        try:
-            subprocess.run(cmd, check=True, env=env, timeout=budget + 60)
-        except subprocess.TimeoutExpired:
-            raise SystemExit("the load generator overran its time bound") from None
-        except subprocess.CalledProcessError as exc:
-            raise SystemExit(f"the load generator failed ({exc.returncode})") from None
+        run_child(cmd, env, budget + 60)
         alive = {k: p.poll() is None for k, p in procs.items()}
         with open(raw_path) as f:
             raw = json.load(f)
@@ -1140,10 +1097,7 @@ def run_target(mode: str, args, outdir: str, env: dict, deadline: float) -> dict
     finally:
         for p in procs.values():
             stop(p)
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        cleanup(workdir, args.keep)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1152,8 +1106,17 @@ def main(argv: list[str] | None = None) -> int:
         return sink_main(argv[1:])
     if argv[:1] == ["loadgen"]:
         return loadgen_main(argv[1:])
-    from run import clean_env, save_report
-    from run_scim import busiest_others, machine_busy, process_cpu
+    from common import (
+        busiest_others,
+        clean_env,
+        loadavg,
+        machine_busy,
+        machine_cpu,
+        machine_load,
+        process_cpu,
+        results_dir,
+        save_report,
+    )
 
     p = argparse.ArgumentParser(description="outbound provisioning benchmark "
                                             "(see bench/README.md)")
@@ -1187,8 +1150,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="py-spy the connector gateway during this phase (numbers not for "
                         "the targets)")
     p.add_argument("--max-seconds", type=float, default=420.0, help="bound of the whole run")
-    p.add_argument("--keep", action="store_true", help="keep the temporary folders")
-    p.add_argument("--results", default=os.path.join(HERE, "results"))
+    results_args(p, keep="keep the temporary folders")
     args = p.parse_args(argv)
     modes = [m.strip() for m in args.targets.split(",") if m.strip()]
     if not modes or set(modes) - {"sink", "gateway"}:
@@ -1196,11 +1158,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     deadline = started + args.max_seconds
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    outdir = os.path.join(args.results, f"{stamp}-outbound")
-    os.makedirs(outdir, exist_ok=True)
+    _, outdir = results_dir(args.results, "outbound")
     env = clean_env()
-    load_before = open("/proc/loadavg").read().split()[:3]
+    load_before = loadavg()
     busy0, procs0 = machine_busy(), process_cpu()
     results, lines, verdict = {}, [], {}
     for k, mode in enumerate(modes):
@@ -1246,9 +1206,7 @@ def main(argv: list[str] | None = None) -> int:
         if errs:
             lines += ["  first errors:", *errs]
         lines += ["targets (measured / target):", *v_lines]
-    tick = os.sysconf("SC_CLK_TCK")
-    machine = (busy1[0] - busy0[0]) / tick
-    wall = (busy1[1] - busy0[1]) / tick / (os.cpu_count() or 1)
+    machine, wall = machine_cpu(busy0, busy1)
     lines += [
         "",
         "columns: req/s = inbound 201s per second of slice; vs none = connector / none "
@@ -1260,8 +1218,7 @@ def main(argv: list[str] | None = None) -> int:
         " over every event); lag hist p99 = bucket bound of /metrics "
         "gateway_outbound_lag_seconds; cpu ms/req = CPU of that process per inbound request "
         "(connector gateway: including the drain after its slice)",
-        f"machine ({os.cpu_count()} cores): load average before {' '.join(load_before)}, "
-        f"after {' '.join(open('/proc/loadavg').read().split()[:3])}; all CPUs busy "
+        f"{machine_load(load_before)}; all CPUs busy "
         f"{machine:.0f}s of {wall:.0f}s wall",
         "busiest other processes (CPU seconds during the run):",
         *(others or ["  (none over 0.5s)"]),

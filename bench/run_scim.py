@@ -37,206 +37,60 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import contextlib
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 
-import aiohttp
 import orjson
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import generate_users  # noqa: E402
-from loadgen import cpu_seconds, percentile  # noqa: E402
-from run import (  # noqa: E402
+from common import (  # noqa: E402
+    Client,
+    Failed,
+    Loop,
+    LoopBench,
     RssSampler,
+    busiest_others,
     clean_env,
+    cleanup,
+    columns,
+    cpu_seconds,
     fmt,
     free_port,
-    gateway_command,
+    health,
+    loadavg,
+    machine_busy,
+    machine_cpu,
+    machine_load,
+    own_cpu,
     proc_status,
+    process_cpu,
+    results_args,
+    results_dir,
     save_report,
+    serve_command,
+    spawn,
     stop,
+    verdict,
     wait_http,
     write_config,
 )
 
-SCIM_JSON = "application/scim+json"
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 TARGETS = {"bulk_seconds_100k": 60.0, "patch_p99_ms": 50.0}
 
 
-class Failed(Exception):
-    """A check failed: the benchmark stops (a fast wrong answer is not a result)."""
-
-
-def machine_busy() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs, from /proc/stat."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return sum(fields) - idle, sum(fields)
-
-
-def process_cpu() -> dict[int, tuple[float, str]]:
-    """CPU seconds (user + system) and command line of every process."""
-    out = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        out[int(name)] = ((int(fields[11]) + int(fields[12])) / tick, cmd or f"[{fields[0]}]")
-    return out
-
-
-def busiest_others(before: dict, after: dict, own: set[int], top: int = 8) -> list[str]:
-    """The other processes that used the most CPU between two ``process_cpu()``."""
-    rows = []
-    for pid, (cpu, cmd) in after.items():
-        if pid in own:
-            continue
-        used = cpu - before.get(pid, (0.0, ""))[0]
-        if used >= 0.5:
-            rows.append((used, pid, cmd[:110]))
-    return [f"  {used:7.1f}s  pid {pid}  {cmd}" for used, pid, cmd in sorted(rows)[-top:][::-1]]
-
-
-class Phase:
-    """One measured loop: per-request latencies, wall time, server CPU."""
-
-    def __init__(self, name: str, unit: str = "req"):
-        self.name, self.unit = name, unit
-        self.latencies: list[float] = []
-        self.errors = 0
-        self.first_error: str | None = None
-        self.seconds = 0.0
-        self.server_cpu: float | None = None
-        self.note = ""
-        self.limited = False  # stopped by the time bound before its count
-        self.items: int | None = None  # what the rate counts, when not the requests
-        self.rss_mb: float | None = None  # the gateway's RSS after the loop
-
-    def error(self, text: str) -> None:
-        self.errors += 1
-        if self.first_error is None:
-            self.first_error = text[:500]
-
-    def summary(self) -> dict:
-        lat = sorted(self.latencies)
-        done = len(self.latencies) + self.errors
-        return {
-            "operation": self.name, "requests": done, "errors": self.errors,
-            "p50_ms": None if not lat else round(percentile(lat, 0.50) * 1000, 2),
-            "p99_ms": None if not lat else round(percentile(lat, 0.99) * 1000, 2),
-            "max_ms": None if not lat else round(lat[-1] * 1000, 2),
-            "seconds": round(self.seconds, 3),
-            "rate": (None if not self.seconds else round(
-                (len(self.latencies) if self.items is None else self.items)
-                / self.seconds, 1)),
-            "unit": self.unit,
-            "server_cpu_s": None if self.server_cpu is None else round(self.server_cpu, 2),
-            "rss_mb": None if self.rss_mb is None else round(self.rss_mb, 1),
-            "stopped_by_time_bound": self.limited, "first_error": self.first_error,
-            "note": self.note,
-        }
-
-
-class Client:
-    def __init__(self, base: str, auth: str, timeout: float, pid: int):
-        self.base = base.rstrip("/")
-        self.pid = pid
-        token = base64.b64encode(auth.encode()).decode()
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=2),
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            headers={"Authorization": f"Basic {token}", "Accept": SCIM_JSON,
-                     "Content-Type": SCIM_JSON})
-
-    async def call(self, method: str, path: str, body: bytes | None = None
-                   ) -> tuple[int | str, bytes, float]:
-        """(status, body, seconds from sending to the last byte of the answer)."""
-        started = time.perf_counter()
-        try:
-            async with self.session.request(method, self.base + path, data=body) as resp:
-                data = await resp.read()
-                status: int | str = resp.status
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            data, status = b"", f"{type(exc).__name__}: {exc}"
-        return status, data, time.perf_counter() - started
-
-    async def json(self, method: str, path: str, body=None, expect: int = 200) -> dict:
-        raw = None if body is None else orjson.dumps(body)
-        status, data, _ = await self.call(method, path, raw)
-        if status != expect:
-            raise Failed(f"{method} {path}: {status} (expected {expect}): {data[:500]!r}")
-        return orjson.loads(data) if data else {}
-
-    async def close(self) -> None:
-        await self.session.close()
-
-
-class Bench:
+class Bench(LoopBench):
     def __init__(self, args, client: Client, outdir: str):
-        self.args, self.c, self.outdir = args, client, outdir
-        self.phases: list[Phase] = []
-        self.facts: dict = {}
-        self.deadline = time.perf_counter() + args.max_seconds
-
-    # helpers --------------------------------------------------------------------------
-    def bound(self) -> float:
-        """The end of the next loop: its own bound, within the whole run's."""
-        return min(self.deadline, time.perf_counter() + self.args.phase_seconds)
-
-    @contextlib.contextmanager
-    def measure(self, phase: Phase, key: str, quiet: bool = False):
-        """Wall time and server CPU of a phase; py-spy on it when asked (--profile)."""
-        spy = None
-        if self.args.profile == key:
-            out = os.path.join(self.outdir, f"profile-{key}.txt")
-            spy = subprocess.Popen(
-                ["py-spy", "record", "-p", str(self.c.pid), "-f", "raw", "-o", out,
-                 "-r", "200", "-d", str(int(self.args.phase_seconds) + 30)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                env={**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep
-                     + os.environ.get("PATH", "")})
-            time.sleep(1.5)  # let it attach
-        cpu0, started = cpu_seconds(self.c.pid), time.perf_counter()
-        try:
-            yield phase
-        finally:
-            phase.seconds = time.perf_counter() - started
-            cpu1 = cpu_seconds(self.c.pid)
-            if cpu0 is not None and cpu1 is not None:
-                phase.server_cpu = cpu1 - cpu0
-            phase.rss_mb = proc_status(self.c.pid).get("VmRSS")
-            self.phases.append(phase)
-            s = phase.summary()
-            if not quiet:
-                print(f"  {phase.name}: {s['requests']} requests, p50 {s['p50_ms']} ms, "
-                      f"p99 {s['p99_ms']} ms, {s['seconds']:.1f}s, {s['rate']} {phase.unit}/s, "
-                      f"errors {phase.errors}", flush=True)
-            if spy is not None:
-                spy.send_signal(2)  # SIGINT: py-spy writes what it has and exits
-                try:
-                    spy.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    spy.kill()
+        super().__init__(args, client, outdir)
+        self.profile = args.profile
 
     # 1. single POST -------------------------------------------------------------------
     async def single_posts(self) -> list[str]:
@@ -244,7 +98,7 @@ class Bench:
         for n in range(a.warmup):
             await self.c.json("POST", "/Users", user(f"warm{n:07d}"), expect=201)
         ids: list[str] = []
-        phase = Phase("POST /Users (1 user per request)", "users")
+        phase = Loop("POST /Users (1 user per request)", "users")
         end = self.bound()
         with self.measure(phase, "single"):
             for n in range(a.singles):
@@ -269,7 +123,7 @@ class Bench:
         self.facts["bulk_build_seconds"] = round(time.perf_counter() - started, 2)
         self.facts["bulk_request_kb"] = round(len(bodies[0]) / 1024, 1)
         ids: list[str] = []
-        phase = Phase(f"POST /Bulk ({a.batch} POST /Users per request)", "users")
+        phase = Loop(f"POST /Bulk ({a.batch} POST /Users per request)", "users")
         end = min(self.deadline, time.perf_counter() + a.bulk_seconds)
         bad_ops = 0
         with self.measure(phase, "bulk"):
@@ -319,7 +173,7 @@ class Bench:
         group = await self.c.json("POST", "/Groups",
                                   {"schemas": [GROUP], "displayName": "bench-big"}, expect=201)
         gid = group["id"]
-        phase = Phase(f"PATCH /Groups add {a.member_chunk} members (fill)", "members")
+        phase = Loop(f"PATCH /Groups add {a.member_chunk} members (fill)", "members")
         end = min(self.deadline, time.perf_counter() + a.bulk_seconds)
         added = 0
         with self.measure(phase, "fill"):
@@ -355,8 +209,8 @@ class Bench:
 
     # 4. PATCH one member ------------------------------------------------------------------------
     async def patch_one(self, label: str, gid: str, adds: list[str], removes: list[str]) -> None:
-        add = Phase(f"PATCH {label} add 1 member")
-        rem = Phase(f"PATCH {label} remove 1 member")
+        add = Loop(f"PATCH {label} add 1 member")
+        rem = Loop(f"PATCH {label} remove 1 member")
         end = self.bound()
         with self.measure(add, "patch"):  # both phases' wall time and CPU, together
             for a_id, r_id in zip(adds, removes, strict=True):
@@ -385,10 +239,10 @@ class Bench:
     # 5. GET ----------------------------------------------------------------------------
     async def get_groups(self, targets: list[tuple[str, str, str, bool]], count: int) -> None:
         """GET each (label, id, query, members expected) in turn, ``count`` rounds."""
-        phases = [Phase(f"GET /Groups/{{id}}{query} ({label})") for label, _, query, _ in targets]
+        phases = [Loop(f"GET /Groups/{{id}}{query} ({label})") for label, _, query, _ in targets]
         end = self.bound()
         cpu = [0.0] * len(targets)
-        with self.measure(Phase("GET rounds"), "get", quiet=True) as whole:
+        with self.measure(Loop("GET rounds"), "get", quiet=True) as whole:
             for _ in range(count):
                 if time.perf_counter() > end:
                     for ph in phases:
@@ -416,7 +270,7 @@ class Bench:
             self.phases.append(phase)
 
     async def get_full_big(self, gid: str, added: str, removed: str) -> None:
-        phase = Phase("GET /Groups/{id} (big, all members, once)")
+        phase = Loop("GET /Groups/{id} (big, all members, once)")
         with self.measure(phase, "getfull"):
             status, data, dt = await self.c.call("GET", f"/Groups/{gid}")
             if status == 200:
@@ -486,20 +340,14 @@ def table(phases: list[dict]) -> str:
                      fmt(p["max_ms"]), fmt(p["seconds"]), rate, fmt(p["server_cpu_s"]),
                      fmt(p["rss_mb"], 0),
                      fmt(p["errors"]) + (" (time bound)" if p["stopped_by_time_bound"] else "")))
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
-             "-+-".join("-" * w for w in widths)]
-    for r in rows:
-        lines.append(" | ".join(v.ljust(w) if i == 0 else v.rjust(w)
-                                for i, (v, w) in enumerate(zip(r, widths, strict=True))))
-    return "\n".join(lines)
+    return columns(header, rows, left=(0,))
 
 
 def targets(args, phases: dict[str, dict], facts: dict) -> list[str]:
     out = []
 
     def line(ok: bool | None, text: str) -> None:
-        out.append(f"  [{'n/a ' if ok is None else ('MET ' if ok else 'MISS')}] {text}")
+        out.append(verdict(ok, text))
 
     secs, ups = facts.get("bulk_seconds"), facts.get("bulk_users_per_s")
     scaled = TARGETS["bulk_seconds_100k"] * args.users / 100_000
@@ -567,17 +415,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=300.0, help="bound of one request")
     p.add_argument("--profile", choices=("single", "bulk", "fill", "patch", "get", "getfull"),
                    help="py-spy the gateway during this phase (raw stacks in the results)")
-    p.add_argument("--keep", action="store_true", help="keep the temporary folder and its db")
-    p.add_argument("--results", default=os.path.join(HERE, "results"))
+    results_args(p, keep="keep the temporary folder and its db")
     args = p.parse_args(argv)
     if args.users < args.small_members + 1 or args.batch < 1 or args.member_chunk < 1:
         p.error("--users must exceed --small-members; --batch, --member-chunk >= 1")
     if args.users > 9_999_999:
         p.error("at most 9,999,999 users")
 
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    outdir = os.path.join(args.results, f"{stamp}-scim-{args.users}")
-    os.makedirs(outdir, exist_ok=True)
+    _, outdir = results_dir(args.results, f"scim-{args.users}")
     workdir = tempfile.mkdtemp(prefix="gwbench-scim-")
     db = os.path.join(workdir, "users.db")
     env = clean_env()
@@ -585,17 +430,14 @@ def main(argv: list[str] | None = None) -> int:
     config = os.path.join(outdir, "gateway.toml")
     write_config(config, db, port)
     gateway = sampler = None
-    load_before = open("/proc/loadavg").read().split()[:3]
+    load_before = loadavg()
     busy0 = machine_busy()
-    own_cpu0 = os.times()
+    own_cpu0 = own_cpu()
     procs0 = process_cpu()
     try:
         log = os.path.join(outdir, "gateway.log")
-        with open(log, "w") as out:
-            gateway = subprocess.Popen(
-                gateway_command() + ["serve", "--config", config, "--port", str(port)],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-        wait_http(f"http://127.0.0.1:{port}/health", gateway, 120, log)
+        gateway = spawn(serve_command(config, port), log, env, workdir)
+        wait_http(health(port), gateway, 120, log)
         ready = proc_status(gateway.pid).get("VmRSS")
         print(f"gateway pid {gateway.pid} on :{port} (RSS {fmt(ready, 1)} MB), db {db}",
               flush=True)
@@ -619,18 +461,14 @@ def main(argv: list[str] | None = None) -> int:
         end = proc_status(gateway.pid)
         busy1 = machine_busy()
         gw_cpu = cpu_seconds(gateway.pid) or 0.0
-        own = os.times()
-        own_cpu = (own.user + own.system) - (own_cpu0.user + own_cpu0.system)
-        tick = os.sysconf("SC_CLK_TCK")
-        machine_cpu = (busy1[0] - busy0[0]) / tick
-        wall = (busy1[1] - busy0[1]) / tick / (os.cpu_count() or 1)
+        client_cpu = own_cpu() - own_cpu0
+        machine, wall = machine_cpu(busy0, busy1)
         others = busiest_others(procs0, process_cpu(), {os.getpid(), gateway.pid})
         stop(gateway)
 
         phases = [ph.summary() for ph in bench.phases]
         by_name = {ph["operation"]: ph for ph in phases}
         text = table(phases)
-        cores = os.cpu_count()
         lines = [
             f"SCIM benchmark: {args.users} users via /Bulk ({args.batch} per request), "
             f"SQLite, 1 worker, one client, sequential requests",
@@ -641,10 +479,9 @@ def main(argv: list[str] | None = None) -> int:
             *targets(args, by_name, bench.facts), "",
             f"gateway RSS: ready {fmt(ready, 1)} MB, peak (VmHWM) {fmt(end.get('VmHWM'), 1)} MB,"
             f" end {fmt(end.get('VmRSS'), 1)} MB",
-            f"machine ({cores} cores): load average before {' '.join(load_before)}, after "
-            f"{' '.join(open('/proc/loadavg').read().split()[:3])}; over {wall:.0f}s all CPUs "
-            f"were busy {machine_cpu:.0f}s, of which gateway {gw_cpu:.0f}s, this client "
-            f"{own_cpu:.0f}s, other processes ~{max(0.0, machine_cpu - gw_cpu - own_cpu):.0f}s",
+            f"{machine_load(load_before)}; over {wall:.0f}s all CPUs "
+            f"were busy {machine:.0f}s, of which gateway {gw_cpu:.0f}s, this client "
+            f"{client_cpu:.0f}s, other processes ~{max(0.0, machine - gw_cpu - client_cpu):.0f}s",
             "other processes using CPU during the run (CPU seconds during the run):", *others,
             "", f"results: {outdir}",
         ]
@@ -662,10 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         if sampler is not None:
             sampler.stop()
         stop(gateway)
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        cleanup(workdir, args.keep)
 
 
 if __name__ == "__main__":

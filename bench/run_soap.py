@@ -14,7 +14,7 @@
    baseline (``baseline.py``: ``POST /services/{operation}`` reads the body and
    answers a constant SOAP 1.1 envelope of the size of the gateway's reply);
 3. drives both from a load generator in a process of its own (this file,
-   ``loadgen`` sub-command, built on ``loadgen.py``): SOAP 1.1 envelopes of
+   ``loadgen`` sub-command, built on ``common.py``'s phases): SOAP 1.1 envelopes of
    ``isExistingUser`` and ``getUserClaimValues`` for random existing users
    (``--bodies`` pre-built bodies), Basic auth of the API client; per
    operation a warm-up, a single-client phase (p50/p99) and a
@@ -39,24 +39,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import random
-import resource
-import shutil
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from common import (  # noqa: E402
+    Operation,
+    Phase,
+    PostOperation,
+    Slices,
+    basic_auth,
+    columns,
+    fmt,
+    mark,
+    measure,
+    own_cpu,
+    process_tree,
+    require_loopback,
+    run_phase,
+    tree_cpu,
+)
 from generate_users import SCHEMA, external_id, user_name  # noqa: E402
-from loadgen import TICK, Operation, Phase, run_phase  # noqa: E402
 
 TARGETS = {"isExistingUser": 0.25, "getUserClaimValues": 0.25, "authenticate": 0.90}
 SERVICE = "RemoteUserStoreManagerService"
@@ -120,115 +130,7 @@ def reply_ok(operation: str, i: int, data: bytes) -> bool:
     return f"{operation}Response".encode() in data and b">true</" in data
 
 
-# process CPU -------------------------------------------------------------------------------------
-def tree_pids(pid: int) -> list[int]:
-    """The process and its descendants (``gateway serve --workers N`` spawns N)."""
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(name))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def tree_cpu(pids: list[int]) -> float | None:
-    total, seen = 0.0, False
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / TICK
-        seen = True
-    return total if seen else None
-
-
-def own_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 # the load generator (a process of its own) ------------------------------------------------------
-class SoapOperation(Operation):
-    """``make(rng)`` gives (body, user number); each answer is checked with ``ok``."""
-
-    def __init__(self, name, target, session, url, headers, make, ok):
-        super().__init__(name, target, session, make)
-        self.url, self.headers, self.ok = url, headers, ok
-
-    async def once(self, rng: random.Random, phase: Phase) -> None:
-        import aiohttp
-
-        body, i = self.make(rng)
-        started = time.perf_counter()
-        try:
-            async with self.session.post(self.url, data=body, headers=self.headers) as resp:
-                data = await resp.read()
-                status = resp.status
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            data, status = b"", f"{type(exc).__name__}: {exc}"
-        elapsed = time.perf_counter() - started
-        phase.requests += 1
-        if status != 200 or not self.ok(i, data):
-            phase.errors += 1
-            if phase.first_error is None:
-                phase.first_error = f"{self.name} ({self.target}): {status} {data[:300]!r}"
-        else:
-            phase.latencies.append(elapsed)
-
-
-class Slices:
-    """The slices of one interleaved measurement, added up."""
-
-    def __init__(self, concurrency: int):
-        self.phase = Phase(concurrency)
-        self.phase.server_cpu = 0.0
-        self.client_cpu = 0.0
-        self.rates: list[float] = []
-
-    def add(self, phase: Phase, server_cpu: float | None, client_cpu: float) -> None:
-        p = self.phase
-        p.requests += phase.requests
-        p.errors += phase.errors
-        p.seconds += phase.seconds
-        p.latencies += phase.latencies
-        p.first_error = p.first_error or phase.first_error
-        if server_cpu is None or p.server_cpu is None:
-            p.server_cpu = None
-        else:
-            p.server_cpu += server_cpu
-        self.client_cpu += client_cpu
-        self.rates.append(round(phase.requests / phase.seconds, 1) if phase.seconds else 0.0)
-
-    def summary(self) -> dict:
-        out = self.phase.summary()
-        out["client_cpu_ms_per_req"] = (round(self.client_cpu * 1000 / self.phase.requests, 3)
-                                        if self.phase.requests else None)
-        out["slices_req_per_s"] = self.rates
-        return out
-
-
-async def measure(op: Operation, concurrency: int, requests: int, seconds: float, seed: int,
-                  pids: list[int], into: Slices) -> None:
-    """One phase (or slice) of ``loadgen.run_phase``, with the server's and this process's
-    CPU."""
-    cpu0, own0 = tree_cpu(pids), own_cpu()
-    phase = await run_phase(op, concurrency, requests, seconds, seed, None)
-    cpu1, own1 = tree_cpu(pids), own_cpu()
-    into.add(phase, None if cpu0 is None or cpu1 is None else cpu1 - cpu0, own1 - own0)
-
-
 class HashAlone:
     """argon2 ``PasswordHasher.verify`` alone, with the gateway's configured cost
     (built as ``gateway/passwords.py`` builds it), in N threads: argon2-cffi
@@ -308,7 +210,7 @@ async def loadgen_async(args) -> dict:
     import aiohttp
 
     deadline = time.perf_counter() + args.max_seconds
-    token = base64.b64encode(args.auth.encode()).decode()
+    token = basic_auth(args.auth)
     timeout = aiohttp.ClientTimeout(total=60)
 
     def session():
@@ -319,7 +221,7 @@ async def loadgen_async(args) -> dict:
         return max(0.5, min(bound, deadline - time.perf_counter()))
 
     gw, bl = session(), session()
-    gw_pids = tree_pids(args.gateway_pid) if args.gateway_pid else []
+    gw_pids = process_tree(args.gateway_pid) if args.gateway_pid else []
     bl_pids = [args.baseline_pid] if args.baseline_pid else []
     results: dict = {"operations": [], "settings": {k: v for k, v in vars(args).items()
                                                      if k != "auth"}}
@@ -329,7 +231,7 @@ async def loadgen_async(args) -> dict:
             if deadline - time.perf_counter() < 2:
                 print(f"loadgen: time budget spent, skipping {name}", file=sys.stderr)
                 continue
-            headers = {"Authorization": f"Basic {token}",
+            headers = {"Authorization": token,
                        "Content-Type": "text/xml; charset=utf-8",
                        "SOAPAction": f'"urn:{name}"'}
             pool = (range(1, args.password_users + 1) if name == "authenticate"
@@ -339,7 +241,7 @@ async def loadgen_async(args) -> dict:
             bodies = [(request_for(name, i), i) for i in picked]
             facts = await check_replies(gw, args.gateway, headers, name, args.users,
                                         args.password_users)
-            gateway = SoapOperation(name, "gateway", gw, args.gateway, headers,
+            gateway = PostOperation(name, "gateway", gw, args.gateway, headers,
                                     lambda r, b=bodies: r.choice(b),
                                     lambda i, data, n=name: reply_ok(n, i, data))
             if name == "authenticate":
@@ -349,7 +251,7 @@ async def loadgen_async(args) -> dict:
                 async with bl.post(f"{args.baseline}/{name}", data=bodies[0][0],
                                    headers=headers) as resp:
                     facts["baseline_reply_bytes"] = len(await resp.read())
-                reference = SoapOperation(name, "baseline", bl, f"{args.baseline}/{name}",
+                reference = PostOperation(name, "baseline", bl, f"{args.baseline}/{name}",
                                           headers, lambda r, b=bodies: r.choice(b),
                                           lambda i, data, n=name: f"{n}Response".encode() in data)
             http = [op for op in (reference, gateway) if isinstance(op, Operation)]
@@ -421,9 +323,7 @@ def loadgen_main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
-    for url in (args.gateway, args.baseline):
-        if urllib.parse.urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
-            p.error(f"loopback targets only, not {url}")
+    require_loopback(p, args.gateway, args.baseline)
     unknown = set(args.ops.split(",")) - set(OPERATIONS)
     if unknown:
         p.error(f"unknown operations {sorted(unknown)}")
@@ -435,8 +335,6 @@ def loadgen_main(argv: list[str]) -> int:
 
 # the report ---------------------------------------------------------------------------------------
 def table(ops: list[dict], concurrency: int) -> tuple[str, dict]:
-    from run import fmt
-
     refs = {o["operation"]: o for o in ops if o["target"] != "gateway"}
     header = ("operation", "target", "req c=1", "p50 ms", "p99 ms", "req c=N", "req/s",
               "vs ref", "cpu ms/req", "cpu vs ref", "client cpu ms/req", "reply B", "errors",
@@ -476,13 +374,7 @@ def table(ops: list[dict], concurrency: int) -> tuple[str, dict]:
                      "-" if o["target"] == "argon2" else fmt(c.get("client_cpu_ms_per_req"), 3),
                      fmt(reply), fmt(s.get("errors", 0) + c["errors"]),
                      " ".join(f"{x:.0f}" for x in c.get("slices_req_per_s", []))))
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = [" | ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)),
-             "-+-".join("-" * w for w in widths)]
-    for r in rows:
-        lines.append(" | ".join(str(v).ljust(w) if i < 2 or i == len(r) - 1 else str(v).rjust(w)
-                                for i, (v, w) in enumerate(zip(r, widths, strict=True))))
-    return "\n".join(lines), ratios
+    return columns(header, rows, left=(0, 1, -1)), ratios
 
 
 def targets(ops: list[dict], ratios: dict) -> tuple[list[str], dict]:
@@ -499,10 +391,9 @@ def targets(ops: list[dict], ratios: dict) -> tuple[list[str], dict]:
         verdict[name] = {"measured": None if t is None else round(t, 4),
                          "target": TARGETS[name], "met": ok, "errors": errors,
                          "by_cpu": None if r.get("cpu") is None else round(r["cpu"], 4)}
-        mark = "n/a " if ok is None else ("MET " if ok else "MISS")
         ref = ("argon2 verify alone" if r.get("reference") == "argon2"
                else "the bare aiohttp handler")
-        out.append(f"  [{mark}] {name}: {o['concurrent']['req_per_s']} req/s vs {ref} "
+        out.append(f"  [{mark(ok)}] {name}: {o['concurrent']['req_per_s']} req/s vs {ref} "
                    f"{r.get('reference_req_per_s')}/s: measured "
                    f"{'-' if t is None else f'{t:.0%}'} / target >= {TARGETS[name]:.0%}"
                    f" (by CPU per request: "
@@ -521,32 +412,40 @@ def targets(ops: list[dict], ratios: dict) -> tuple[list[str], dict]:
 
 
 # the orchestration --------------------------------------------------------------------------------
-def write_config(path: str, db: str, port: int, workers: int) -> None:
-    import run
-
-    run.write_config(path, db, port)  # the configuration of run.py; default [passwords]
-    if workers != 1:
-        text = open(path).read().replace("workers = 1\n", f"workers = {workers}\n")
-        with open(path, "w") as f:
-            f.write(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["loadgen"]:
         return loadgen_main(argv[1:])
 
-    from run import (
+    from common import (
         RssSampler,
+        baseline_command,
+        busiest_others,
         clean_env,
+        cleanup,
         free_port,
-        gateway_command,
+        health,
+        import_command,
+        loadavg,
+        machine_busy,
+        machine_cpu,
+        machine_load,
         proc_status,
+        process_cpu,
+        profile_summary,
+        results_args,
+        results_dir,
+        run_child,
+        run_import,
         save_report,
+        serve_command,
+        spawn,
+        start_py_spy,
         stop,
+        stop_py_spy,
         wait_http,
+        write_config,
     )
-    from run_scim import busiest_others, machine_busy, process_cpu
 
     p = argparse.ArgumentParser(description="SOAP (WSO2 RemoteUserStoreManagerService) "
                                             "benchmark (see bench/README.md)")
@@ -570,8 +469,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="record the gateway with py-spy while this operation is measured")
     p.add_argument("--load-timeout", type=float, default=600.0)
     p.add_argument("--max-seconds", type=float, default=600.0, help="bound of the load phases")
-    p.add_argument("--keep", action="store_true", help="keep the temporary folder and its db")
-    p.add_argument("--results", default=os.path.join(HERE, "results"))
+    results_args(p, keep="keep the temporary folder and its db")
     args = p.parse_args(argv)
     if not 1 <= args.password_users < args.users or args.users > 9_999_999:
         p.error("1 <= --password-users < --users <= 9,999,999")
@@ -580,53 +478,36 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--only: operations are {', '.join(OPERATIONS)}")
 
     run_started = time.perf_counter()
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    outdir = os.path.join(args.results, f"{stamp}-soap-{args.users}")
-    os.makedirs(outdir, exist_ok=True)
+    _, outdir = results_dir(args.results, f"soap-{args.users}")
     workdir = tempfile.mkdtemp(prefix="gwbench-soap-")
     db = os.path.join(workdir, "users.db")
     env = clean_env()
     gw_port, bl_port = free_port(), free_port()
     config = os.path.join(outdir, "gateway.toml")
-    write_config(config, db, gw_port, args.workers)
+    write_config(config, db, gw_port, workers=args.workers)  # default [passwords]
     gateway = baseline = sampler = None
-    load_before = open("/proc/loadavg").read().split()[:3]
+    load_before = loadavg()
     try:
         # 1. load
         jsonl = os.path.join(workdir, "users.jsonl")
         size = write_users(jsonl, args.users, args.password_users)
-        cmd = gateway_command() + ["import", jsonl, "--config", config]
+        cmd = import_command(jsonl, config)
         print(f"loading {args.users} users ({size / 1e6:.1f} MB, {args.password_users} with a "
               f"password): {' '.join(cmd)}", flush=True)
-        t0 = time.perf_counter()
-        with open(os.path.join(outdir, "import.log"), "w") as out:
-            try:
-                proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                      cwd=workdir, timeout=args.load_timeout)
-            except subprocess.TimeoutExpired:
-                raise SystemExit(f"the load took more than {args.load_timeout}s") from None
-        load_seconds = time.perf_counter() - t0
-        imported = open(os.path.join(outdir, "import.log")).read().strip()
-        if proc.returncode != 0:
-            raise SystemExit(f"the load failed ({proc.returncode}): {imported[-2000:]}")
+        load_seconds, imported = run_import(cmd, os.path.join(outdir, "import.log"), env,
+                                            workdir, args.load_timeout)
         print(f"loaded in {load_seconds:.1f}s: {imported}", flush=True)
         os.unlink(jsonl)
 
         # 2. servers
         gw_log, bl_log = os.path.join(outdir, "gateway.log"), os.path.join(outdir, "baseline.log")
-        with open(gw_log, "w") as out:
-            gateway = subprocess.Popen(
-                gateway_command() + ["serve", "--config", config, "--port", str(gw_port),
-                                     "--workers", str(args.workers)],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-        with open(bl_log, "w") as out:
-            baseline = subprocess.Popen(
-                [sys.executable, os.path.join(HERE, "baseline.py"), "--port", str(bl_port)],
-                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
-        wait_http(f"http://127.0.0.1:{gw_port}/health", gateway, 120, gw_log)
-        wait_http(f"http://127.0.0.1:{bl_port}/health", baseline, 60, bl_log)
+        gateway = spawn(serve_command(config, gw_port, "--workers", str(args.workers)), gw_log,
+                        env, workdir)
+        baseline = spawn(baseline_command(bl_port), bl_log, env, workdir)
+        wait_http(health(gw_port), gateway, 120, gw_log)
+        wait_http(health(bl_port), baseline, 60, bl_log)
         time.sleep(0.5 if args.workers == 1 else 3)  # let every worker come up
-        gw_pids = tree_pids(gateway.pid)
+        gw_pids = process_tree(gateway.pid)
         ready = sum(proc_status(pid).get("VmRSS", 0) for pid in gw_pids)
         print(f"gateway pid {gateway.pid} ({len(gw_pids)} processes) on :{gw_port} "
               f"(RSS {ready:.1f} MB), baseline pid {baseline.pid} on :{bl_port}", flush=True)
@@ -655,22 +536,14 @@ def main(argv: list[str] | None = None) -> int:
                    "--baseline-pid", str(baseline.pid), "--out", raw]
             spy = None
             if args.profile == op:
-                spy = start_py_spy(gateway.pid, args.workers > 1,
-                                   os.path.join(outdir, f"profile-{op}.txt"),
-                                   remaining + 30)
+                spy = start_py_spy(gateway.pid, os.path.join(outdir, f"profile-{op}.txt"),
+                                   remaining + 30,
+                                   flags=["--subprocesses"] if args.workers > 1 else [])
             try:
-                subprocess.run(cmd, check=True, env=env, timeout=remaining + 120)
-            except subprocess.TimeoutExpired:
-                raise SystemExit("the load generator overran its time bound") from None
-            except subprocess.CalledProcessError as exc:
-                raise SystemExit(f"the load generator failed ({exc.returncode})") from None
+                run_child(cmd, env, remaining + 120)
             finally:
                 if spy is not None:
-                    spy.send_signal(2)  # SIGINT: py-spy writes what it has and exits
-                    try:
-                        spy.wait(timeout=60)
-                    except subprocess.TimeoutExpired:
-                        spy.kill()
+                    stop_py_spy(spy)
                     profile = os.path.join(outdir, f"profile-{op}.txt")
                     if os.path.exists(profile):
                         with open(profile.replace(".txt", "-summary.txt"), "w") as f:
@@ -685,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
         busy1 = machine_busy()
         gw_cpu = (tree_cpu(gw_pids) or 0.0) - gw_cpu0
         others = busiest_others(procs0, process_cpu(),
-                                {os.getpid(), *tree_pids(gateway.pid), baseline.pid})
+                                {os.getpid(), *process_tree(gateway.pid), baseline.pid})
         sampler.stop()
         end = {"VmRSS": sum(proc_status(pid).get("VmRSS", 0) for pid in gw_pids),
                "VmHWM": sum(proc_status(pid).get("VmHWM", 0) for pid in gw_pids)}
@@ -699,9 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         argon2 = next((o for o in results if o["target"] == "argon2"), {})
         cost = (f"argon2id t={argon2['time_cost']} m={argon2['memory_cost_kib']} KiB "
                 f"p={argon2['parallelism']}" if argon2 else "argon2 not measured")
-        tick = os.sysconf("SC_CLK_TCK")
-        machine = (busy1[0] - busy0[0]) / tick
-        wall = (busy1[1] - busy0[1]) / tick / (os.cpu_count() or 1)
+        machine, wall = machine_cpu(busy0, busy1)
         lines = [
             f"SOAP benchmark: {args.users} users ({args.password_users} with a password, "
             f"{cost}), SQLite, {args.workers} worker(s); reference: a bare aiohttp handler "
@@ -718,8 +589,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"gateway RSS: ready {ready:.1f} MB, peak (VmHWM) {end['VmHWM']:.1f} MB, end "
             f"{end['VmRSS']:.1f} MB; still running at the end: {alive}",
-            f"machine ({os.cpu_count()} cores): load average before {' '.join(load_before)}, "
-            f"after {' '.join(open('/proc/loadavg').read().split()[:3])}; during the "
+            f"{machine_load(load_before)}; during the "
             f"measurements ({wall:.0f}s) all CPUs were busy {machine:.0f}s, of which the "
             f"gateway {gw_cpu:.0f}s; the rest: this benchmark's load generator (argon2 alone "
             f"included) and baseline, and the machine's other users",
@@ -745,59 +615,7 @@ def main(argv: list[str] | None = None) -> int:
             sampler.stop()
         stop(gateway)
         stop(baseline)
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
-def start_py_spy(pid: int, subprocesses: bool, out: str, seconds: float):
-    exe = shutil.which("py-spy", path=os.path.dirname(sys.executable) + os.pathsep
-                       + os.environ.get("PATH", ""))
-    if exe is None:
-        print("py-spy not found (pip install py-spy): no profile", flush=True)
-        return None
-    # --nonblocking: the gateway is not paused at each sample (which would slow it down more)
-    cmd = [exe, "record", "-p", str(pid), "-f", "raw", "-o", out, "-r", "100", "--nonblocking",
-           "-d", str(int(seconds))] + (["--subprocesses"] if subprocesses else [])
-    spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    time.sleep(1.5)  # let it attach
-    return spy
-
-
-def profile_summary(path: str, top: int = 45) -> str:
-    """What a py-spy raw profile says: the share of samples per thread kind, and of the
-    event-loop thread's samples, the share under each function (inclusive) and in it."""
-    import collections
-    import re
-
-    from run import raw_samples
-
-    threads: collections.Counter = collections.Counter()
-    inclusive: collections.Counter = collections.Counter()
-    own: collections.Counter = collections.Counter()
-    total = loop = 0
-    for raw, n in raw_samples(path):
-        frames = [re.sub(r":\d+\)$", ")", fr) for fr in raw]
-        total += n
-        if not frames[0].startswith("<module> (gateway"):  # a worker thread
-            threads[frames[-1]] += n
-            continue
-        loop += n
-        for fr in set(frames):
-            inclusive[fr] += n
-        own[frames[-1]] += n
-    if not total:
-        return "(no samples)"
-    lines = [f"{total} samples, {loop} of the event-loop thread ({100 * loop / total:.0f}%)",
-             "other threads, by innermost frame (% of all samples; threads waiting on their "
-             "queue count as busy):"]
-    lines += [f"  {100 * v / total:5.1f}%  {k}" for k, v in threads.most_common(8)]
-    lines.append("event-loop thread, inclusive (% of its samples):")
-    lines += [f"  {100 * v / loop:5.1f}%  {k}" for k, v in inclusive.most_common(top)]
-    lines.append("event-loop thread, self:")
-    lines += [f"  {100 * v / loop:5.1f}%  {k}" for k, v in own.most_common(20)]
-    return "\n".join(lines)
+        cleanup(workdir, args.keep)
 
 
 if __name__ == "__main__":
