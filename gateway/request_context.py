@@ -1,21 +1,33 @@
 """What the gateway knows about the request it is serving: its id, the caller's address
 and the protocol, for the audit trail (and logs).
 
-A middleware of the root application sets :data:`REQUEST` for every request. The id is
+A middleware of the root application sets :data:`REQUEST` for every request (and keeps
+it on the request, ``INFO``, for the access log written after the reply). The id is
 the caller's ``X-Request-Id`` when it is a short token (so a client's or a proxy's id
 follows the request through), else a new random one; either way it is sent back in
 ``X-Request-Id``. Work done outside a request (the dispatcher, ``gateway import``)
-sees None.
+sees None. Every log line written while a request is served carries its id
+(``gateway.config.logs``).
+
+``AccessLog`` writes one line per request: method, path (query values that may hold a
+secret masked), status, duration, bytes sent, the authenticated principal's name (never
+a credential) and the request id.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
+from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from .redact import MASK
 
 HEADER = "X-Request-Id"
 _VALID_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,64}")
@@ -32,6 +44,7 @@ class RequestInfo:
 
 
 REQUEST: ContextVar[RequestInfo | None] = ContextVar("request", default=None)
+INFO = web.RequestKey("request_info", RequestInfo)
 
 
 def protocol_of(path: str) -> str:
@@ -49,6 +62,7 @@ def request_id_of(request: web.Request) -> str:
 @web.middleware
 async def request_context(request: web.Request, handler):
     info = RequestInfo(request_id_of(request), request.remote, protocol_of(request.path))
+    request[INFO] = info
     token = REQUEST.set(info)
     try:
         response = await handler(request)
@@ -60,3 +74,73 @@ async def request_context(request: web.Request, handler):
     if not response.prepared:
         response.headers[HEADER] = info.id
     return response
+
+
+# --- the access log ------------------------------------------------------------------------
+
+# query parameters whose values are logged as they are (paging, sorting, projection);
+# every other value (a filter, an OAuth code or state, anything unknown) is masked
+PLAIN_QUERY = frozenset({"count", "startindex", "sortby", "sortorder", "attributes",
+                         "excludedattributes", "wsdl", "xsd",  # SCIM, SOAP
+                         "limit", "state", "connector", "before"})  # the admin API
+_PLAIN_TEXT = re.compile(r"[\w.,:*-]*")  # shown as it is; anything else percent-encoded
+
+
+def logged_query(request: web.BaseRequest) -> str:
+    """The query string as the access log shows it: names, and the values of
+    ``PLAIN_QUERY`` only (a filter may compare a password; an OAuth callback carries a
+    code)."""
+    parts = []
+    for key, value in request.query.items():
+        name = key if _PLAIN_TEXT.fullmatch(key) else quote(key, safe="")
+        if not value:
+            parts.append(name)
+        elif key.lower() not in PLAIN_QUERY:
+            parts.append(f"{name}={MASK}")
+        else:
+            parts.append(f"{name}={value if _PLAIN_TEXT.fullmatch(value) else quote(value)}")
+    return "&".join(parts)
+
+
+class AccessLog(AbstractAccessLogger):
+    """One line per request on its logger (``gateway.access``, INFO), with the fields as
+    ``extra`` (the JSON format shows each). ``principal_keys``: where the adapters keep
+    the authenticated caller on the request (its ``name`` is logged); a subclass names
+    them (``with_principals``)."""
+
+    principal_keys: tuple[web.RequestKey, ...] = ()
+
+    @classmethod
+    def with_principals(cls, keys: Iterable[web.RequestKey]) -> type[AccessLog]:
+        return type("AccessLog", (cls,), {"principal_keys": tuple(keys)})
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
+
+    def principal(self, request: web.BaseRequest) -> str | None:
+        for key in self.principal_keys:
+            caller = request.get(key)
+            if caller is not None:
+                return getattr(caller, "name", None)
+        return None
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        info = request.get(INFO)
+        query = logged_query(request) if request.query_string else None
+        principal = self.principal(request)
+        duration_ms = round(time * 1000, 2)
+        size = response.body_length
+        path = request.rel_url.raw_path  # as sent: a %0A stays %0A, not a new line
+        # the record made here, not by Logger.info: one line per request, without the
+        # look for the caller's frame that Logger.info makes
+        record = logging.LogRecord(
+            self.logger.name, logging.INFO, __file__, 0, "%s %s%s %s %.1fms %dB %s",
+            (request.method, path, f"?{query}" if query else "", response.status,
+             duration_ms, size, principal or "-"), None)
+        record.__dict__.update(
+            method=request.method, path=path, query=query, status=response.status,
+            duration_ms=duration_ms, bytes=size, principal=principal, remote=request.remote,
+            protocol=info.protocol if info else protocol_of(path),
+            request_id=info.id if info else None)
+        self.logger.handle(record)

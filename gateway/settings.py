@@ -10,7 +10,11 @@ each top-level section to a parser from ``SECTIONS``, assembled here, above ever
 - ``gateway.outbound.config``: ``[outbound]`` (each ``[[outbound.connectors]]``:
   ``connectors.config``);
 - ``gateway.jit.config``: ``[jit]``;
-- ``gateway.password_policy``: checks the policy's settings of ``[passwords]``.
+- ``gateway.password_policy``: checks the policy's settings of ``[passwords]``;
+- ``gateway.config.logs``: ``[logging]``.
+
+An error names the file (or the environment variable) and the key path:
+``gateway.toml: userstores.SECONDARY.pool_size: must be >= 1``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 from userstores.config import parse_stores
 
 from . import config
-from .config import Config, Parse, core
+from .config import Config, Parse, core, logs
 from .jit.config import parse_jit
 from .outbound.config import parse_outbound
 from .password_policy import check_config
@@ -65,6 +69,7 @@ SECTIONS: dict[str, Parse] = {
     "soap": core.soap,
     "outbound": _outbound,
     "jit": _jit,
+    "logging": logs.section,
 }
 
 

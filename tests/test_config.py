@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -64,7 +67,7 @@ def test_empty_file_gives_the_defaults(tmp_path):
 
 
 def test_the_example_file_is_valid_and_matches_the_defaults():
-    cfg = load(REPO / "gateway.example.toml", environ={})
+    cfg = load(EXAMPLE, environ={})
     defaults = load(None, environ={})
     assert (cfg.host, cfg.port, cfg.workers) == (defaults.host, defaults.port, defaults.workers)
     assert (cfg.max_results, cfg.default_count, cfg.max_body_bytes) == (
@@ -73,6 +76,120 @@ def test_the_example_file_is_valid_and_matches_the_defaults():
     assert cfg.auth_cache_seconds == defaults.auth_cache_seconds
     assert cfg.primary.url.endswith("gateway.db")
     assert cfg.roles == defaults.roles
+    # all of it: the file as it is runs the gateway as no file does (PRIMARY says
+    # required = true, which PRIMARY always is)
+    primary = replace(cfg.primary, required=False)
+    assert replace(cfg, source="", stores={"PRIMARY": primary}) == replace(defaults, source="")
+
+
+# --- the example shows every setting ------------------------------------------------------
+
+EXAMPLE = REPO / "gateway.example.toml"
+# a commented-out setting or table header ("# key = value", "# [[outbound.connectors]]"), as
+# opposed to a comment in words
+_COMMENTED_SETTING = re.compile(
+    r"^(\s*)#\s?(\s*(?:\[\[?[\w.-]+\]\]?\s*(?:#.*)?|[A-Za-z_][\w-]*\s*=\s*\S.*))$")
+
+
+def _uncommented(text: str) -> dict:
+    """The example with its commented-out settings taken as settings: every key it shows."""
+    lines = []
+    for line in text.splitlines():
+        m = _COMMENTED_SETTING.match(line)
+        lines.append(m.group(1) + m.group(2) if m else line)
+    return tomllib.loads("\n".join(lines))
+
+
+def _known_settings(monkeypatch) -> set[str]:
+    """Every setting the configuration loader reads, as key paths (``server.port``,
+    ``userstores.*.bind_dn``, ``clients[].name``, ``outbound.connectors[].url``), from the
+    loader's own definitions: the parsers that check their table with
+    ``config_values.unknown`` are run on empty tables and what they pass to it is
+    recorded; the others' keys are their modules' constants (``OUTBOUND_KEYS``,
+    ``connectors.config.KEYS``, ``gateway.jit.config.KEYS``)."""
+    import sys
+
+    from connectors.config import KEYS as CONNECTOR_KEYS
+    from gateway import config_values
+    from gateway.config import JitConfig
+    from gateway.jit.config import KEYS as PROVIDER_KEYS
+    from gateway.outbound.config import OUTBOUND_KEYS
+    from gateway.settings import SECTIONS
+    from userstores.config import TYPES
+
+    seen: list[tuple[str, frozenset]] = []
+    original = config_values.unknown
+
+    def recording(sec, where, known):
+        seen.append((where, frozenset(known)))
+        return original(sec, where, known)
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "unknown", None) is original:
+            monkeypatch.setattr(module, "unknown", recording)
+    probes = {"userstores": [{"S": {"type": kind}} for kind in TYPES]}
+    for name, parse in SECTIONS.items():
+        for probe in probes.get(name, [{}, [{}]]):
+            try:
+                parse(probe, REPO)
+            except ConfigError:
+                pass
+    paths = set(SECTIONS)
+    for where, known in seen:
+        prefix = re.sub(r"\[\d+\]$", "[]", where)
+        prefix = re.sub(r"^userstores\.[^.]+$", "userstores.*", prefix)
+        paths |= {f"{prefix}.{key}" for key in known}
+    paths |= {f"outbound.{key}" for key in OUTBOUND_KEYS}
+    paths |= {f"outbound.connectors[].{key}" for key in CONNECTOR_KEYS}
+    paths |= {f"jit.{key}" for key in JitConfig.__dataclass_fields__}
+    paths |= {f"jit.providers[].{key}" for key in PROVIDER_KEYS}
+    return paths
+
+
+def _shown_settings(doc: dict, known: set[str]) -> set[str]:
+    """The key paths of ``doc`` (the example, uncommented), walked where the loader reads
+    tables of settings (free-form tables such as ``roles`` or ``attributes`` are values)."""
+    containers = {".".join(p.split(".")[:i]) for p in known for i in range(1, p.count(".") + 1)}
+    shown: set[str] = set()
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else key
+            shown.add(path)
+            if isinstance(value, list) and f"{path}[]" in containers:
+                for entry in value:
+                    walk(entry, f"{path}[]")
+            elif isinstance(value, dict) and f"{path}.*" in containers:
+                for entry in value.values():
+                    walk(entry, f"{path}.*")
+            elif isinstance(value, dict) and path in containers:
+                walk(value, path)
+
+    walk(doc, "")
+    return shown
+
+
+def test_the_example_file_shows_every_setting(monkeypatch):
+    known = _known_settings(monkeypatch)
+    # the derivation found the settings of every part (were it to find nothing, the
+    # comparison below would prove nothing)
+    assert {"server.port", "logging.format", "logging.access_log", "clients[].provisioning",
+            "issuers[].leeway_seconds", "userstores.*.pool_size", "userstores.*.bind_password",
+            "outbound.dispatcher", "outbound.connectors[].api_key",
+            "jit.providers[].mode"} <= known
+    shown = _shown_settings(_uncommented(EXAMPLE.read_text()), known)
+    assert known - shown == set(), "settings gateway.example.toml does not show"
+    assert shown - known == set(), "settings in gateway.example.toml that nothing reads"
+
+
+def test_the_example_check_notices_a_missing_setting(monkeypatch):
+    text = EXAMPLE.read_text()
+    assert "# bind_password = " in text and "\nretention_hours = 168\n" in text
+    text = re.sub(r"(?m)^# bind_password = .*\n", "", text).replace(
+        "\nretention_hours = 168\n", "\n")
+    known = _known_settings(monkeypatch)
+    missing = known - _shown_settings(_uncommented(text), known)
+    assert missing == {"userstores.*.bind_password", "outbound.retention_hours"}
 
 
 def test_process_environment_is_used_when_no_environ_is_given(tmp_path, monkeypatch):
@@ -487,3 +604,73 @@ def test_a_store_may_be_required_for_readiness(tmp_path):
                     encoding="utf-8")
     with pytest.raises(ConfigError, match="required"):
         load_settings(str(path), environ={})
+
+
+# --- [logging] -----------------------------------------------------------------------------
+
+
+def test_logging_defaults_and_settings(tmp_path):
+    cfg = load(None, environ={})
+    assert (cfg.logging.level, cfg.logging.format, cfg.logging.access_log) == (
+        "info", "text", True)
+    cfg = load(write(tmp_path, '[logging]\nlevel = "WARNING"\nformat = "json"\n'
+                               'access_log = false\n'), environ={})
+    assert (cfg.logging.level, cfg.logging.format, cfg.logging.access_log) == (
+        "warning", "json", False)
+
+
+def test_logging_from_the_environment():
+    cfg = load(None, environ={"GATEWAY__LOGGING__LEVEL": "debug",
+                              "GATEWAY__LOGGING__FORMAT": "json",
+                              "GATEWAY__LOGGING__ACCESS_LOG": "false"})
+    assert (cfg.logging.level, cfg.logging.format, cfg.logging.access_log) == (
+        "debug", "json", False)
+
+
+@pytest.mark.parametrize("text, where", [
+    ('[logging]\nlevel = "loud"\n', "logging.level"),
+    ('[logging]\nformat = "xml"\n', "logging.format"),
+    ("[logging]\naccess_log = 1\n", "logging.access_log"),
+    ('[logging]\nlevle = "info"\n', "levle"),
+])
+def test_bad_logging_settings(tmp_path, text, where):
+    assert where in error_of(tmp_path, text)
+
+
+# --- errors name the file (or the variable) and the key path ------------------------------
+
+
+def test_an_error_names_the_file_and_the_key_path(tmp_path):
+    msg = error_of(tmp_path, '[userstores.SECONDARY]\nurl = "sqlite:///s.db"\npool_size = 0\n')
+    assert msg.startswith(f"{tmp_path / 'gateway.toml'}: userstores.SECONDARY.pool_size: ")
+    assert "must be >= 1" in msg
+    msg = error_of(tmp_path, "[server]\nport = 70000\n")
+    assert msg.startswith(f"{tmp_path / 'gateway.toml'}: server.port: ")
+
+
+def test_an_error_from_the_environment_names_the_variable(tmp_path):
+    path = write(tmp_path, '[userstores.SECONDARY]\nurl = "sqlite:///s.db"\n')
+    with pytest.raises(ConfigError) as info:
+        load(path, environ={"GATEWAY__USERSTORES__SECONDARY__POOL_SIZE": "-2"})
+    assert str(info.value).startswith(
+        "GATEWAY__USERSTORES__SECONDARY__POOL_SIZE: userstores.SECONDARY.pool_size: must be")
+    with pytest.raises(ConfigError) as info:
+        load(None, environ={"GATEWAY__SERVER__PORT": "0"})
+    assert str(info.value).startswith("GATEWAY__SERVER__PORT: server.port: ")
+
+
+@pytest.mark.parametrize("text, where", [
+    ("[server]\nworkers = 0\n", "server.workers: must be >= 1"),
+    ("[limits]\nmax_body_bytes = 10\n", "limits.max_body_bytes: must be >= 1024"),
+    ("[limits]\nbulk_max_operations = 0\n", "limits.bulk_max_operations: must be >= 1"),
+    ("[limits]\nmax_results = 50\ndefault_count = 100\n",
+     "limits.default_count: must be between 1 and max_results (50)"),
+    ("[passwords]\nparallelism = 0\n", "passwords.parallelism: must be >= 1"),
+    ("[security]\naddress_burst = 0\n", "security.address_burst: must be >= 1"),
+    ("[security]\nlockout_seconds = 600\nlockout_max_seconds = 60\n",
+     "security.lockout_max_seconds: must be >= lockout_seconds"),
+    ("[audit]\nretention_days = -1\n", "audit.retention_days: must be >= 0"),
+    ('[soap]\nunqualified_names = "any"\n', 'soap.unqualified_names: must be "primary"'),
+])
+def test_a_value_out_of_range_names_its_key(tmp_path, text, where):
+    assert error_of(tmp_path, text).startswith(f"{tmp_path / 'gateway.toml'}: {where}")

@@ -53,8 +53,11 @@ def parse_store(domain: str, sec) -> StoreConfig:
     url = typed(sec, where, "url", str, None)
     if not url:
         raise ConfigError(f"[{where}]: 'url' is required")
+    pool_size = typed(sec, where, "pool_size", int, 8)
+    if pool_size < 1:  # no pool, no store: refused here, not by a traceback later
+        raise ConfigError(f"{where}.pool_size: must be >= 1 (is {pool_size})")
     return StoreConfig(name, url, kind, typed(sec, where, "read_only", bool, False),
-                       typed(sec, where, "pool_size", int, 8),
+                       pool_size,
                        parse(sec, where) if parse is not None else None,
                        required=typed(sec, where, "required", bool, False))
 

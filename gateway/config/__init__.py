@@ -20,6 +20,7 @@ with ``connectors.config``, ``gateway.jit.config``, ``gateway.password_policy`` 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,13 +39,14 @@ from .core import (
     PasswordConfig,
     SecurityConfig,
 )
+from .logs import LoggingConfig
 from .parts import JitConfig, LdapConfig, OutboundConfig, ProviderConfig, StoreConfig
 
 __all__ = [
     "DEFAULT_PORT", "ENV_PREFIX", "PERMISSIONS", "SELF_SERVICE_ATTRIBUTES", "AuditConfig",
     "ClientConfig", "Config", "ConfigError", "IssuerConfig", "JitConfig", "LdapConfig",
-    "OutboundConfig", "Parse", "PasswordConfig", "ProviderConfig", "SecurityConfig",
-    "StoreConfig", "load", "read",
+    "LoggingConfig", "OutboundConfig", "Parse", "PasswordConfig", "ProviderConfig",
+    "SecurityConfig", "StoreConfig", "load", "read",
 ]
 
 ENV_PREFIX = "GATEWAY__"
@@ -82,6 +84,7 @@ class Config:
     extensions: tuple = ()
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
     jit: JitConfig = field(default_factory=JitConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = "(defaults)"
 
     @property
@@ -89,7 +92,10 @@ class Config:
         return self.stores["PRIMARY"]
 
 
-def _env_overrides(raw: dict, environ: dict[str, str]) -> None:
+def _env_overrides(raw: dict, environ: dict[str, str]) -> dict[str, str]:
+    """Apply the environment's overrides to ``raw``; the dotted key path of each (as the
+    file spells it, e.g. ``userstores.SECONDARY.pool_size``) -> the variable that set it."""
+    applied: dict[str, str] = {}
     for key, text in environ.items():
         if not key.upper().startswith(ENV_PREFIX):
             continue
@@ -97,10 +103,12 @@ def _env_overrides(raw: dict, environ: dict[str, str]) -> None:
         if not parts:
             continue
         node = raw
+        path = []
         for part in parts[:-1]:
             # user store domains are upper-case by convention; match any case
             match = next((k for k in node if k.lower() == part), part)
             node = node.setdefault(match, {})
+            path.append(match)
             if not isinstance(node, dict):
                 raise ConfigError(f"{key}: {part!r} is not a section")
         try:
@@ -109,12 +117,29 @@ def _env_overrides(raw: dict, environ: dict[str, str]) -> None:
             value = text
         last = next((k for k in node if k.lower() == parts[-1]), parts[-1])
         node[last] = value
+        applied[".".join([*path, last])] = key
+    return applied
+
+
+def _source_of(message: str, path, from_env: dict[str, str]) -> str:
+    """Where the setting an error names comes from: the environment variable that set
+    it, else the file (None: neither, the defaults)."""
+    lowered = message.lower()
+    for key_path, variable in sorted(from_env.items(), key=lambda kv: -len(kv[0])):
+        if re.search(rf"(?<![\w.]){re.escape(key_path.lower())}(?![\w])", lowered):
+            return variable
+    return str(path) if path is not None else None
 
 
 def read(path: str | os.PathLike | None = None,
          environ: dict[str, str] | None = None) -> tuple[dict, str]:
     """The file's TOML (none: empty) with the environment's overrides, and where it is
     from (the file, or ``"(defaults)"``)."""
+    raw, source, _ = _read(path, environ)
+    return raw, source
+
+
+def _read(path, environ) -> tuple[dict, str, dict[str, str]]:
     environ = dict(os.environ if environ is None else environ)
     raw: dict = {}
     source = "(defaults)"
@@ -123,25 +148,36 @@ def read(path: str | os.PathLike | None = None,
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"configuration file not found: {path}") from exc
+        except IsADirectoryError as exc:
+            raise ConfigError(f"{path}: is a folder, not a configuration file") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot be read: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
         source = str(path)
-    _env_overrides(raw, environ)
-    return raw, source
+    return raw, source, _env_overrides(raw, environ)
 
 
 def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None, *,
          sections: Mapping[str, Parse]) -> Config:
     """The configuration in ``path`` (none: the defaults) with the environment's
     overrides (``environ``, default ``os.environ``), each top-level section read by its
-    parser in ``sections``, in their order; a section no parser reads is an error.
+    parser in ``sections``, in their order; a section no parser reads is an error. An
+    error starts with where the wrong setting is: the file (``gateway.toml:
+    userstores.SECONDARY.pool_size: must be >= 1``), or the environment variable that
+    set it.
 
     ``sections`` is ``gateway.settings.SECTIONS``; ``gateway.settings.load`` passes it.
     """
-    raw, source = read(path, environ)
-    unknown(raw, "top level", set(sections))
+    raw, source, from_env = _read(path, environ)
     base = Path(path).parent if path else Path.cwd()
     fields: dict[str, Any] = {}
-    for name, parse in sections.items():
-        fields.update(parse(raw.get(name), base))
+    try:
+        unknown(raw, "top level", set(sections))
+        for name, parse in sections.items():
+            fields.update(parse(raw.get(name), base))
+    except ConfigError as exc:
+        # name the file (or the variable) the wrong setting is in
+        where = _source_of(str(exc), path, from_env)
+        raise ConfigError(f"{where}: {exc}" if where else str(exc)) from exc.__cause__
     return Config(**fields, source=source)

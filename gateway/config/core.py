@@ -119,7 +119,7 @@ def server(value, base: Path) -> dict[str, Any]:
     if not 0 < fields["port"] < 65536:
         raise ConfigError(f"server.port: {fields['port']} is not a TCP port")
     if fields["workers"] < 1:
-        raise ConfigError("server.workers must be at least 1")
+        raise ConfigError(f"server.workers: must be >= 1 (is {fields['workers']})")
     return fields
 
 
@@ -137,12 +137,15 @@ def limits(value, base: Path) -> dict[str, Any]:
         "bulk_max_payload_bytes": typed(sec, "limits", "bulk_max_payload_bytes", int,
                                         8_388_608),
     }
+    if max_results < 1:
+        raise ConfigError(f"limits.max_results: must be >= 1 (is {max_results})")
     if not 0 < fields["default_count"] <= max_results:
-        raise ConfigError("limits: 0 < default_count <= max_results")
-    if fields["max_body_bytes"] < 1024:
-        raise ConfigError("limits.max_body_bytes must be at least 1024")
-    if fields["bulk_max_operations"] < 1 or fields["bulk_max_payload_bytes"] < 1024:
-        raise ConfigError("limits: bulk_max_operations >= 1, bulk_max_payload_bytes >= 1024")
+        raise ConfigError(f"limits.default_count: must be between 1 and max_results "
+                          f"({max_results}), is {fields['default_count']}")
+    for key, least in (("max_body_bytes", 1024), ("bulk_max_operations", 1),
+                       ("bulk_max_payload_bytes", 1024)):
+        if fields[key] < least:
+            raise ConfigError(f"limits.{key}: must be >= {least} (is {fields[key]})")
     return fields
 
 
@@ -164,8 +167,9 @@ def passwords(value, base: Path) -> dict[str, Any]:
         max_age_days=typed(sec, "passwords", "max_age_days", int, 0),
         history=typed(sec, "passwords", "history", int, 0),
     )
-    if cfg.time_cost < 1 or cfg.memory_cost_kib < 8 or cfg.parallelism < 1:
-        raise ConfigError("passwords: time_cost >= 1, memory_cost_kib >= 8, parallelism >= 1")
+    for key, least in (("time_cost", 1), ("memory_cost_kib", 8), ("parallelism", 1)):
+        if getattr(cfg, key) < least:
+            raise ConfigError(f"passwords.{key}: must be >= {least} (is {getattr(cfg, key)})")
     return {"passwords": cfg}
 
 
@@ -174,7 +178,7 @@ def auth(value, base: Path) -> dict[str, Any]:
     unknown(sec, "auth", {"cache_seconds", "self_service_attributes"})
     self_service = sec.get("self_service_attributes", sorted(SELF_SERVICE_ATTRIBUTES))
     if not isinstance(self_service, list) or not all(isinstance(a, str) for a in self_service):
-        raise ConfigError("auth.self_service_attributes must be a list of attribute names")
+        raise ConfigError("auth.self_service_attributes: must be a list of attribute names")
     return {"auth_cache_seconds": typed(sec, "auth", "cache_seconds", float, 30.0),
             "self_service_attributes": frozenset(a.lower() for a in self_service)}
 
@@ -188,13 +192,18 @@ def security(value, base: Path) -> dict[str, Any]:
         kind = int if isinstance(getattr(defaults, name), int) else float
         values[name] = typed(sec, "security", name, kind, getattr(defaults, name))
     cfg = SecurityConfig(**values)
-    if cfg.lockout_attempts < 0 or cfg.lockout_seconds <= 0 or cfg.lockout_growth < 1 \
-            or cfg.lockout_max_seconds < cfg.lockout_seconds:
-        raise ConfigError("security: lockout_attempts >= 0, lockout_seconds > 0, "
-                          "lockout_growth >= 1, lockout_max_seconds >= lockout_seconds")
-    if min(cfg.account_burst, cfg.address_burst) < 1 or min(
-            cfg.account_per_minute, cfg.address_per_minute) <= 0:
-        raise ConfigError("security: the bursts are at least 1 and the rates above 0")
+    rules = (("lockout_attempts", cfg.lockout_attempts >= 0, "must be >= 0"),
+             ("lockout_seconds", cfg.lockout_seconds > 0, "must be > 0"),
+             ("lockout_growth", cfg.lockout_growth >= 1, "must be >= 1"),
+             ("lockout_max_seconds", cfg.lockout_max_seconds >= cfg.lockout_seconds,
+              "must be >= lockout_seconds"),
+             ("account_burst", cfg.account_burst >= 1, "must be >= 1"),
+             ("address_burst", cfg.address_burst >= 1, "must be >= 1"),
+             ("account_per_minute", cfg.account_per_minute > 0, "must be > 0"),
+             ("address_per_minute", cfg.address_per_minute > 0, "must be > 0"))
+    for key, ok, rule in rules:
+        if not ok:
+            raise ConfigError(f"security.{key}: {rule} (is {getattr(cfg, key):g})")
     return {"security": cfg}
 
 
@@ -204,7 +213,8 @@ def audit(value, base: Path) -> dict[str, Any]:
     cfg = AuditConfig(enabled=typed(sec, "audit", "enabled", bool, True),
                       retention_days=typed(sec, "audit", "retention_days", int, 365))
     if cfg.retention_days < 0:
-        raise ConfigError("audit.retention_days is 0 (keep forever) or more")
+        raise ConfigError(f"audit.retention_days: must be >= 0 (0: keep forever), "
+                          f"is {cfg.retention_days}")
     return {"audit": cfg}
 
 
@@ -215,7 +225,8 @@ def soap(value, base: Path) -> dict[str, Any]:
     unknown(sec, "soap", {"unqualified_names"})
     names = typed(sec, "soap", "unqualified_names", str, "primary")
     if names not in ("primary", "any_store"):
-        raise ConfigError('soap.unqualified_names is "primary" (WSO2\'s rule) or "any_store"')
+        raise ConfigError(f'soap.unqualified_names: must be "primary" (WSO2\'s rule) or '
+                          f'"any_store", not {names!r}')
     return {"soap_unqualified_names": names}
 
 

@@ -6,11 +6,15 @@ connection that broke (the directory restarted, the network dropped) is
 thrown away and the call is tried once more on a new one when that is safe
 (the request never reached the directory); otherwise the caller gets
 ``StoreUnavailable``. Library errors become the gateway's own here.
+
+When the directory stops answering (or answers every call with an error), that is
+logged once, and once more when it answers again: not once per request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import ssl
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +25,8 @@ from ldap3.core import exceptions as lx
 
 from gateway.config import LdapConfig
 from gateway.errors import Conflict, GatewayError, InvalidValue, NotFound, StoreUnavailable
+
+log = logging.getLogger("gateway.store")
 
 # the request never left: trying again on a fresh connection cannot apply it twice
 _RESEND = (lx.LDAPSocketOpenError, lx.LDAPSocketSendError, lx.LDAPSessionTerminatedByServerError)
@@ -38,6 +44,26 @@ class Directory:
         self._idle: queue.SimpleQueue = queue.SimpleQueue()
         self._executor = ThreadPoolExecutor(max_workers=max(1, pool_size),
                                             thread_name_prefix=f"ldap-{domain}")
+        self._failing: str | None = None  # how it failed last (None: it answers)
+
+    # its state, logged when it changes -------------------------------------------------
+    def _answered(self) -> None:
+        if self._failing is not None:
+            self._failing = None
+            log.info("user store %s: the directory answers again", self.domain)
+
+    def _failed(self, error: GatewayError, exc: BaseException) -> GatewayError:
+        """``error`` (raised from ``exc``), after logging it if the directory was not
+        already failing this way."""
+        if not isinstance(error, StoreUnavailable):  # an answer: the directory is up
+            self._answered()
+            return error
+        if error.detail != self._failing:  # "is unavailable", or "failed: <its answer>"
+            self._failing = error.detail
+            why = _describe(exc) if isinstance(exc, lx.LDAPException) else str(exc)
+            log.warning("%s (%s: %s); logged again only when this changes",
+                        error.detail, type(exc).__name__, why)
+        return error
 
     # connections ---------------------------------------------------------------------
     def connect(self, user: str | None = None, password: str | None = None) -> ldap3.Connection:
@@ -87,14 +113,18 @@ class Directory:
         """``fn(connection, *args)`` in a worker thread; errors as the gateway's own."""
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._call,
-                                              partial(_apply, fn, args), read)
+            result = await loop.run_in_executor(self._executor, self._call,
+                                                partial(_apply, fn, args), read)
         except GatewayError:
+            self._answered()
             raise
         except lx.LDAPException as exc:
-            raise self.wrap(exc) from exc
+            raise self._failed(self.wrap(exc), exc) from exc
         except (OSError, ssl.SSLError) as exc:
-            raise StoreUnavailable(f"user store {self.domain} is unavailable") from exc
+            raise self._failed(StoreUnavailable(f"user store {self.domain} is unavailable"),
+                               exc) from exc
+        self._answered()
+        return result
 
     async def bind_as(self, dn: str, password: str) -> bool:
         """Whether ``dn`` binds with ``password`` (on a connection of its own)."""
@@ -108,11 +138,14 @@ class Directory:
 
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, check)
+            result = await loop.run_in_executor(self._executor, check)
         except lx.LDAPException as exc:
-            raise self.wrap(exc) from exc
+            raise self._failed(self.wrap(exc), exc) from exc
         except OSError as exc:
-            raise StoreUnavailable(f"user store {self.domain} is unavailable") from exc
+            raise self._failed(StoreUnavailable(f"user store {self.domain} is unavailable"),
+                               exc) from exc
+        self._answered()
+        return result
 
     def wrap(self, exc: lx.LDAPException) -> GatewayError:
         text = _describe(exc)
@@ -154,4 +187,4 @@ def _drop(conn: ldap3.Connection) -> None:
 
 def _describe(exc: lx.LDAPException) -> str:
     message = getattr(exc, "message", None) or getattr(exc, "description", None) or str(exc)
-    return str(message).splitlines()[0][:200]
+    return (str(message).splitlines() or [type(exc).__name__])[0][:200]
