@@ -16,7 +16,9 @@ a credential) and the request id.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import uuid
 from collections.abc import Iterable
@@ -54,9 +56,28 @@ def protocol_of(path: str) -> str:
     return "http"
 
 
+# a new id: this process's random prefix and a counter, unique across processes and
+# restarts without a system call per request (os.urandom, behind uuid4, gives up the GIL,
+# which a busy loop then waits to get back from a thread of the SQLite pool)
+_PREFIX = uuid.uuid4().hex[:16]
+_COUNTER = itertools.count(1)
+
+
+def _new_prefix() -> None:  # a forked child is a process of its own
+    global _PREFIX, _COUNTER
+    _PREFIX, _COUNTER = uuid.uuid4().hex[:16], itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_prefix)
+
+
+def new_request_id() -> str:
+    return f"{_PREFIX}{next(_COUNTER):016x}"
+
+
 def request_id_of(request: web.Request) -> str:
     given = request.headers.get(HEADER, "")
-    return given if _VALID_ID.fullmatch(given) else uuid.uuid4().hex
+    return given if given and _VALID_ID.fullmatch(given) else new_request_id()
 
 
 @web.middleware
