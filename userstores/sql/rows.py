@@ -10,7 +10,7 @@ Nothing here knows about asyncio.
 from __future__ import annotations
 
 import orjson
-from sqlalchemy import bindparam, delete, func, literal, select, text, update
+from sqlalchemy import bindparam, delete, exists, func, literal, select, text, update
 from sqlalchemy.engine import Connection
 
 from gateway.database.cursor import change, fetch, insert_rows
@@ -29,9 +29,11 @@ CHUNK = 500
 # without rebuilding or re-keying them (a few hundred microseconds per request saved).
 _m, _g = t.memberships, t.groups
 _mg = t.groups.alias("mg")
-USER_BY = {"id": select(t.users).where(t.users.c.id == bindparam("v")),
-           "name": select(t.users).where(t.users.c.user_name_ci == bindparam("v")),
-           "external": select(t.users).where(t.users.c.external_id == bindparam("v"))
+# a user and whether it belongs to any group (when not, its groups need no walk)
+_USER = select(t.users, exists().where(_m.c.member_id == t.users.c.id).label("in_groups"))
+USER_BY = {"id": _USER.where(t.users.c.id == bindparam("v")),
+           "name": _USER.where(t.users.c.user_name_ci == bindparam("v")),
+           "external": _USER.where(t.users.c.external_id == bindparam("v"))
            .order_by(t.users.c.seq)}
 GROUP_BY = {"id": select(t.groups).where(t.groups.c.id == bindparam("v")),
             "name": select(t.groups).where(t.groups.c.display_name_ci == bindparam("v")),

@@ -133,7 +133,9 @@ def get_user(conn: Connection, by: str, value: str, with_groups: bool
     row = found[0] if found else None
     if row is None:
         return None
-    groups = groups_of(conn, [row.id])[row.id] if with_groups else None
+    groups = None
+    if with_groups:
+        groups = groups_of(conn, [row.id])[row.id] if row.in_groups else []
     return record(row, groups, "User"), row.password_hash
 
 
