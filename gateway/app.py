@@ -52,6 +52,18 @@ async def bootstrap_admin(pipeline: Pipeline, environ=os.environ) -> str | None:
     return await pipeline.ensure_admin(user, password)
 
 
+async def bootstrap_admin_now(app: web.Application) -> None:
+    """The administrator, made by a running server (``gateway serve`` calls it once it
+    listens: a start that fails makes no account); a failure is logged, not fatal."""
+    try:
+        generated = await bootstrap_admin(app[PIPELINE])
+    except Exception:  # noqa: BLE001 - the server runs on; the log says why
+        log.exception("could not make the bootstrap administrator")
+        return
+    if generated:
+        print_once_admin(generated)
+
+
 Context = Callable[[web.Application], AsyncIterator[None]]
 
 

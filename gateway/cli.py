@@ -32,38 +32,24 @@ def _config(args) -> Config:
     return replace(cfg, **changes) if changes else cfg
 
 
-async def _bootstrap(cfg: Config) -> None:
-    from userstores.registry import Stores
-
-    from .app import bootstrap_admin, print_once_admin
-    from .passwords import Passwords
-    from .pipeline import Pipeline
-
-    passwords = Passwords(cfg.passwords)
-    stores = Stores.from_config(cfg)
-    await stores.open()
-    try:
-        generated = await bootstrap_admin(Pipeline(cfg, stores, passwords))
-        if generated:
-            print_once_admin(generated)
-    finally:
-        await stores.close()
-        passwords.close()
-
-
-def _run_worker(cfg: Config, reuse_port: bool, access_log: bool, dispatch: bool) -> None:
+def _run_worker(cfg: Config, reuse_port: bool, access_log: bool, dispatch: bool,
+                bootstrap: bool = True) -> None:
     from aiohttp import web
 
-    from .app import PRINCIPAL_KEYS, create_app
+    from .app import PRINCIPAL_KEYS, bootstrap_admin_now, create_app
     from .request_context import AccessLog
 
     logs.configure(cfg.logging)
+    app = create_app(cfg, bootstrap=False, dispatch=dispatch)
+    started = []
 
     def listening(_banner: str) -> None:  # run_app calls it once its socket is listening
         print(f"gateway: worker {os.getpid()} listening on http://{cfg.host}:{cfg.port}",
               flush=True)
+        if bootstrap:  # the administrator only once the server really serves
+            started.append(asyncio.get_running_loop().create_task(bootstrap_admin_now(app)))
 
-    web.run_app(create_app(cfg, bootstrap=False, dispatch=dispatch), host=cfg.host,
+    web.run_app(app, host=cfg.host,
                 port=cfg.port, reuse_port=reuse_port,
                 access_log=logging.getLogger(logs.ACCESS_LOGGER) if access_log else None,
                 access_log_class=AccessLog.with_principals(PRINCIPAL_KEYS),
@@ -77,7 +63,6 @@ def cmd_serve(args) -> int:
     _check_connectors(cfg)  # before anything is started or written
     logs.configure(cfg.logging, export=True)
     access_log = cfg.logging.access_log if args.access_log is None else args.access_log
-    asyncio.run(_bootstrap(cfg))
     supervisor = dispatcher.Supervisor(cfg) if dispatcher.wanted(cfg) else None
     inline = dispatcher.inline(cfg)
     where = ("a process of its own" if supervisor else "the workers" if inline
@@ -99,9 +84,10 @@ def _serve(cfg: Config, access_log: bool, dispatch: bool) -> int:
         _run_worker(cfg, False, access_log, dispatch)
         return 0
     ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=_run_worker, args=(cfg, True, access_log, dispatch),
+    # the first worker makes the bootstrap administrator once it listens
+    workers = [ctx.Process(target=_run_worker, args=(cfg, True, access_log, dispatch, i == 0),
                            daemon=False)
-               for _ in range(cfg.workers)]
+               for i in range(cfg.workers)]
     for w in workers:
         w.start()
 

@@ -56,11 +56,12 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def write_config(tmp_path: Path, stores: dict[str, str], extra: str = "") -> Path:
+def write_config(tmp_path: Path, stores: dict[str, str], extra: str = "",
+                 name: str = "gateway.toml") -> Path:
     text = FAST_PASSWORDS_TOML
     for domain, url in stores.items():
         text += f'\n[userstores.{domain}]\nurl = "{url}"\n'
-    path = tmp_path / "gateway.toml"
+    path = tmp_path / name
     path.write_text(text + extra, encoding="utf-8")
     return path
 
@@ -134,9 +135,32 @@ class Server:
 def generated_password(output: str) -> str | None:
     lines = output.splitlines()
     for i, line in enumerate(lines):
-        if "with the password" in line:
+        if "with the password" in line and i + 2 < len(lines):  # the whole block is there
             return lines[i + 1].strip()
     return None
+
+
+def bootstrapped(server: Server, marker: str = "It is shown only now",
+                 seconds: float = 20) -> str:
+    """The server's output once ``marker`` is in it (the administrator is made once the
+    server listens, a moment after it answers)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        output = server.output()
+        if marker in output:
+            return output
+        time.sleep(0.05)
+    raise AssertionError(f"{marker!r} never came:\n{server.output()}")
+
+
+def users_in(db: Path) -> list[str]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        try:
+            return sorted(r[0] for r in conn.execute("SELECT user_name FROM users"))
+        except sqlite3.OperationalError:  # no table: nothing was ever made
+            return []
 
 
 def children(pid: int) -> list[int]:
@@ -318,7 +342,7 @@ def test_serve_generates_admin_password_once(tmp_path):
     with Server(tmp_path, ["--config", str(cfg)], env, "first") as server:
         status, _ = http(server.port, "/scim2/Users")
         assert status == 401
-        output = server.output()
+        output = bootstrapped(server)
         password = generated_password(output)
         assert password, output
         assert len(password) >= 16
@@ -358,6 +382,52 @@ def test_serve_with_admin_from_environment(tmp_path):
         assert names == ["alice", ADMIN_USER[0]]  # no generated 'admin'
 
 
+def test_bootstrap_admin_only_for_a_serving_unadministered_gateway(tmp_path):
+    """The random ``admin`` is made only once the server listens (a start that fails
+    makes nothing), only while nobody holds PRIMARY's admin role, and never over an
+    existing account of that name."""
+    db = tmp_path / "gw.db"
+    cfg = write_config(tmp_path, {"PRIMARY": sqlite_url(db)})
+    # the port is taken: the start fails, and no account is made
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([*GATEWAY, "serve", "--config", str(cfg), "--port", str(port)],
+                                cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                                timeout=60, check=False)
+    assert result.returncode != 0, result.stdout
+    assert "Created the administrator" not in result.stdout + result.stderr
+    assert users_in(db) == []
+    # an administrator of the operator's choosing holds the role...
+    env = clean_env(GATEWAY_ADMIN_USER=ADMIN_USER[0], GATEWAY_ADMIN_PASSWORD=ADMIN_USER[1])
+    with Server(tmp_path, ["--config", str(cfg)], env, "chosen") as server:
+        status, body = http(server.port, "/scim2/Users", basic(*ADMIN_USER), "POST",
+                            {"userName": "admin", "password": "Not-An-Admin-9"})
+        assert status == 201, body
+    # ...so a start without the environment makes no admin, and leaves 'admin' alone
+    with Server(tmp_path, ["--config", str(cfg)], clean_env(), "unchosen") as server:
+        time.sleep(1)  # the moment in which it would have been made
+        output = server.output()
+        assert "Created the administrator" not in output, output
+        status, body = http(server.port, "/scim2/Users", basic("admin", "Not-An-Admin-9"))
+        assert status == 403, body  # still an ordinary account
+    assert users_in(db) == sorted(["admin", ADMIN_USER[0]])
+    # a database where nobody holds the role but 'admin' exists: not promoted, said so
+    db2 = tmp_path / "other.db"
+    cfg2 = write_config(tmp_path, {"PRIMARY": sqlite_url(db2)}, name="other.toml")
+    lines = tmp_path / "users.jsonl"
+    lines.write_text('{"userName": "admin", "password": "Not-An-Admin-9"}\n')
+    result = run(["import", str(lines), "--config", str(cfg2)], tmp_path, clean_env())
+    assert result.returncode == 0, result.stderr
+    with Server(tmp_path, ["--config", str(cfg2)], clean_env(), "existing") as server:
+        output = bootstrapped(server, "is not made an administrator")
+        assert "Created the administrator" not in output
+        status, body = http(server.port, "/scim2/Users", basic("admin", "Not-An-Admin-9"))
+        assert status == 403, body
+    assert users_in(db2) == ["admin"]
+
+
 def test_serve_with_two_workers(tmp_path):
     cfg = write_config(tmp_path, {"PRIMARY": sqlite_url(tmp_path / "gw.db")})
     env = clean_env(GATEWAY_ADMIN_USER=ADMIN_USER[0], GATEWAY_ADMIN_PASSWORD=ADMIN_USER[1])
@@ -393,7 +463,7 @@ def test_serve_without_config_uses_gateway_db_in_cwd(tmp_path):
         assert status == 200
         assert body == {"status": "up", "stores": {"PRIMARY": "up"}}
         assert (tmp_path / "gateway.db").exists()
-        password = generated_password(server.output())
+        password = generated_password(bootstrapped(server))
         assert password
         status, body = http(server.port, "/scim2/Users", basic("admin", password))
         assert status == 200, body

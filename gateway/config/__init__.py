@@ -70,6 +70,8 @@ class Config:
     auth_cache_seconds: float = 30.0
     # what a user may change of its own account (SCIM /Me), lower-case names
     self_service_attributes: frozenset[str] = SELF_SERVICE_ATTRIBUTES
+    # the bootstrap administrator (and its admin role) go on to outbound connectors too
+    provision_bootstrap_admin: bool = False
     passwords: PasswordConfig = field(default_factory=PasswordConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)

@@ -175,12 +175,15 @@ def passwords(value, base: Path) -> dict[str, Any]:
 
 def auth(value, base: Path) -> dict[str, Any]:
     sec = table(value, "auth")
-    unknown(sec, "auth", {"cache_seconds", "self_service_attributes"})
+    unknown(sec, "auth", {"cache_seconds", "self_service_attributes",
+                          "provision_bootstrap_admin"})
     self_service = sec.get("self_service_attributes", sorted(SELF_SERVICE_ATTRIBUTES))
     if not isinstance(self_service, list) or not all(isinstance(a, str) for a in self_service):
         raise ConfigError("auth.self_service_attributes: must be a list of attribute names")
     return {"auth_cache_seconds": typed(sec, "auth", "cache_seconds", float, 30.0),
-            "self_service_attributes": frozenset(a.lower() for a in self_service)}
+            "self_service_attributes": frozenset(a.lower() for a in self_service),
+            "provision_bootstrap_admin": typed(sec, "auth", "provision_bootstrap_admin", bool,
+                                               False)}
 
 
 def security(value, base: Path) -> dict[str, Any]:

@@ -254,46 +254,59 @@ class AccountOperations:
             await self.guard.cleared(f"{domain}/{after['userName']}")
 
     async def ensure_admin(self, user_name: str | None, password: str | None) -> str | None:
-        """Make sure an administrator exists, with its password from the environment when
-        given, in the group ``admin`` of its store; returns a generated password to print,
-        if any. Every change goes through ``execute`` as the gateway itself (audited)."""
-        generated = None
+        """The bootstrap administrator; returns a generated password to print, if any.
+
+        With a name and password from the environment: that user exists, has that
+        password and is in the ``admin`` role of its store. Without: ``admin`` is created
+        with a random password only while the PRIMARY store has no member of its
+        ``admin`` role at all (a fresh database), never over an existing account. Every
+        change goes through ``execute`` as the gateway itself (audited); it goes on to
+        outbound connectors only with ``[auth] provision_bootstrap_admin``."""
+        caller = dataclasses.replace(SYSTEM,
+                                     provision=self.config.provision_bootstrap_admin)
         name = user_name or "admin"
         store, _bare = self.stores.split(name)
         if store.capabilities.read_only:  # e.g. a directory the gateway only reads
             log.warning("the user store %s is read-only: no administrator is made there; "
                         "administer the gateway with an API client ([[clients]])", store.domain)
             return None
-        user = await self._existing(ops.GetUserByName(name))
+        role_name = qualify(store.domain, ADMIN_ROLE)
+        role = await self._existing(ops.GetGroupByName(role_name), caller)
+        if password is None and role is not None and role.record.members:
+            return None  # administered already: nothing is made or changed
+        user = await self._existing(ops.GetUserByName(name), caller)
+        generated = None
         if user is None:
             if password is None:  # every class of character: any min_classes holds
                 generated = secrets.token_urlsafe(15) + "aZ7-"
             try:
-                user = await self.execute(SYSTEM, ops.CreateUser(
+                user = await self.execute(caller, ops.CreateUser(
                     {"userName": name, "password": password or generated}))
-            except Conflict:  # another host sharing the database created it just now
-                generated = None
-                user = await self.execute(SYSTEM, ops.GetUserByName(name))
-        elif password is not None and await self._verify_password(
-                ops.CheckPassword(name, password)) is None:  # the environment says what it is
-            await self.execute(SYSTEM, ops.ChangePassword(name, password, history=False))
-        role_name = qualify(store.domain, ADMIN_ROLE)
-        role = await self._existing(ops.GetGroupByName(role_name, with_members=False))
+            except Conflict:  # another worker or host sharing the database made it now
+                return None
+        elif password is None:  # an account of that name that is no administrator
+            log.warning("no account holds the role %s, and '%s' exists already: it is not "
+                        "made an administrator; set %s and %s to choose one", role_name,
+                        name, "GATEWAY_ADMIN_USER", "GATEWAY_ADMIN_PASSWORD")
+            return None
+        elif await self._verify_password(ops.CheckPassword(name, password)) is None:
+            # the environment says what it is
+            await self.execute(caller, ops.ChangePassword(name, password, history=False))
         if role is None:
             try:
-                await self.execute(SYSTEM, ops.CreateGroup(
+                await self.execute(caller, ops.CreateGroup(
                     {"displayName": role_name, "members": [{"value": user.id}]}))
                 return generated
-            except Conflict:  # another host sharing the database created it first
-                role = await self.execute(SYSTEM, ops.GetGroupByName(role_name,
+            except Conflict:  # another worker or host sharing the database made it first
+                role = await self.execute(caller, ops.GetGroupByName(role_name,
                                                                      with_members=False))
         if role.id not in {g["value"] for g in user.record.groups or []}:
-            await self.execute(SYSTEM, ops.ChangeMembers(role.id, add=[user.id]))
+            await self.execute(caller, ops.ChangeMembers(role.id, add=[user.id]))
         return generated
 
-    async def _existing(self, op: ops.Operation) -> ops.Entity | None:
+    async def _existing(self, op: ops.Operation, caller=SYSTEM) -> ops.Entity | None:
         """What a lookup by name finds, as the gateway itself; None when nothing."""
         try:
-            return await self.execute(SYSTEM, op)
+            return await self.execute(caller, op)
         except NotFound:
             return None
