@@ -12,7 +12,6 @@ from userstores.registry import Stores
 
 from . import health, http_limits, state
 from .admin.app import create_admin_app
-from .admin.http import CALLER
 from .admin.metrics import metrics
 from .auth.authenticator import Authenticator
 from .auth.epoch import LoginEpoch
@@ -29,13 +28,9 @@ from .pipeline import Pipeline
 from .request_context import request_context
 from .scim.app import create_scim_app
 from .scim11.app import create_scim11_app
-from .scim_common.http import PRINCIPAL
 from .soap.app import create_soap_app
 
 log = logging.getLogger("gateway")
-
-# where the adapters keep the authenticated caller on a request (the access log names it)
-PRINCIPAL_KEYS = (PRINCIPAL, CALLER)
 
 ADMIN_USER_ENV = "GATEWAY_ADMIN_USER"
 ADMIN_PASSWORD_ENV = "GATEWAY_ADMIN_PASSWORD"  # noqa: S105 - a variable name

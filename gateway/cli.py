@@ -36,7 +36,7 @@ def _run_worker(cfg: Config, reuse_port: bool, access_log: bool, dispatch: bool,
                 bootstrap: bool = True) -> None:
     from aiohttp import web
 
-    from .app import PRINCIPAL_KEYS, bootstrap_admin_now, create_app
+    from .app import bootstrap_admin_now, create_app
     from .request_context import AccessLog
 
     logs.configure(cfg.logging)
@@ -52,7 +52,7 @@ def _run_worker(cfg: Config, reuse_port: bool, access_log: bool, dispatch: bool,
     web.run_app(app, host=cfg.host,
                 port=cfg.port, reuse_port=reuse_port,
                 access_log=logging.getLogger(logs.ACCESS_LOGGER) if access_log else None,
-                access_log_class=AccessLog.with_principals(PRINCIPAL_KEYS),
+                access_log_class=AccessLog,
                 print=listening, handle_signals=True)
 
 

@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -38,11 +37,21 @@ PROTOCOLS = (("/scim2/", "scim2"), ("/wso2/scim/", "scim11"), ("/services/", "so
              ("/jit/", "jit"), ("/admin/", "admin"))
 
 
-@dataclass(frozen=True)
+@dataclass
 class RequestInfo:
     id: str
     address: str | None
     protocol: str
+    # the authenticated caller's name, once known (the authenticator says it): the access
+    # log shows it; never a credential
+    principal: str | None = None
+
+
+def authenticated(name: str) -> None:
+    """The request being served is made by ``name`` (called by the authenticator)."""
+    info = REQUEST.get()
+    if info is not None:
+        info.principal = name
 
 
 REQUEST: ContextVar[RequestInfo | None] = ContextVar("request", default=None)
@@ -125,31 +134,17 @@ def logged_query(request: web.BaseRequest) -> str:
 
 class AccessLog(AbstractAccessLogger):
     """One line per request on its logger (``gateway.access``, INFO), with the fields as
-    ``extra`` (the JSON format shows each). ``principal_keys``: where the adapters keep
-    the authenticated caller on the request (its ``name`` is logged); a subclass names
-    them (``with_principals``)."""
-
-    principal_keys: tuple[web.RequestKey, ...] = ()
-
-    @classmethod
-    def with_principals(cls, keys: Iterable[web.RequestKey]) -> type[AccessLog]:
-        return type("AccessLog", (cls,), {"principal_keys": tuple(keys)})
+    ``extra`` (the JSON format shows each); the principal is the name the authenticator
+    gave the request (``authenticated``), whatever the protocol."""
 
     @property
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(logging.INFO)
 
-    def principal(self, request: web.BaseRequest) -> str | None:
-        for key in self.principal_keys:
-            caller = request.get(key)
-            if caller is not None:
-                return getattr(caller, "name", None)
-        return None
-
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         info = request.get(INFO)
         query = logged_query(request) if request.query_string else None
-        principal = self.principal(request)
+        principal = info.principal if info else None
         duration_ms = round(time * 1000, 2)
         size = response.body_length
         path = request.rel_url.raw_path  # as sent: a %0A stays %0A, not a new line

@@ -149,11 +149,12 @@ class Served:
         return [line for line in self.err.read_text(errors="replace").splitlines() if line]
 
     def call(self, method: str, path: str, headers: dict | None = None,
-             body: dict | None = None) -> tuple[int, dict, str]:
-        """One request: (status, reply headers, body text)."""
-        data = json.dumps(body).encode() if body is not None else None
+             body: dict | bytes | None = None) -> tuple[int, dict, str]:
+        """One request: (status, reply headers, body text); bytes are sent as they are."""
+        data = body if isinstance(body, bytes) else (
+            json.dumps(body).encode() if body is not None else None)
         headers = dict(headers or {})
-        if data is not None:
+        if data is not None and "Content-Type" not in headers:
             headers["Content-Type"] = "application/scim+json"
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data,
                                      headers=headers, method=method)
@@ -193,6 +194,21 @@ CORP_FILTER = "/scim2/Users?filter=" + quote(f'userName eq "CORP/{FILTER_VALUE}"
 PRIMARY_FILTER = "/scim2/Users?filter=" + quote('userName sw "r"')
 
 
+def _soap_call() -> bytes:
+    """isExistingUser("nobody") with the admin client's UsernameToken (PasswordText)."""
+    wsse = ("http://docs.oasis-open.org/wss/2004/01/"
+            "oasis-200401-wss-wssecurity-secext-1.0.xsd")
+    return (
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:ser="http://service.ws.um.carbon.wso2.org">'
+        f'<soapenv:Header><wsse:Security xmlns:wsse="{wsse}"><wsse:UsernameToken>'
+        f"<wsse:Username>{ADMIN_CLIENT[0]}</wsse:Username>"
+        f"<wsse:Password>{ADMIN_CLIENT[1]}</wsse:Password>"
+        "</wsse:UsernameToken></wsse:Security></soapenv:Header>"
+        "<soapenv:Body><ser:isExistingUser><ser:userName>nobody</ser:userName>"
+        "</ser:isExistingUser></soapenv:Body></soapenv:Envelope>").encode()
+
+
 def test_json_log_lines_carry_the_request_id_and_no_secret(tmp_path):
     token = _token()
     with Served(tmp_path, _config('[logging]\nformat = "json"\n')) as gw:
@@ -213,6 +229,12 @@ def test_json_log_lines_carry_the_request_id_and_no_secret(tmp_path):
                                         {"Authorization": f"Bearer {token}"})
         assert status == 200, body
         calls["token"] = headers["X-Request-Id"]
+        # SOAP, with the client's password in a WS-Security UsernameToken
+        status, headers, body = gw.call("POST", "/services/RemoteUserStoreManagerService",
+                                        {"Content-Type": "text/xml; charset=utf-8",
+                                         "SOAPAction": "urn:isExistingUser"}, _soap_call())
+        assert status == 200, body
+        calls["soap"] = headers["X-Request-Id"]
         # a wrong password: refused, no principal
         status, headers, _ = gw.call("GET", "/scim2/Users", basic(ADMIN_USER[0], "wrong-pw-1"))
         assert status == 401
@@ -223,7 +245,7 @@ def test_json_log_lines_carry_the_request_id_and_no_secret(tmp_path):
             status, headers, body = gw.call("GET", CORP_FILTER, basic(*ADMIN_CLIENT))
             assert status == 503, body
             down.append(headers["X-Request-Id"])
-        assert len(set(calls.values()) | set(down)) == 7, "each request has its own id"
+        assert len(set(calls.values()) | set(down)) == 8, "each request has its own id"
 
         def access_of(rid):
             return lambda lines: [d for d in _json_lines(lines)
@@ -247,6 +269,8 @@ def test_json_log_lines_carry_the_request_id_and_no_secret(tmp_path):
     assert (access[calls["user"]]["status"], access[calls["user"]]["principal"]) == (
         201, ADMIN_USER[0])
     assert access[calls["token"]]["principal"] == "token:svc-1"
+    assert access[calls["soap"]]["principal"] == f"client:{ADMIN_CLIENT[0]}"
+    assert access[calls["soap"]]["protocol"] == "soap"
     assert access[calls["token"]]["query"] == "filter=***&access_token=***"
     assert (access[calls["refused"]]["status"], access[calls["refused"]]["principal"]) == (
         401, None)
@@ -313,10 +337,15 @@ def test_the_access_log_can_be_turned_off(tmp_path):
         status, headers, _ = gw.call("GET", CORP_FILTER, basic(*ADMIN_CLIENT))
         assert status == 503
         rid = headers["X-Request-Id"]
-        # the failing request's own lines come, written while it was served: by then the
-        # access lines of the requests before it would have been written
+        # a header too long for the server: refused, and said at INFO
+        status, _, _ = gw.call("GET", "/health/live", {"X-Long": "x" * 20_000})
+        assert status == 431
+        # the failing requests' own lines come, written while they were served: by then
+        # the access lines of the requests before them would have been written
         gw.wait_for(lambda lines: [d for d in _json_lines(lines) if d["request_id"] == rid],
                     "the failing request's lines")
+        gw.wait_for(lambda lines: [d for d in _json_lines(lines) if d["level"] == "INFO"],
+                    "the refusal's INFO line")
         docs = _json_lines(gw.log())
     assert [d for d in docs if d["logger"] == "gateway.access"] == []
     assert any(d["level"] == "INFO" for d in docs), "info lines are still written"

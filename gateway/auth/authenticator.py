@@ -46,6 +46,7 @@ from ..model.account import sign_in_refusal
 from ..once import Once, key_of
 from ..operations import CheckPassword, GetUserByName
 from ..passwords import Passwords
+from ..request_context import authenticated
 from .epoch import LoginEpoch
 from .principal import SYSTEM, Principal
 
@@ -119,6 +120,11 @@ class Authenticator:
     async def authenticate(self, header: str | None, source: str | None = None) -> Principal:
         """The principal a request's ``Authorization`` header names; ``source`` (the
         caller's address) is what failed logins are throttled by besides the name."""
+        principal = await self._authenticate(header, source)
+        authenticated(principal.name)
+        return principal
+
+    async def _authenticate(self, header: str | None, source: str | None) -> Principal:
         if not header:
             raise Unauthorized("Authentication required (HTTP Basic or Bearer)")
         scheme, _, credentials = header.strip().partition(" ")
@@ -214,6 +220,11 @@ class Authenticator:
 
     async def digest(self, name: str, digest: str, nonce: bytes, created: str) -> Principal:
         """A WS-Security PasswordDigest: Base64(SHA-1(nonce + created + secret))."""
+        principal = await self._digest(name, digest, nonce, created)
+        authenticated(principal.name)
+        return principal
+
+    async def _digest(self, name: str, digest: str, nonce: bytes, created: str) -> Principal:
         client = self._clients.get(name)
         if client is None or client.secret is None:
             raise Unauthorized("PasswordDigest works only for API clients with a plain secret; "
