@@ -117,3 +117,32 @@ async def test_concurrent_patches_from_two_workers_all_apply(aiohttp_client, mak
                                                          if s != 200][:3]
     status, got, _ = await scim(second, "GET", f"/Users/{user['id']}")
     assert len(got["emails"]) == 60
+
+
+async def test_a_failed_write_among_concurrent_ones_leaves_nothing_behind(tmp_path):
+    """SQLite writes arriving together share one transaction, each in a savepoint of its
+    own: one that fails after writing something leaves none of it, the others commit."""
+    from sqlalchemy import text
+
+    from gateway.database.engine import make_runner
+
+    runner = make_runner(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        await runner.write(lambda conn: conn.execute(text("CREATE TABLE t (v TEXT)")))
+
+        def insert(conn, value, fail):
+            conn.execute(text("INSERT INTO t VALUES (:v)"), {"v": value})
+            if fail:
+                raise ValueError(f"refused {value}")
+            return value
+
+        results = await asyncio.gather(
+            *(runner.write(insert, f"v{i}", i % 3 == 1) for i in range(30)),
+            return_exceptions=True)
+        kept = await runner.read(
+            lambda conn: sorted(r[0] for r in conn.execute(text("SELECT v FROM t"))))
+    finally:
+        await runner.close()
+    assert [str(r) for r in results if isinstance(r, Exception)] == [
+        f"refused v{i}" for i in range(30) if i % 3 == 1]
+    assert kept == sorted(f"v{i}" for i in range(30) if i % 3 != 1)
