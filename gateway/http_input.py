@@ -9,7 +9,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from .errors import InvalidSyntax, InvalidValue, PayloadTooLarge, UnsupportedMediaType
-from .keys import CONFIG
+from .keys import CONFIG, shared
 
 MAX_INT = 2**63 - 1  # what an index, a count or a SQL integer can hold
 
@@ -67,11 +67,11 @@ def public_base(request: web.Request) -> str:
     """The gateway's base URL in the links and addresses it writes (``meta.location``,
     a WSDL's ``soap:address``): ``[server] base_url`` when set, and only then; else the
     request's own scheme and ``Host`` (a ``Host`` that is no host name is not echoed)."""
-    configured = request.config_dict[CONFIG].base_url
+    configured = shared(request)[CONFIG].base_url
     if configured:
         return configured.rstrip("/")
     host = request.host if _HOST.match(request.host or "") else None
     if host is None:
-        cfg = request.config_dict[CONFIG]
+        cfg = shared(request)[CONFIG]
         host = f"{cfg.host}:{cfg.port}"
     return f"{request.scheme}://{host}"

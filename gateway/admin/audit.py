@@ -19,7 +19,7 @@ from ..audit import Audit, Filter
 from ..errors import InvalidValue, NotFound
 from ..http_input import integer_param
 from ..http_json import json_response
-from ..keys import PIPELINE
+from ..keys import PIPELINE, shared
 from ..model.times import stamp
 
 MAX_COUNT = 1000
@@ -27,7 +27,7 @@ OUTCOMES = ("success", "denied", "refused", "failed")
 
 
 def _audit(request: web.Request) -> Audit:
-    audit = request.config_dict[PIPELINE].audit
+    audit = shared(request)[PIPELINE].audit
     if not audit.enabled or audit.runner is None:
         raise NotFound("The audit trail is off, or has no state database to live in")
     return audit

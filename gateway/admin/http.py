@@ -8,7 +8,7 @@ from aiohttp import web
 
 from ..errors import GatewayError
 from ..http_json import json_response
-from ..keys import AUTH
+from ..keys import AUTH, shared
 
 PERMISSION = "admin"
 CALLER = web.RequestKey("caller", object)  # the authenticated principal
@@ -17,7 +17,7 @@ CALLER = web.RequestKey("caller", object)  # the authenticated principal
 @web.middleware
 async def admin_errors(request: web.Request, handler):
     try:
-        caller = await request.config_dict[AUTH].authenticate_request(request)
+        caller = await shared(request)[AUTH].authenticate_request(request)
         caller.require(PERMISSION)
         request[CALLER] = caller
         return await handler(request)

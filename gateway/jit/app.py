@@ -20,7 +20,7 @@ from aiohttp import web
 from ..errors import GatewayError, InvalidSyntax
 from ..http_input import read_body
 from ..http_json import json_response
-from ..keys import AUTH, JIT, PIPELINE
+from ..keys import AUTH, JIT, PIPELINE, shared
 from ..scim_common.http import scim2_base_url
 from ..scim_common.render import resource_json
 
@@ -39,7 +39,7 @@ async def jit_errors(request: web.Request, handler):
 
 
 async def login(request: web.Request) -> web.Response:
-    caller = await request.config_dict[AUTH].authenticate_request(request)
+    caller = await shared(request)[AUTH].authenticate_request(request)
     raw = await read_body(request, MAX_BODY)
     try:
         body = orjson.loads(raw)
@@ -47,9 +47,9 @@ async def login(request: web.Request) -> web.Response:
         raise InvalidSyntax("The body is not JSON") from None
     if not isinstance(body, dict):
         raise InvalidSyntax("The body is a JSON object")
-    entity, result = await request.config_dict[JIT].login(
+    entity, result = await shared(request)[JIT].login(
         caller, request.match_info["provider"], body)
-    user = resource_json(entity, request.config_dict[PIPELINE].schemas.user,
+    user = resource_json(entity, shared(request)[PIPELINE].schemas.user,
                          scim2_base_url(request))
     return json_response({"result": result, "user": user}, 201 if result == "created" else 200)
 

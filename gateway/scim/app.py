@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from ..errors import GatewayError, Unauthorized
-from ..keys import AUTH, CONFIG, PIPELINE
+from ..keys import AUTH, CONFIG, PIPELINE, shared
 from ..scim_common.http import PRINCIPAL, error_middleware, scim2_base_url
 from . import discovery
 from .bulk import bulk
@@ -36,23 +36,23 @@ async def scim_auth(request: web.Request, handler):
     rel = request.path[len("/scim2"):] if request.path.startswith("/scim2") else request.path
     if request.method == "GET" and rel.startswith(PUBLIC):
         return await handler(request)
-    request[PRINCIPAL] = await request.config_dict[AUTH].authenticate_request(request)
+    request[PRINCIPAL] = await shared(request)[AUTH].authenticate_request(request)
     return await handler(request)
 
 
 async def _spc(request: web.Request) -> web.Response:
-    return respond(discovery.service_provider_config(request.config_dict[CONFIG],
+    return respond(discovery.service_provider_config(shared(request)[CONFIG],
                                                      scim2_base_url(request)))
 
 
 async def _resource_types(request: web.Request) -> web.Response:
-    return respond(discovery.resource_types(request.config_dict[PIPELINE].schemas,
+    return respond(discovery.resource_types(shared(request)[PIPELINE].schemas,
                                             scim2_base_url(request),
                                             request.match_info.get("name")))
 
 
 async def _schemas(request: web.Request) -> web.Response:
-    return respond(discovery.schemas(request.config_dict[PIPELINE].schemas,
+    return respond(discovery.schemas(shared(request)[PIPELINE].schemas,
                                      scim2_base_url(request), request.match_info.get("urn")))
 
 

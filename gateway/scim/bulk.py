@@ -24,8 +24,8 @@ from ..errors import (
     InvalidValue,
     MethodNotAllowed,
 )
-from ..keys import CONFIG, PIPELINE
-from ..scim_common import bulk as shared
+from ..keys import CONFIG, PIPELINE, shared
+from ..scim_common import bulk as engine
 from ..scim_common.bulk import BulkOp
 from ..scim_common.http import PRINCIPAL, read_json, scim2_base_url, version_of
 from .http import error_body, respond
@@ -37,7 +37,7 @@ BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
 
 def _operation(op: BulkOp, data) -> tuple[ops.Operation, str]:
     """The pipeline operation for one bulk operation, and its resource type."""
-    m = shared.PATH.match(op.path)
+    m = engine.PATH.match(op.path)
     if m is None:
         raise InvalidValue(f"Unsupported bulk path {op.path!r} (use /Users, /Groups, "
                            "/Users/{id} or /Groups/{id})")
@@ -79,23 +79,23 @@ async def _translate(op: BulkOp, data) -> tuple[ops.Operation, str]:
     return _operation(op, data)
 
 
-WIRE = shared.Wire(translate=_translate, failure=_error, status=str, deleted=204)
+WIRE = engine.Wire(translate=_translate, failure=_error, status=str, deleted=204)
 
 
 async def bulk(request: web.Request) -> web.Response:
-    config = request.config_dict[CONFIG]
-    pipeline = request.config_dict[PIPELINE]
+    config = shared(request)[CONFIG]
+    pipeline = shared(request)[PIPELINE]
     principal = request[PRINCIPAL]
     body = await read_json(request, config.bulk_max_payload_bytes)
     schemas = body.get("schemas")
     if schemas is not None and (not isinstance(schemas, list) or BULK_REQUEST not in schemas):
         raise InvalidSyntax(f"A bulk request has the schema {BULK_REQUEST}")
-    operations, fail_on_errors = shared.parse_bulk(body, config.bulk_max_operations)
+    operations, fail_on_errors = engine.parse_bulk(body, config.bulk_max_operations)
 
     async def execute(operation: ops.Operation):
         return await pipeline.execute(principal, operation)
 
-    await shared.run(execute, operations, fail_on_errors, scim2_base_url(request), WIRE)
+    await engine.run(execute, operations, fail_on_errors, scim2_base_url(request), WIRE)
     return respond({
         "schemas": [BULK_RESPONSE],
         "Operations": [op.response for op in operations if op.response is not None],

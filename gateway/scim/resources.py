@@ -7,7 +7,7 @@ from aiohttp import web
 from .. import operations as ops
 from ..errors import InvalidValue, NotSupported
 from ..http_input import integer_param
-from ..keys import CONFIG, PIPELINE
+from ..keys import CONFIG, PIPELINE, shared
 from ..model.schema import ResourceType
 from ..scim_common.http import (
     PRINCIPAL,
@@ -32,7 +32,7 @@ class ResourceHandlers:
 
     def rtype(self, request: web.Request) -> ResourceType:
         """The resource type in force (built-in schemas and configured extensions)."""
-        return request.config_dict[PIPELINE].schemas.of(self.kind)
+        return shared(request)[PIPELINE].schemas.of(self.kind)
 
     def routes(self) -> list[web.RouteDef]:
         ep = self.endpoint
@@ -45,7 +45,7 @@ class ResourceHandlers:
 
     # helpers -------------------------------------------------------------------------
     async def _run(self, request: web.Request, op: ops.Operation):
-        return await request.config_dict[PIPELINE].execute(request[PRINCIPAL], op)
+        return await shared(request)[PIPELINE].execute(request[PRINCIPAL], op)
 
     def _render(self, request: web.Request, entity: ops.Entity, proj: Projection) -> dict:
         rtype = self.rtype(request)
@@ -71,7 +71,7 @@ class ResourceHandlers:
 
     # handlers ------------------------------------------------------------------------------
     async def create(self, request: web.Request) -> web.Response:
-        body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
+        body = await read_json(request, shared(request)[CONFIG].max_body_bytes)
         op = ops.CreateUser(body) if self.is_user else ops.CreateGroup(body)
         entity = await self._run(request, op)
         return self._single(request, entity, self.projection_of(request), 201)
@@ -87,7 +87,7 @@ class ResourceHandlers:
         return self._single(request, entity, proj)
 
     async def replace(self, request: web.Request) -> web.Response:
-        body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
+        body = await read_json(request, shared(request)[CONFIG].max_body_bytes)
         rid = request.match_info["id"]
         if_match = await self._if_match(request, rid)
         op = (ops.ReplaceUser(rid, body, if_match) if self.is_user
@@ -96,7 +96,7 @@ class ResourceHandlers:
         return self._single(request, entity, self.projection_of(request))
 
     async def patch(self, request: web.Request) -> web.Response:
-        body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
+        body = await read_json(request, shared(request)[CONFIG].max_body_bytes)
         operations = parse_patch(body)
         rid = request.match_info["id"]
         if_match = await self._if_match(request, rid)
@@ -125,7 +125,7 @@ class ResourceHandlers:
         return await self._search(request, request.query)
 
     async def search(self, request: web.Request) -> web.Response:
-        body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
+        body = await read_json(request, shared(request)[CONFIG].max_body_bytes)
         return await self._search(request, search_params(body))
 
     async def _search(self, request: web.Request, params) -> web.Response:

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from ..errors import Forbidden, GatewayError, InvalidFilter, InvalidValue
 from ..http_input import integer_param
-from ..keys import CONFIG
+from ..keys import CONFIG, shared
 from ..scim_common.http import PRINCIPAL, read_json, scim2_base_url
 from ..scim_common.render import project, projection, resource_json
 from .http import LIST_RESPONSE, respond
@@ -42,7 +42,7 @@ def _names_for(handlers: ResourceHandlers, request: web.Request, names: str | No
 
 
 async def root_search(request: web.Request) -> web.Response:
-    body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
+    body = await read_json(request, shared(request)[CONFIG].max_body_bytes)
     params = search_params(body)
     if params.get("cursor") is not None:
         raise InvalidValue("A search at the root pages by startIndex; cursors are per type")
@@ -51,7 +51,7 @@ async def root_search(request: web.Request) -> web.Response:
              if caller.allows("users:list" if h.is_user else "groups:list")]
     if not kinds:
         raise Forbidden(f"'{caller.name}' may list neither users nor groups")
-    cfg = request.config_dict[CONFIG]
+    cfg = shared(request)[CONFIG]
     start = max(1, integer_param(params.get("startIndex"), "startIndex") or 1)
     count = integer_param(params.get("count"), "count")
     count = cfg.default_count if count is None else max(0, min(count, cfg.max_results))

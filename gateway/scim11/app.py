@@ -11,7 +11,7 @@ import logging
 
 from aiohttp import web
 
-from ..keys import AUTH, CONFIG
+from ..keys import AUTH, CONFIG, shared
 from ..scim_common.http import PRINCIPAL, error_middleware
 from .bulk import bulk
 from .discovery import service_provider_configs
@@ -32,12 +32,12 @@ async def scim11_auth(request: web.Request, handler):
     rel = request.path[len(PREFIX):] if request.path.startswith(PREFIX) else request.path
     if request.method == "GET" and rel in PUBLIC:
         return await handler(request)
-    request[PRINCIPAL] = await request.config_dict[AUTH].authenticate_request(request)
+    request[PRINCIPAL] = await shared(request)[AUTH].authenticate_request(request)
     return await handler(request)
 
 
 async def _spc(request: web.Request) -> web.Response:
-    return respond(service_provider_configs(request.config_dict[CONFIG], base_url(request)))
+    return respond(service_provider_configs(shared(request)[CONFIG], base_url(request)))
 
 
 def create_scim11_app() -> web.Application:

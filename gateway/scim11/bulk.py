@@ -21,9 +21,9 @@ from ..errors import (
     InvalidValue,
     MethodNotAllowed,
 )
-from ..keys import CONFIG, PIPELINE
+from ..keys import CONFIG, PIPELINE, shared
 from ..model.dialects.scim11 import CORE, to_canonical
-from ..scim_common import bulk as shared
+from ..scim_common import bulk as engine
 from ..scim_common.bulk import BulkOp
 from ..scim_common.http import PRINCIPAL, read_json, version_of
 from . import members
@@ -50,7 +50,7 @@ def _error(op: BulkOp, exc: GatewayError, location: str | None = None) -> dict:
 
 async def _operation(op: BulkOp, data, pipeline, run) -> tuple[ops.Operation, str]:
     """The pipeline operation for one bulk operation, and its endpoint (Users, Groups)."""
-    m = shared.PATH.match(op.path)
+    m = engine.PATH.match(op.path)
     if m is None:
         raise InvalidValue(f"Unsupported bulk path {op.path!r} (use /Users, /Groups, "
                            "/Users/{id} or /Groups/{id})")
@@ -93,8 +93,8 @@ async def _operation(op: BulkOp, data, pipeline, run) -> tuple[ops.Operation, st
 
 
 async def bulk(request: web.Request) -> web.Response:
-    config = request.config_dict[CONFIG]
-    pipeline = request.config_dict[PIPELINE]
+    config = shared(request)[CONFIG]
+    pipeline = shared(request)[PIPELINE]
     principal = request[PRINCIPAL]
 
     async def execute(operation: ops.Operation):
@@ -108,9 +108,9 @@ async def bulk(request: web.Request) -> web.Response:
     if schemas is not None and not isinstance(schemas, list):
         raise InvalidSyntax("'schemas' must be an array")
     # SCIM 1.1 names the core schema (SCIM 2.0 a message schema): any is taken
-    operations, fail_on_errors = shared.parse_bulk(body, config.bulk_max_operations)
-    wire = shared.Wire(translate=translate, failure=_error, status=_status, deleted=200)
-    await shared.run(execute, operations, fail_on_errors, base_url(request), wire)
+    operations, fail_on_errors = engine.parse_bulk(body, config.bulk_max_operations)
+    wire = engine.Wire(translate=translate, failure=_error, status=_status, deleted=200)
+    await engine.run(execute, operations, fail_on_errors, base_url(request), wire)
     return respond({
         "schemas": [CORE],
         "Operations": [op.response for op in operations if op.response is not None],

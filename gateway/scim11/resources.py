@@ -14,7 +14,7 @@ from aiohttp import web
 from .. import operations as ops
 from ..errors import InvalidValue
 from ..http_input import integer_param as integer
-from ..keys import CONFIG, PIPELINE
+from ..keys import CONFIG, PIPELINE, shared
 from ..model.dialects.scim11 import (
     CORE,
     canonical_attributes,
@@ -53,11 +53,11 @@ class ResourceHandlers:
 
     # helpers -------------------------------------------------------------------------------
     def rtype(self, request: web.Request) -> ResourceType:
-        return request.config_dict[PIPELINE].schemas.of(self.kind)
+        return shared(request)[PIPELINE].schemas.of(self.kind)
 
     @staticmethod
     def runner(request: web.Request):
-        pipeline, principal = request.config_dict[PIPELINE], request[PRINCIPAL]
+        pipeline, principal = shared(request)[PIPELINE], request[PRINCIPAL]
 
         async def run(op: ops.Operation):
             return await pipeline.execute(principal, op)
@@ -82,7 +82,7 @@ class ResourceHandlers:
     async def representation(self, request: web.Request, run) -> dict:
         """The request body as a canonical representation; group members given by name are
         looked up (an unqualified name also in the domain the group's name is written with)."""
-        body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
+        body = await read_json(request, shared(request)[CONFIG].max_body_bytes)
         rep = to_canonical(self.rtype(request), body)
         key = None if self.is_user else _members_key(rep)
         if key is not None:
@@ -124,7 +124,7 @@ class ResourceHandlers:
     async def patch(self, request: web.Request) -> web.Response:
         run = self.runner(request)
         rid = request.match_info["id"]
-        body = await read_json(request, request.config_dict[CONFIG].max_body_bytes)
+        body = await read_json(request, shared(request)[CONFIG].max_body_bytes)
         operations = parse_patch(self.rtype(request), body)
         if_match = version_of(request.headers.get("If-Match"))
         proj = self.projection(request)

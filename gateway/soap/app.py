@@ -45,7 +45,7 @@ from ..errors import (
     UnsupportedMediaType,
 )
 from ..http_input import public_base, read_body
-from ..keys import AUTH, CONFIG, PIPELINE
+from ..keys import AUTH, CONFIG, PIPELINE, shared
 from . import envelope, permissions, reply, security
 from .call import Call
 from .envelope import SOAP11, SOAP12, Binding
@@ -161,7 +161,7 @@ def _transport(request: web.Request) -> Binding:
 
 
 async def _caller(request: web.Request, header):
-    auth = request.config_dict[AUTH]
+    auth = shared(request)[AUTH]
     token = security.username_token(header)
     if token is None:
         return await auth.authenticate_request(request)
@@ -224,7 +224,7 @@ def _spyne_fault(error) -> GatewayError:
 async def soap_post(request: web.Request) -> web.Response:
     endpoint = _endpoint(request)
     binding = request[BINDING] = _transport(request)
-    body = await read_body(request, request.config_dict[CONFIG].max_body_bytes)
+    body = await read_body(request, shared(request)[CONFIG].max_body_bytes)
     root = envelope.parse(body)
     found = envelope.binding_of(root)
     if found is None:
@@ -250,7 +250,7 @@ async def soap_post(request: web.Request) -> web.Response:
     if not caller.allows(permissions.required(op)):
         raise Forbidden(f"'{caller.name}' may not call {op.name} (it needs "
                         f"{permissions.required(op)})")
-    ctx.udc = Call(caller, request.config_dict[PIPELINE], request.remote)
+    ctx.udc = Call(caller, shared(request)[PIPELINE], request.remote)
     rt.app.process_request(ctx)
     if ctx.out_error is not None:
         raise _spyne_fault(ctx.out_error)
