@@ -7,7 +7,11 @@ Every store operation is a plain synchronous function over a SQLAlchemy
   one hop to a thread pool, so the event loop never blocks and pays one
   thread switch per operation rather than one per statement and fetch (which
   is what an async driver costs: about ten per request, each a wake-up the
-  scheduler of a busy machine may delay). WAL mode, ``case_sensitive_like``
+  scheduler of a busy machine may delay). Point reads (``read_point``: one
+  user by id or name, found by a unique index) run on the event loop itself,
+  on a connection of their own that never waits for a lock: they take tens of
+  microseconds, several times less than the hop, and a database that is busy
+  sends them to the pool instead. WAL mode, ``case_sensitive_like``
   (so LIKE honours caseExact and prefix searches can use indexes). Writes go
   through one connection opening ``BEGIN IMMEDIATE`` transactions, so
   concurrent writers (tasks here, other worker processes) queue on the
