@@ -43,6 +43,15 @@ class Change:
     # groups: the remote ids of the members already provisioned at this connector (local id
     # -> remote id); members without one are left out of what is sent
     member_remote_ids: dict[str, str] | None = None
+    # the identifier the gateway knows the entity by, for the target's ``externalId`` (the
+    # dispatcher's local id: a retried create or a delete then finds it exactly); None:
+    # the resource's own ``externalId`` goes as it is
+    external_id: str | None = None
+    # no remote id is known, but an earlier attempt may have reached the target without its
+    # answer coming back (a timeout, a connection dropped after sending, a process killed
+    # mid-delivery): the entity may be there. A create then looks it up (``find``) before
+    # creating it, and a delete without a remote id looks it up and removes what it finds.
+    uncertain: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,14 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     async def lookup(self, kind: EntityKind, name: str) -> str | None:
         """The remote id of an entity by userName/displayName, or None."""
+
+    async def find(self, change: Change) -> str | None:
+        """The remote id of ``change``'s entity at the target, or None: how the connector
+        recognises an entity it made without knowing its id (by default its name; the SCIM
+        connector asks for the ``externalId`` it sent first)."""
+        if not change.name:
+            return None
+        return await self.lookup(change.kind, change.name)
 
     @abc.abstractmethod
     async def health(self) -> str:

@@ -3,22 +3,30 @@ as WSO2's ``/wso2/scim`` and charon 1.x speak it).
 
 The dispatcher owns retries, ordering and the remote-id mapping; this connector applies
 one change and says what happened. Every delivery is idempotent, so that a retry after
-a lost answer, a restart or a ``kill -9`` mid-delivery neither loses nor duplicates:
+a lost answer, a restart or a ``kill -9`` mid-delivery neither loses nor duplicates,
+without relying on the target keeping names unique (RFC 7643 does not make a Group's
+``displayName`` unique):
 
-- create (no remote id yet): POST. A POST answered 409 (the target has it: a retried
-  create whose first answer was lost, or an entity made there before) is looked up by
-  name (``userName`` / ``displayName`` ``eq``; ``Eq`` for SCIM 1.1) and updated. This
-  relies on the target refusing a second entity of the same name with 409, as RFC 7644
-  asks.
-- update without a remote id: look the entity up by name; found: update it; else POST.
+- ``find`` (an entity without a known remote id): ``externalId eq "<local id>"`` first
+  (the dispatcher's changes carry the local id as ``externalId``: ``scim_body``), exact; else (or
+  when the target refuses that filter) the name (``userName`` / ``displayName`` ``eq``;
+  ``Eq`` for SCIM 1.1), skipping a resource that carries another ``externalId``
+  (someone else's).
+- create, first attempt: POST straight away. A create whose earlier attempt's outcome is
+  unknown (``Change.uncertain``: a timeout, a dropped connection, a process killed
+  mid-delivery) is looked up first (``find``) and updated when found. A POST answered
+  409 (the target has it) is looked up and updated.
+- update without a remote id: ``find``; found: update it; else POST.
 - with a remote id: PUT (or PATCH, ``options.update = "patch"``); a 404 means the entity
-  vanished at the target: it is created again and the new remote id returned.
-- delete: DELETE the remote id, or the entity found by ``Change.name``; a 404 or no such
-  name is success (it is gone either way).
+  vanished at the target: ``find`` (an earlier attempt may have made it again), else it
+  is created again, and the new remote id returned.
+- delete: DELETE the remote id, or the entity ``find`` finds (so a create whose answer
+  was lost leaves no copy behind); a 404 or nothing found is success (gone either way).
+  A 404 for a mapped id also removes what ``find`` finds.
 - password (a change with a password and no resource): a PATCH of ``password`` only.
-- a 2xx to a POST whose body gives no id: the id is read from ``Location``, else looked
-  up by name; when neither finds it the delivery fails as retryable (the retry finds it
-  by name and updates it).
+- a 2xx to a POST whose body gives no id: the id is read from ``Location``, else found
+  with ``find``; when neither finds it the delivery fails as retryable (the retry is
+  uncertain: it finds it and updates it).
 
 What is sent is ``scim_body``'s business; requests, replies and how failures are judged
 (retryable or not, ``retry_after``) are ``scim_http``'s. Errors are always
@@ -38,7 +46,7 @@ import orjson
 from gateway.errors import ConfigError
 
 from .base import Action, Change, Connector, Delivered, EntityKind
-from .scim_body import AttributeMap, outgoing, password, wire_name
+from .scim_body import AttributeMap, external_id, outgoing, password, wire_name
 from .scim_http import (
     SCIM2_JSON,
     SCIM11,
@@ -51,6 +59,7 @@ from .scim_http import (
     delete_request,
     failure,
     lookup_request,
+    name_attribute,
     password_request,
     patch_request,
     read_lookup,
@@ -160,6 +169,30 @@ class ScimConnector(Connector):
         reply = await self.send(lookup_request(self.wire, kind, name))
         return read_lookup(self.wire, kind, name, reply)
 
+    async def find(self, change: Change, body: dict | None = None) -> str | None:
+        """The remote id of ``change``'s entity: by the ``externalId`` it is sent with
+        (exact), else by name, skipping resources that carry another ``externalId``.
+        ``body``: what is sent for it (None for a delete)."""
+        kind = change.kind
+        ext = external_id(body) if body is not None else self.attributes.external_id(change)
+        if ext is not None:
+            reply = await self.send(lookup_request(self.wire, kind, ext, "externalId"))
+            try:
+                rid = read_lookup(self.wire, kind, ext, reply, "externalId")
+            except ScimDeliveryError as exc:
+                if exc.retryable:
+                    raise
+                rid = None  # a target that cannot filter on externalId: by name, then
+            if rid is not None:
+                return rid
+        name = wire_name(change, body) if body is not None else change.name
+        if not name:
+            return None
+        also = ("externalId",) if ext is not None else ()
+        reply = await self.send(lookup_request(self.wire, kind, name, name_attribute(kind),
+                                               also))
+        return read_lookup(self.wire, kind, name, reply, external_id=ext)
+
     async def health(self) -> str:
         reply = await self.send(spc_request(self.wire))
         if not reply.ok:
@@ -199,34 +232,39 @@ class ScimConnector(Connector):
         scim11 = self.wire is SCIM11
         update = outgoing(change, self.cfg, self.attributes, scim11=scim11, creating=False)
         name = wire_name(change, update)
-        # a create goes straight to POST: a target that has the entity already (a retried
-        # create whose answer was lost) says 409, and it is then looked up and updated; an
-        # update without a mapping looks the entity up first
-        rid = remote_id if remote_id or change.action == Action.CREATE else \
-            await self.lookup(kind, name)
+        # a first create goes straight to POST; one whose earlier attempt may have reached
+        # the target, and an update without a mapping, look the entity up first
+        rid = remote_id
+        if rid is None and (change.action != Action.CREATE or change.uncertain):
+            rid = await self.find(change, update)
+        look_first = False  # after a 404: an earlier attempt may have made it again
         for _ in range(MAX_STEPS):
+            if rid is None and look_first:
+                look_first = False
+                rid = await self.find(change, update)
             if rid is None:
                 body = outgoing(change, self.cfg, self.attributes, scim11=scim11, creating=True)
                 reply = await self.send(create_request(kind, body))
                 if reply.status == 409:  # it exists: a create whose answer was lost
-                    rid = await self.lookup(kind, name)
+                    rid = await self.find(change, update)
                     if rid is None:
-                        raise failure(reply, f"creating {kind} '{name}' (not found by name)")
+                        raise failure(reply, f"creating {kind} '{name}' (not found by "
+                                      "externalId or name)")
                     continue
                 if not reply.ok:
                     raise failure(reply, f"creating {kind} '{name}'")
-                new = created_id(reply) or await self.lookup(kind, name)
+                new = created_id(reply) or await self.find(change, update)
                 if new is None:
                     raise ScimDeliveryError(
                         f"creating {kind} '{name}': the target answered {reply.status} without "
-                        "an id, and no such name is found", retryable=True,
+                        "an id, and it is not found", retryable=True,
                         target_status=reply.status)
                 return Delivered(new)
             req = (patch_request(self.wire, kind, rid, update) if self.patch
                    else replace_request(kind, rid, update))
             reply = await self.send(req)
             if reply.status == 404:  # it vanished at the target: create it again
-                rid = None
+                rid, look_first = None, True
                 continue
             if not reply.ok:
                 raise failure(reply, f"updating {kind} '{name}' ({rid})")
@@ -235,13 +273,22 @@ class ScimConnector(Connector):
                                 "(created and removed concurrently)", retryable=True)
 
     async def _delete(self, change: Change, remote_id: str | None) -> Delivered:
-        rid = remote_id if remote_id else await self.lookup(change.kind, change.name)
-        if rid is None:
-            return Delivered(None)  # no such name: nothing to delete
-        reply = await self.send(delete_request(change.kind, rid))
-        if reply.ok or reply.status == 404:  # 404: already gone
-            return Delivered(None)
-        raise failure(reply, f"deleting {change.kind} '{change.name}' ({rid})")
+        rid = remote_id if remote_id else await self.find(change)
+        for _ in range(MAX_STEPS):
+            if rid is None:
+                return Delivered(None)  # not found: nothing to delete
+            reply = await self.send(delete_request(change.kind, rid))
+            if reply.ok:
+                return Delivered(None)
+            if reply.status != 404:
+                raise failure(reply, f"deleting {change.kind} '{change.name}' ({rid})")
+            if remote_id is None or rid != remote_id:
+                return Delivered(None)  # already gone
+            # the mapped one is gone: a copy an earlier attempt made again may be there
+            found = await self.find(change)
+            rid = found if found != remote_id else None
+        raise ScimDeliveryError(f"deleting {change.kind} '{change.name}': the target keeps "
+                                "changing", retryable=True)
 
     async def _password(self, change: Change, remote_id: str | None) -> Delivered:
         secret = password(change, self.cfg, creating=False)

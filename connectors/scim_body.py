@@ -18,7 +18,13 @@ at the top level, extensions under their URN), in this order:
 4. ``schemas``: the core schema and the URN of every extension sent.
 5. SCIM 1.1 targets: converted by ``gateway.model.dialects.scim11.to_scim11``
    (``urn:scim:schemas:core:1.0``, the enterprise 1.0 URN, ``manager.managerId``).
-6. ``attributes`` (``AttributeMap``), last, in the target's own vocabulary.
+6. ``externalId`` is ``Change.external_id`` when it has one: the dispatcher's local id
+   (RFC 7643 §3.1: the provisioning client's identifier for the resource; the gateway is
+   that client), so that the connector finds what an earlier attempt made by an exact
+   lookup (``externalId eq "<local id>"``) rather than by a name the target need not
+   keep unique. A client's own ``externalId`` is sent instead with ``attributes = {
+   externalId = "externalId" }`` (``""``: none is sent).
+7. ``attributes`` (``AttributeMap``), last, in the target's own vocabulary.
 
 ``attributes``: ``target attribute = "source"``, for extra or renamed attributes::
 
@@ -110,6 +116,14 @@ class AttributeMap:
                               "or URN:attr.sub")
         if what == "target" and urn is None and attr.lower() in NOT_TARGETS:
             raise ConfigError(f"attributes: {path!r} is held by the target and cannot be set")
+
+    def external_id(self, change: Change) -> str | None:
+        """The ``externalId`` sent for ``change`` when it is known without the resource
+        (a delete): ``Change.external_id``, unless ``attributes`` maps ``externalId``."""
+        mapped = [src for target, src in self.pairs if target.lower() == "externalid"]
+        if mapped:
+            return change.entity_id if mapped[-1] == "id" else None
+        return change.external_id
 
     def source(self, source: str, change: Change, resource: dict):
         if source == "id":
@@ -244,8 +258,16 @@ def outgoing(change: Change, cfg, attributes: AttributeMap, *, scim11: bool,
             body["password"] = secret
     if scim11:
         body = to_scim11(body)
+    if change.external_id:
+        _assign(body, "externalId", change.external_id)
     attributes.apply(body, change, resource)
     return body
+
+
+def external_id(body: dict | None) -> str | None:
+    """The ``externalId`` a body carries (what the connector looks the entity up by)."""
+    value = _get(body, "externalId")
+    return value if isinstance(value, str) and value else None
 
 
 def wire_name(change: Change, body: dict) -> str:

@@ -104,11 +104,14 @@ def quoted(value: str) -> str:
 
 
 # requests -------------------------------------------------------------------------------------
-def lookup_request(d: Wire, kind: EntityKind, name: str) -> Request:
-    attr = name_attribute(kind)
+def lookup_request(d: Wire, kind: EntityKind, name: str, attr: str | None = None,
+                   also: tuple[str, ...] = ()) -> Request:
+    """``GET`` of the resources whose ``attr`` (default: the name attribute) is ``name``;
+    ``also``: more attributes to ask for (SCIM 2.0 ``attributes``)."""
+    attr = attr or name_attribute(kind)
     params = [("filter", f"{attr} {d.eq} {quoted(name)}")]
     if d.lookup_attributes:
-        params.append(("attributes", attr))
+        params.append(("attributes", ",".join((attr, *also))))
     return Request("GET", endpoint(kind), tuple(params))
 
 
@@ -168,12 +171,16 @@ def spc_request(d: Wire) -> Request:
 
 
 # replies ---------------------------------------------------------------------------------------
-def read_lookup(d: Wire, kind: EntityKind, name: str, reply: Reply) -> str | None:
-    """The id of the resource named ``name`` in a filtered list, or None.
+def read_lookup(d: Wire, kind: EntityKind, name: str, reply: Reply, attr: str | None = None,
+                external_id: str | None = None) -> str | None:
+    """The id of the resource whose ``attr`` (default: its name) is ``name`` in a filtered
+    list, or None.
 
     Names are compared without regard to case (userName and displayName are caseExact
-    false in both versions); an exact match wins over one differing only in case. When
-    the target returns no names at all, a single result is taken as the one filtered for.
+    false in both versions); an exact match wins over one differing only in case. An
+    ``externalId`` (caseExact) must match exactly. ``external_id``: a resource carrying
+    another ``externalId`` is someone else's and is not taken. When the target returns no
+    values of ``attr`` at all, a single result is taken as the one filtered for.
     """
     if reply.status == 404 and d.list_404_is_empty:
         return None
@@ -191,15 +198,18 @@ def read_lookup(d: Wire, kind: EntityKind, name: str, reply: Reply) -> str | Non
     if not isinstance(resources, list):
         raise ScimDeliveryError(f"looking up {kind} '{name}': the answer is not a SCIM list",
                                 retryable=True, target_status=reply.status)
-    attr = name_attribute(kind)
+    attr = attr or name_attribute(kind)
     found = [r for r in resources if isinstance(r, dict) and isinstance(r.get("id"), str)
              and r["id"]]
+    if external_id is not None:
+        found = [r for r in found if not isinstance(_get(r, "externalId"), str)
+                 or _get(r, "externalId") == external_id]
     named = [r for r in found if isinstance(_get(r, attr), str)]
     exact = [r for r in named if _get(r, attr) == name]
     folded = [r for r in named if _get(r, attr).casefold() == name.casefold()]
     if exact:
         return exact[0]["id"]
-    if folded:
+    if folded and attr.lower() != "externalid":
         return folded[0]["id"]
     if not named and len(found) == 1:
         return found[0]["id"]

@@ -46,15 +46,17 @@ def connector(proxy_server, **options) -> ConnectorConfig:
 
 
 def outbound(*connectors, **options) -> OutboundConfig:
-    return OutboundConfig(poll_interval_ms=20, backoff_base_seconds=0.05,
-                          backoff_max_seconds=0.2, blocking_timeout_seconds=60,
-                          connectors=connectors, **options)
+    settings = {"poll_interval_ms": 20, "backoff_base_seconds": 0.05,
+                "backoff_max_seconds": 0.2, "blocking_timeout_seconds": 60, **options}
+    return OutboundConfig(connectors=connectors, **settings)
 
 
 @pytest.fixture
 async def source(aiohttp_client, make_config, admin_env):
     async def make(*connectors, **options):
-        cfg = replace(await make_config(), outbound=outbound(*connectors, **options))
+        # the bootstrap administrator goes out too: the first deliveries, waited for
+        cfg = replace(await make_config(), outbound=outbound(*connectors, **options),
+                      provision_bootstrap_admin=True)
         return await aiohttp_client(create_app(cfg))
 
     return make
@@ -335,8 +337,15 @@ async def test_admin_api_needs_admin_and_reports(peers, source):
     status, body, _ = await scim_admin(gw, "GET", "/admin/outbound/connectors")
     assert status == 200
     (info,) = body["connectors"]
-    assert info["name"] == "downstream" and info["health"].startswith("SCIM 2.0")
-    assert info["backlog"] == {} and info["oldest_unfinished"] is None  # nothing waiting
+    assert info["name"] == "downstream" and info["backlog"] == {}  # nothing waiting
+    assert info["oldest_unfinished"] is None
+    status, live, _ = await scim_admin(gw, "GET", "/admin/outbound/connectors/downstream/health")
+    assert status == 200 and live["up"] is True and live["health"].startswith("SCIM 2.0")
+    status, body, _ = await scim_admin(gw, "GET", "/admin/outbound/connectors")
+    assert body["connectors"][0]["health"] == live["health"]  # the last check, cached
+    assert body["connectors"][0]["health_checked"] >= live["health_checked"]
+    status, _, _ = await scim_admin(gw, "GET", "/admin/outbound/connectors/nosuch/health")
+    assert status == 404
     status, text, _ = await scim_admin(gw, "GET", "/metrics")
     assert status == 200
     assert 'gateway_outbound_deliveries_total{connector="downstream",outcome="created"}' in text
@@ -459,6 +468,45 @@ async def test_spml_target_through_the_dispatcher(aiohttp_server, source):
         return all(r["state"] not in ("pending", "inflight") for r in rows) and rows
     rows = await eventually(recorded)
     assert [r["state"] for r in rows] == ["done"] * 3 and rows[-1]["remote_id"] == "lee"
+    assert spml.invalid == [] and spml.reply_errors == []
+
+
+async def test_spml_create_applied_but_unanswered_then_deleted_leaves_nothing(
+        aiohttp_server, source):
+    """An SPML target applies an addRequest and its reply is lost (HTTP 502); the user is
+    deleted here before the retry. The connector is rule-based, so its delete of an
+    entity it holds no remote id for used to be skipped as never provisioned, leaving
+    the PSO at the target. The create was possibly provisioned: the retry, finding the
+    user gone here, deletes the PSO."""
+    from spml_target import SpmlTarget
+
+    spml = SpmlTarget()
+    server = await aiohttp_server(spml.app())
+    gw = await source(ConnectorConfig(
+        name="spml", type="spml", url=str(server.make_url("/spml")), provision_groups=False,
+        rule='title eq "staff"', options={"target_id": spml.target_id,
+                                          "container_id": "ou=people"}),
+        backoff_base_seconds=3.0, backoff_max_seconds=3.0)
+    spml.inject("lose_reply", "addRequest")
+    _, pat, _ = await scim(gw, "POST", "/Users", {"userName": "pat", "title": "staff"})
+
+    async def lost():
+        rows = await events(gw, f"entity={pat['id']}")
+        return "pat" in spml.psos and rows and rows[0]["state"] == "pending" \
+            and rows[0]["attempts"] == 1 and rows[0]["last_error"]
+    await eventually(lost)
+    status, _, _ = await scim(gw, "DELETE", f"/Users/{pat['id']}")
+    assert status == 204
+
+    async def ended():
+        rows = await events(gw, f"entity={pat['id']}")
+        return len(rows) == 2 and all(r["state"] not in ("pending", "inflight")
+                                      for r in rows) and rows
+    rows = await eventually(ended, timeout=15)
+    assert "pat" not in spml.psos, spml.psos
+    assert [(r["action"], r["state"], r["outcome"]) for r in reversed(rows)] == [
+        ("upsert", "done", "deleted (gone)"), ("delete", "skipped", "never provisioned")]
+    assert spml.ops().count("addRequest") == 1 and "deleteRequest" in spml.ops()
     assert spml.invalid == [] and spml.reply_errors == []
 
 

@@ -1,6 +1,7 @@
 """``GET /metrics``: the outbound queue in Prometheus text (outside ``/admin``, with the
 same authentication and the ``admin`` permission): queue depth per connector and state,
-deliveries and failures, commit-to-delivery lag histogram (counters of every process
+changes still in the outboxes (``state="outbox"``), deliveries and failures,
+commit-to-delivery lag histogram (counters of every process
 sharing the queue, kept in its database)."""
 
 from __future__ import annotations
@@ -18,10 +19,15 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def _metrics(request: web.Request) -> web.Response:
     outbound = service(request)
-    lines = ["# HELP gateway_outbound_queue Deliveries in the queue, by connector and state",
+    lines = ["# HELP gateway_outbound_queue Changes not delivered yet, by connector and state "
+             "(outbox: committed, not fanned out to deliveries yet)",
              "# TYPE gateway_outbound_queue gauge"]
-    for name, state, n in await outbound.runner.read(queue.backlog):
-        lines.append(f'gateway_outbound_queue{{connector="{name}",state="{state}"}} {n}')
+    counts, _oldest = await outbound.backlog()
+    for name in outbound.connectors:
+        counts.setdefault(name, {}).setdefault("outbox", 0)
+    for name, per in sorted(counts.items()):
+        lines += [f'gateway_outbound_queue{{connector="{name}",state="{state}"}} {n}'
+                  for state, n in sorted(per.items())]
     by_metric: dict[str, dict[str, dict[str, float]]] = {}
     for name, metric, label, value in await outbound.runner.read(queue.counts):
         by_metric.setdefault(metric, {}).setdefault(name, {})[label] = value

@@ -7,7 +7,10 @@ and the connectors they go to.
 - ``POST /admin/outbound/events/{id}/retry``: a dead, cancelled or waiting delivery
   goes again now, its attempts counted from zero
 - ``POST /admin/outbound/events/{id}/cancel``: a waiting or dead delivery is dropped
-- ``GET /admin/outbound/connectors``: each connector's settings, health and backlog
+- ``GET /admin/outbound/connectors``: each connector's settings, its last health check
+  (cached: a stale one is refreshed in the background, never while the caller waits),
+  and its backlog: deliveries per state and changes not fanned out yet (``outbox``)
+- ``GET /admin/outbound/connectors/{name}/health``: a live health check of one connector
 
 The queue is read and changed through ``gateway.outbound`` (the running service and
 its queue's functions); retrying and cancelling are audit events.
@@ -15,7 +18,6 @@ its queue's functions); retrying and cancelling are audit events.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 from aiohttp import web
@@ -25,7 +27,7 @@ from ..audit import Event
 from ..errors import InvalidValue, NotFound
 from ..http_input import integer_param
 from ..http_json import json_response
-from ..keys import OUTBOUND, PIPELINE
+from ..keys import OUTBOUND, PIPELINE, shared
 from ..outbound import queue
 from .http import CALLER
 
@@ -47,7 +49,7 @@ def _fields(r) -> dict:
 
 def service(request: web.Request):
     """The running outbound service; NotFound when outbound provisioning is off."""
-    running = request.config_dict.get(OUTBOUND)
+    running = shared(request).get(OUTBOUND)
     if running is None or running.runner is None:
         raise NotFound("Outbound provisioning is not running")
     return running
@@ -86,7 +88,7 @@ async def _change_state(request: web.Request, fn, verb: str, operation: str
     delivery_id = _int(request.match_info["id"], "id", 0)
     event = Event.now(request[CALLER].name, operation, kind="Delivery",
                       target_id=str(delivery_id))
-    audit = request.config_dict[PIPELINE].audit
+    audit = shared(request)[PIPELINE].audit
     if not await outbound.runner.write(fn, delivery_id):
         row = await outbound.runner.read(queue.get, delivery_id)
         await audit.record([replace(event, outcome="failed", detail=(
@@ -110,27 +112,28 @@ async def cancel(request: web.Request) -> web.Response:
 
 async def connectors(request: web.Request) -> web.Response:
     outbound = service(request)
-    counts: dict[str, dict[str, int]] = {}
-    for name, state, n in await outbound.runner.read(queue.backlog):
-        counts.setdefault(name, {})[state] = n
-    oldest = await outbound.runner.read(queue.oldest_pending)
-
-    async def health(connector) -> str:
-        try:
-            return redact.text(await asyncio.wait_for(connector.health(), timeout=5))
-        except Exception as exc:  # noqa: BLE001 - health reports any failure
-            return redact.text(f"down: {getattr(exc, 'detail', None) or type(exc).__name__}")
-
-    names = list(outbound.connectors)
-    states = await asyncio.gather(*(health(outbound.connectors[n]) for n in names))
+    counts, oldest = await outbound.backlog()
     out = []
-    for name, state in zip(names, states, strict=True):
+    for name in outbound.connectors:
         cfg = outbound.configs[name]
+        last = outbound.health.cached(name)
         out.append({"name": name, "type": cfg.type, "url": redact.text(cfg.url),
                     "blocking": cfg.blocking,
-                    "roles": list(cfg.roles), "rule": cfg.rule, "health": state,
+                    "roles": list(cfg.roles), "rule": cfg.rule,
+                    "health": redact.text(last.status) if last else "not checked yet",
+                    "health_checked": last.checked if last else None,
                     "backlog": counts.get(name, {}), "oldest_unfinished": oldest.get(name)})
     return json_response({"connectors": out})
+
+
+async def connector_health(request: web.Request) -> web.Response:
+    outbound = service(request)
+    name = request.match_info["name"]
+    if name not in outbound.connectors:
+        raise NotFound("No such connector")
+    health = await outbound.health.check(name)
+    return json_response({"name": name, "up": health.up, "health": redact.text(health.status),
+                          "health_checked": health.checked})
 
 
 ROUTES = [
@@ -139,4 +142,5 @@ ROUTES = [
     web.post("/outbound/events/{id}/retry", retry),
     web.post("/outbound/events/{id}/cancel", cancel),
     web.get("/outbound/connectors", connectors),
+    web.get("/outbound/connectors/{name}/health", connector_health),
 ]

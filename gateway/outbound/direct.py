@@ -23,7 +23,7 @@ from ..errors import GatewayError, NotSupported
 from ..model.match import matches
 from ..model.times import stamp
 from ..model.validate import canonical
-from .service import ProvisioningFailed
+from .blocking import ProvisioningFailed
 
 SUPPORTED = (ops.CreateUser, ops.ReplaceUser, ops.DeleteUser, ops.CreateGroup,
              ops.ReplaceGroup, ops.DeleteGroup)

@@ -10,7 +10,11 @@ across entities. Claims use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so that
 several gateway processes share the work; a claim whose lease ran out (its
 process died) is claimable again.
 
-``remote_ids`` maps (connector, kind, local id) to the id the target knows.
+``remote_ids`` maps (connector, kind, local id) to the id the target knows, or to
+``MAYBE`` (``""``): no id is known, but a delivery whose outcome is unknown (it failed
+after sending, or its process died or stopped mid-delivery: its lease ran out or it
+was handed back) may have created the entity there. A later create looks it up before
+creating, and a delete or a deprovisioning looks it up and removes it.
 Every function here is one transaction run by a SQL store's runner.
 """
 
@@ -98,6 +102,7 @@ counters = Table(
 )
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
+MAYBE = ""  # a remote_ids value: possibly provisioned, its remote id unknown
 UNFINISHED = ("pending", "inflight")
 STATES = ("pending", "inflight", "done", "skipped", "dead", "cancelled")
 
@@ -160,9 +165,9 @@ def claim(conn: Connection, owner: str, limit: int, lease_seconds: float,
     only those of ``(kind, entity id, connectors)``."""
     d = deliveries
     now = dt.datetime.now(dt.UTC)
-    # claims whose process died: claimable again
-    conn.execute(update(d).where(d.c.state == "inflight", d.c.lease_until < stamp(now))
-                 .values(state="pending", owner=None))
+    # claims whose process died: claimable again, their entities possibly provisioned
+    _hand_back(conn, and_(d.c.state == "inflight", d.c.lease_until < stamp(now)),
+               {"owner": None})
     # walk the backlog in id order (ix_outbound_claim) and stop at the limit, rather than
     # sort it whole: next_at inside a function keeps planners off ix_outbound_due here
     due = func.coalesce(d.c.next_at, "") <= stamp(now)
@@ -192,8 +197,35 @@ def claim(conn: Connection, owner: str, limit: int, lease_seconds: float,
 def release(conn: Connection, owner: str) -> None:
     """A stopping process hands its claims back (they need not wait for their lease)."""
     d = deliveries
-    conn.execute(update(d).where(d.c.owner == owner, d.c.state == "inflight")
-                 .values(state="pending", owner=None, lease_until=None, updated=stamp()))
+    _hand_back(conn, and_(d.c.owner == owner, d.c.state == "inflight"),
+               {"owner": None, "lease_until": None, "updated": stamp()})
+
+
+def _hand_back(conn: Connection, where, values: dict) -> None:
+    """Claims that ended without a word (lease run out, handed back) go back to pending;
+    the entities of their creates and updates are possibly provisioned (``MAYBE``) where
+    no remote id is known: the attempt may have reached the target."""
+    d = deliveries
+    rows = conn.execute(select(d.c.id, d.c.connector, d.c.kind, d.c.entity_id, d.c.action)
+                        .where(where)).all()
+    if not rows:
+        return
+    mark_uncertain(conn, [(r.connector, r.kind, r.entity_id) for r in rows
+                          if r.action != "delete"])
+    conn.execute(update(d).where(d.c.id.in_([r.id for r in rows]), where)
+                 .values(state="pending", **values))
+
+
+def mark_uncertain(conn: Connection, entities: list[tuple[str, str, str]]) -> None:
+    """``(connector, kind, local id)`` may be at the target: ``MAYBE`` where no remote id
+    is known (a known one stays)."""
+    if not entities:
+        return
+    now = stamp()
+    stmt = _insert(conn)(remote_ids).on_conflict_do_nothing(
+        index_elements=["connector", "kind", "local_id"])
+    conn.execute(stmt, [{"connector": c, "kind": k, "local_id": e, "remote_id": MAYBE,
+                         "updated": now} for c, k, e in sorted(set(entities))])
 
 
 _FINISH = (update(deliveries).where(deliveries.c.id == bindparam("_id"))
@@ -201,6 +233,7 @@ _FINISH = (update(deliveries).where(deliveries.c.id == bindparam("_id"))
                    last_error=bindparam("_error"), updated=bindparam("_now"), lease_until=None,
                    owner=bindparam("_owner"),
                    next_at=func.coalesce(bindparam("_next"), deliveries.c.next_at),
+                   name=func.coalesce(deliveries.c.name, bindparam("_name")),
                    remote_id=case((bindparam("_set_remote"), bindparam("_remote")),
                                   else_=deliveries.c.remote_id)))
 _UNMAP = delete(remote_ids).where(remote_ids.c.connector == bindparam("_c"),
@@ -211,12 +244,14 @@ _UNMAP = delete(remote_ids).where(remote_ids.c.connector == bindparam("_c"),
 def finish_many(conn: Connection, owner: str, items: list[tuple]) -> list[bool]:
     """Record how claimed deliveries ended (or when to try again), in one transaction.
 
-    An item is ``(id, state, outcome, error, next_at, remote, counts)``: ``remote`` is
-    ``(connector, kind, local id, remote id or None)`` to keep in the remote-id map (or
-    None), ``counts`` the ``(connector, metric, label, value)`` increments of
-    ``counters`` the delivery makes. An item whose claim was lost (its lease ran out and
-    another process took it) changes nothing and is False. A finished delivery keeps its
-    owner: who delivered it."""
+    An item is ``(id, state, outcome, error, next_at, remote, counts, name)``: ``remote``
+    is ``(connector, kind, local id, remote id)`` to keep in the remote-id map (remote
+    id None: forget it; ``MAYBE``: possibly provisioned, unless an id is known),
+    ``counts`` the ``(connector, metric, label, value)`` increments of ``counters`` the
+    delivery makes, ``name`` the entity's name for a delivery queued
+    without one (a membership change's). An item whose claim was lost (its lease ran
+    out and another process took it) changes nothing and is False. A finished delivery
+    keeps its owner: who delivered it."""
     d = deliveries
     if not items:
         return []
@@ -231,9 +266,12 @@ def finish_many(conn: Connection, owner: str, items: list[tuple]) -> list[bool]:
         conn.execute(_FINISH, [
             {"_id": i, "_state": state, "_outcome": outcome, "_error": error, "_now": now,
              "_owner": None if state == "pending" else owner, "_next": next_at,
-             "_set_remote": remote is not None, "_remote": remote[3] if remote else None}
-            for i, state, outcome, error, next_at, remote, _counts in mine])
-        remotes = [item[5] for item in mine if item[5] is not None]
+             "_set_remote": remote is not None and remote[3] != MAYBE,
+             "_remote": remote[3] if remote else None, "_name": name}
+            for i, state, outcome, error, next_at, remote, _counts, name in mine])
+        remotes = [item[5] for item in mine if item[5] is not None and item[5][3] != MAYBE]
+        mark_uncertain(conn, [item[5][:3] for item in mine
+                              if item[5] is not None and item[5][3] == MAYBE])
         if remotes:
             conn.execute(_UNMAP, [{"_c": c, "_k": k, "_l": local} for c, k, local, _r in remotes])
             kept = [{"connector": c, "kind": k, "local_id": local, "remote_id": r,
@@ -275,8 +313,18 @@ def remote_ids_of(conn: Connection, connector: str, kind: str, local_ids: list[s
     for i in range(0, len(local_ids), 500):
         chunk = local_ids[i:i + 500]
         out.update(conn.execute(select(r.c.local_id, r.c.remote_id).where(
-            r.c.connector == connector, r.c.kind == kind, r.c.local_id.in_(chunk))).all())
+            r.c.connector == connector, r.c.kind == kind, r.c.local_id.in_(chunk),
+            r.c.remote_id != MAYBE)).all())
     return out
+
+
+def set_names(conn: Connection, source: str, names: list[tuple[int, str]]) -> None:
+    """The entity names of deliveries queued without one (``(source seq, name)``)."""
+    d = deliveries
+    stmt = (update(d).where(d.c.source == source, d.c.source_seq == bindparam("_seq"),
+                            d.c.name.is_(None)).values(name=bindparam("_name")))
+    if names:
+        conn.execute(stmt, [{"_seq": seq, "_name": name} for seq, name in names])
 
 
 # the admin API ------------------------------------------------------------------------------
