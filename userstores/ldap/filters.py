@@ -79,6 +79,16 @@ def compare(attr: str, op: str, value) -> str:
     raise InvalidFilter(f"Unknown operator {op}")
 
 
+def _holds(held: str, op: str, value) -> bool:
+    """A value a map pins down (``type`` work, ``primary`` true: lower-case text) compared
+    as a filter compares it (case-insensitively)."""
+    if op == "pr":
+        return True
+    want = ("true" if value else "false") if isinstance(value, bool) else str(value).lower()
+    return {"eq": held == want, "ne": held != want, "co": want in held,
+            "sw": held.startswith(want), "ew": held.endswith(want)}.get(op, False)
+
+
 def _any(parts: list[str]) -> str:
     if not parts:
         return FALSE
@@ -150,6 +160,12 @@ class FilterTranslator:
         sub = ref.sub.name if ref.sub else ("value" if ref.attr.is_complex
                                             and ref.attr.multi_valued else None)
         attrs = [t.ldap for t in self.targets if t.key == ref.key and t.sub == sub]
+        if not attrs and sub is not None:
+            # a sub-attribute the map's value filter pins down (emails.primary, emails.type):
+            # an entry has it when it has the LDAP attribute of that value
+            held = {t.ldap: dict(t.conditions)[sub] for t in self.targets
+                    if t.key == ref.key and sub in dict(t.conditions)}
+            return _any([f"({a}=*)" for a, v in held.items() if _holds(v, op, value)])
         if op == "pr":
             return _any([f"({a}=*)" for a in attrs])
         return _any([compare(a, op, value) for a in attrs])
@@ -197,7 +213,8 @@ class FilterTranslator:
             if target.key != node.ref.key:
                 continue
             held = dict(target.conditions)
-            if any(k in held and held[k] != v for k, v in conditions.items() if k != "primary"):
+            # a map that holds no primary flag (emails[type eq "work"]) answers any
+            if any(k in held and held[k] != v for k, v in conditions.items()):
                 continue
             if "type" in conditions and "type" not in held:
                 continue
@@ -215,9 +232,13 @@ class FilterTranslator:
         if isinstance(term, Compare | Present) and term.ref.sub is not None:
             if term.ref.sub.name != target.sub:
                 held = dict(target.conditions)
-                if isinstance(term, Compare) and term.op == "eq" and \
-                        held.get(term.ref.sub.name) == str(term.value).lower():
-                    return TRUE
+                name = term.ref.sub.name
+                if isinstance(term, Present) and name in held or isinstance(term, Compare) \
+                        and (_holds(held[name], term.op, term.value) if name in held
+                             else name == "primary" and term.op == "eq"):
+                    # a value the map pins down (or a primary flag it does not hold, which
+                    # any value answers, as above): true of every entry with the attribute
+                    return f"({target.ldap}=*)"
                 return FALSE
             if isinstance(term, Present):
                 return f"({target.ldap}=*)"

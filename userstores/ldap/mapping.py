@@ -15,11 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from gateway.errors import InvalidValue
 from gateway.model.dialect import Dialect
+from gateway.model.match import item_matches
 from gateway.model.patch import apply_patch
+from gateway.model.query import And, AttrRef, Compare, Node
 from gateway.model.schema import ENTERPRISE_USER, ResourceType
 
 from .account_state import (
@@ -32,13 +34,18 @@ from .account_state import (
 
 E = ENTERPRISE_USER
 
+# ``mail`` is the user's primary e-mail, a work address (WSO2 maps its emailaddress claim,
+# the primary e-mail, to ``mail``): it reads back as {"type": "work", "primary": true}, and
+# takes the primary e-mail, a work e-mail or one of no type (``Mapping._slot_values``)
+PRIMARY_EMAIL = 'emails[type eq "work" and primary eq true].value'
+
 OPENLDAP_USER_MAP = {
     "uid": "userName",
     "cn": "name.formatted",
     "sn": "name.familyName",
     "givenName": "name.givenName",
     "displayName": "displayName",
-    "mail": 'emails[type eq "work"].value',
+    "mail": PRIMARY_EMAIL,
     "telephoneNumber": 'phoneNumbers[type eq "work"].value',
     "mobile": 'phoneNumbers[type eq "mobile"].value',
     "title": "title",
@@ -57,7 +64,7 @@ AD_USER_MAP = {
     "sn": "name.familyName",
     "givenName": "name.givenName",
     "displayName": "displayName",
-    "mail": 'emails[type eq "work"].value',
+    "mail": PRIMARY_EMAIL,
     "telephoneNumber": 'phoneNumbers[type eq "work"].value',
     "mobile": 'phoneNumbers[type eq "mobile"].value',
     "title": "title",
@@ -148,6 +155,8 @@ class Mapping:
             if path:
                 table[attr] = path
         self.users = Dialect(f"ldap-{flavor.name}", users, table, multi_separator="\x00")
+        self.slots = _slots(self.users)
+        self._slotted = {attr for slot in self.slots for attr, _ in slot.attrs}
         self.groups_type = groups
         self.unmapped = unmapped
         self.user_classes = user_classes or flavor.user_classes
@@ -187,8 +196,9 @@ class Mapping:
                 and not leaf.attr.is_complex else str(values[0])
             ops.append(PatchOperation("replace", self.users.table[attr], value))
         data = apply_patch(self.users.rtype, {"userName": str(name)}, ops).resource
-        if self.flavor.is_ad and attrs.get("userAccountControl") is not None:
-            data["active"] = not int(first_value(attrs["userAccountControl"])) & ACCOUNT_DISABLED
+        control = first_value(attrs.get("userAccountControl"))
+        if self.flavor.is_ad and control not in (None, ""):  # (an entry may have none)
+            data["active"] = not int(control) & ACCOUNT_DISABLED
         return add_state(self.flavor, attrs, data)
 
     # writing ---------------------------------------------------------------------------
@@ -198,9 +208,15 @@ class Mapping:
         not among them (``account_state.lock_changes``)."""
         data = without_state(data)
         out: dict[str, list[str]] = {}
+        held = self._slot_values(data)
         for attr in self.users.table:
-            values = self.users.read(data, attr)
+            values = held.get(attr, []) if attr in self._slotted else self.users.read(data, attr)
             out[attr] = [_text(v) for v in values if v not in (None, "")]
+            # an entry's further values (a second mail set in the directory), which a user
+            # does not show, are kept while the value shown is unchanged
+            old = [str(v) for v in values_list((current or {}).get(attr))]
+            if attr in self._slotted and len(old) > 1 and out[attr] == old[:1]:
+                out[attr] = old
         for attr in self.flavor.fill:
             if attr in out and not out[attr]:
                 out[attr] = [data["userName"]]
@@ -208,6 +224,43 @@ class Mapping:
             out["userAccountControl"] = [account_control(
                 data.get("active", True), first_value((current or {}).get("userAccountControl")))]
         self._check_lossless(data, out)
+        return out
+
+    def _slot_values(self, data: dict) -> dict[str, list]:
+        """The values of the LDAP attributes that hold one item of a multi-valued attribute
+        (``mail``: one of ``emails``), each slot given at most one item: first an item its
+        filter matches, then one that contradicts none of the filter's terms (an e-mail
+        without a type, or without a primary flag, can be the primary work e-mail), the one
+        that agrees with most of them, the primary first. What finds no slot is left for
+        ``_check_lossless`` to refuse."""
+        out: dict[str, list] = {}
+        by_key: dict[str, list[_Slot]] = {}
+        for slot in self.slots:
+            by_key.setdefault(slot.ref.key, []).append(slot)
+        for slots in by_key.values():
+            ref = slots[0].ref
+            items = [i for i in (ref.container(data) or {}).get(ref.attr.name) or []
+                     if isinstance(i, dict)]
+            if not items:
+                continue
+            taken: dict[int, int] = {}  # slot -> item
+            for n, slot in enumerate(slots):
+                for i, item in enumerate(items):
+                    if i not in taken.values() and item_matches(slot.node, item):
+                        taken[n] = i
+                        break
+            for n, slot in enumerate(slots):
+                if n in taken or slot.terms is None:
+                    continue
+                fits = [(fit, i) for i, item in enumerate(items) if i not in taken.values()
+                        for fit in [_fit(slot.terms, item)] if fit is not None]
+                if fits:
+                    taken[n] = max(fits, key=lambda f: (f[0], -f[1]))[1]
+            for n, i in taken.items():
+                for attr, sub in slots[n].attrs:
+                    value = items[i].get(sub)
+                    if value not in (None, ""):
+                        out[attr] = [value]
         return out
 
     def _check_lossless(self, data: dict, entry: dict[str, list[str]]) -> None:
@@ -222,11 +275,68 @@ class Mapping:
                     lost.append("active (false)")
                 continue
             if not _covers(back.get(key), strip_flags(value)):
-                lost.append(key)
+                lost.append(key + _which(back.get(key), strip_flags(value)))
         if lost:
             raise InvalidValue(
                 f"This LDAP user store has no attribute for: {', '.join(sorted(lost))} "
                 "(map them in [userstores.<DOMAIN>.attributes], or set unmapped = \"ignore\")")
+
+
+@dataclass
+class _Slot:
+    """The LDAP attributes holding one item of a multi-valued complex attribute: those whose
+    paths share one value filter (``mail``: ``emails[type eq "work" and primary eq true]``;
+    ``street``, ``l``, …: ``addresses[type eq "work"]``)."""
+
+    ref: AttrRef
+    node: Node  # the value filter
+    terms: dict[str, str] | None  # its eq terms (sub-attribute -> value as lower-case text)
+    attrs: list[tuple[str, str]] = field(default_factory=list)  # (LDAP attribute, sub)
+
+
+def _eq_terms(node: Node) -> dict[str, str] | None:
+    terms = node.terms if isinstance(node, And) else (node,)
+    out = {}
+    for term in terms:
+        if not isinstance(term, Compare) or term.op != "eq" or term.ref.sub is None:
+            return None
+        out[term.ref.sub.name] = _lower(term.value)
+    return out
+
+
+def _lower(value) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value).lower()
+
+
+def _slots(dialect: Dialect) -> list[_Slot]:
+    slots: dict[tuple, _Slot] = {}
+    for attr, path in dialect.table.items():
+        pref = dialect.path(attr)
+        if pref.value_filter is None or pref.sub is None or not pref.ref.attr.multi_valued \
+                or not pref.ref.attr.is_complex:
+            continue
+        terms = _eq_terms(pref.value_filter)
+        key = (pref.ref.key, frozenset(terms.items()) if terms is not None
+               else path[:path.rindex("]")])
+        slot = slots.setdefault(key, _Slot(pref.ref, pref.value_filter, terms))
+        slot.attrs.append((attr, pref.sub.name))
+    return list(slots.values())
+
+
+def _fit(terms: dict[str, str], item: dict) -> tuple[int, bool] | None:
+    """How well an item suits a slot's terms: (terms it agrees with, is it primary), or
+    None when it contradicts one (another type). ``primary`` is a flag, never data: an
+    item that is not primary contradicts nothing."""
+    agree = 0
+    for sub, want in terms.items():
+        have = item.get(sub)
+        if have is None:
+            continue
+        if _lower(have) == want:
+            agree += 1
+        elif sub != "primary":
+            return None
+    return agree, item.get("primary") is True
 
 
 def _covers(have, want) -> bool:
@@ -241,7 +351,23 @@ def _covers(have, want) -> bool:
         return True
     if isinstance(want, bool) and have is None:
         return False
-    return have == want or str(have) == str(want)
+    # (as the directory matches them: a "Work" e-mail is the work e-mail)
+    return have == want or str(have).lower() == str(want).lower()
+
+
+def _which(have, want) -> str:
+    """Which values of a multi-valued attribute the store cannot hold, as a note after its
+    name: their types (``emails (type "home")``), or that it holds fewer of them."""
+    if not isinstance(want, list) or not want or not all(isinstance(w, dict) for w in want):
+        return ""
+    have = have if isinstance(have, list) else []
+    missing = [w for w in want if not any(_covers(h, w) for h in have)]
+    held = {str(h.get("type")).lower() for h in have if isinstance(h, dict) and h.get("type")}
+    types = sorted({str(w["type"]) for w in missing if w.get("type")
+                    and str(w["type"]).lower() not in held})
+    if types:
+        return " (type " + ", ".join(f'"{t}"' for t in types) + ")"
+    return f" ({len(want)} values; it holds {len(have)})" if len(want) > len(have) else ""
 
 
 def strip_flags(value):
