@@ -1,10 +1,18 @@
 """The bare-aiohttp baseline the gateway is compared with: no auth, no store, no model.
 
 ``GET /scim2/Users/{id}`` returns a fixed SCIM user; ``POST /scim2/Users`` reads
-the body and returns 201 with a fixed one. ``POST /services/{operation}``
-(``isExistingUser``, ``getUserClaimValues``, ``authenticate``) reads the body
-and returns a constant SOAP 1.1 response envelope shaped and sized like the
-gateway's answer to that operation (``bench/run_soap.py``). Same framework,
+the body and returns 201 with a fixed one; ``PATCH /scim2/Users/{id}`` reads the
+body and returns 200 with the fixed user (as the gateway answers a user's PATCH);
+``GET /scim2/Users`` returns a ListResponse of copies of the fixed user: one when
+the query has a ``filter`` (the lookups of one user), else ``count`` (default
+and at most 100, the gateway's page) from ``startIndex``. ``POST
+/services/{operation}`` (``isExistingUser``, ``getUserClaimValues``,
+``authenticate``) reads the body and returns a constant SOAP 1.1 response
+envelope shaped and sized like the gateway's answer to that operation
+(``bench/run_soap.py``); ``POST /services/RemoteUserStoreManagerService``, the
+gateway's own path, answers the operation named by the ``SOAPAction`` header
+(``"urn:isExistingUser"``), so a load generator can send the same requests to
+both (``bench/run_wrk.py``). Same framework,
 same port handling and one worker like the gateway under test, so the ratio
 shows what the gateway itself costs on top of aiohttp.
 
@@ -14,6 +22,7 @@ shows what the gateway itself costs on top of aiohttp.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 
 from aiohttp import web
@@ -37,14 +46,32 @@ USER = {
 }
 BODY = json.dumps(USER, separators=(",", ":")).encode()
 SCIM_JSON = "application/scim+json"
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+PAGE = 100  # the gateway's default and largest page
+TOTAL = 10_000  # what the list answers say there is (the benchmarks' usual N)
+SERVICE = "RemoteUserStoreManagerService"
 
-# SOAP 1.1 replies as the gateway writes them (Spyne: a namespace declaration on every
-# ClaimDTO field), for the user above with a mobile number; the claims are those
-# getUserClaimValues returns for a user loaded by bench/run_soap.py
+
+@functools.lru_cache(maxsize=8)
+def list_body(count: int, start: int = 1, total: int = TOTAL) -> bytes:
+    """A ListResponse of ``count`` copies of the fixed user, as the gateway writes one."""
+    return json.dumps({"schemas": [LIST_RESPONSE], "totalResults": total,
+                       "startIndex": start, "itemsPerPage": count,
+                       "Resources": [USER] * count}, separators=(",", ":")).encode()
+
+# SOAP 1.1 replies as the gateway writes them (every namespace declared once on the
+# envelope, ``dao:`` fields in each ClaimDTO), for the user above with a mobile number; the
+# claims are those getUserClaimValues returns for a user loaded by bench/run_soap.py (the
+# users of generate_users.py have no mobile: 11 claims, about 5% less)
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 WSO2_TNS = "http://service.ws.um.carbon.wso2.org"
 WSO2_DAO = "http://dao.service.ws.um.carbon.wso2.org/xsd"
 WSO2_CLAIM = "http://wso2.org/claims/"
+NAMESPACES = (("soapenv", SOAP11_ENV), ("tns", WSO2_TNS),
+              ("core", "http://core.user.carbon.wso2.org/xsd"),
+              ("api", "http://api.user.carbon.wso2.org/xsd"),
+              ("tenant", "http://tenant.core.user.carbon.wso2.org/xsd"),
+              ("dao", WSO2_DAO), ("common", "http://common.mgt.user.carbon.wso2.org/xsd"))
 CLAIMS = (
     ("username", USER["userName"]), ("userid", USER["id"]), ("externalid", USER["externalId"]),
     ("active", "true"), ("givenname", "Given42"), ("lastname", "Family42"),
@@ -55,17 +82,17 @@ CLAIMS = (
 
 
 def soap11(body: str) -> bytes:
-    return (f"<?xml version='1.0' encoding='UTF-8'?>\n<soap11env:Envelope xmlns:soap11env="
-            f'"{SOAP11_ENV}" xmlns:tns="{WSO2_TNS}"><soap11env:Body>{body}'
-            "</soap11env:Body></soap11env:Envelope>").encode()
+    xmlns = " ".join(f'xmlns:{prefix}="{uri}"' for prefix, uri in NAMESPACES)
+    return (f"<?xml version='1.0' encoding='UTF-8'?><soapenv:Envelope {xmlns}>"
+            f"<soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>").encode()
 
 
 def _claim_dto(name: str, value: str) -> str:
     fields = (("claimUri", WSO2_CLAIM + name), ("dialectURI", WSO2_CLAIM.rstrip("/")),
               ("displayOrder", "0"), ("displayTag", name), ("required", "false"),
               ("supportedByDefault", "true"), ("value", value))
-    return "<tns:return>" + "".join(f'<ns0:{k} xmlns:ns0="{WSO2_DAO}">{v}</ns0:{k}>'
-                                    for k, v in fields) + "</tns:return>"
+    return "<tns:return>" + "".join(f"<dao:{k}>{v}</dao:{k}>" for k, v in fields) \
+        + "</tns:return>"
 
 
 SOAP_REPLIES = {
@@ -89,9 +116,33 @@ async def create_user(request: web.Request) -> web.Response:
                         headers={"ETag": 'W/"1"', "Location": USER["meta"]["location"]})
 
 
+async def patch_user(request: web.Request) -> web.Response:
+    await request.read()
+    return web.Response(body=BODY, content_type=SCIM_JSON, headers={"ETag": 'W/"2"'})
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+async def list_users(request: web.Request) -> web.Response:
+    query = request.query
+    if "filter" in query:  # the benchmarks' filters select one user
+        return web.Response(body=list_body(1, 1, 1), content_type=SCIM_JSON)
+    count = min(max(_int(query.get("count"), PAGE), 0), PAGE)
+    start = max(_int(query.get("startIndex"), 1), 1)
+    return web.Response(body=list_body(count, start), content_type=SCIM_JSON)
+
+
 async def soap(request: web.Request) -> web.Response:
     await request.read()
-    reply = SOAP_REPLIES.get(request.match_info["operation"])
+    operation = request.match_info["operation"]
+    if operation == SERVICE:  # the gateway's path: the operation is the SOAPAction
+        operation = request.headers.get("SOAPAction", "").strip('" ').removeprefix("urn:")
+    reply = SOAP_REPLIES.get(operation)
     if reply is None:
         raise web.HTTPNotFound()
     return web.Response(body=reply, content_type="text/xml", charset="utf-8")
@@ -105,6 +156,8 @@ def create_app() -> web.Application:
     app = web.Application()
     app.router.add_get("/health", health)
     app.router.add_get("/scim2/Users/{id}", get_user)
+    app.router.add_patch("/scim2/Users/{id}", patch_user)
+    app.router.add_get("/scim2/Users", list_users)
     app.router.add_post("/scim2/Users", create_user)
     app.router.add_post("/services/{operation}", soap)
     return app

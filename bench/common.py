@@ -1,14 +1,17 @@
 """What the benchmarks share (``run.py``, ``run_*.py``, ``loadgen.py``): one copy of each piece.
 
 - **processes**: free ports, the gateway's environment, command and configuration
-  (``write_config``), starting (``spawn``, ``serve_command``, ``baseline_command``),
+  (``write_config``), starting (``spawn``, ``serve_command``, ``baseline_command``,
+  ``pinned`` to CPUs with taskset),
   waiting (``wait_http``), stopping (``stop``), a bounded child run (``run_child``),
   ``gateway import`` (``run_import``), the results folder (``results_dir``,
-  ``results_args``), the temporary folder (``cleanup``), loopback-only URLs;
+  ``results_args``), the temporary folder (``cleanup``), loopback-only URLs; a throw-away
+  PostgreSQL database (``pg_create_database``, ``pg_drop_database``, ``pg_backends``);
 - **/proc readers**: CPU seconds of a process (``cpu_seconds``), of a process and its
   descendants (``process_tree``, ``tree_cpu``, ``stat_sum``), of this process
   (``own_cpu``); RSS (``proc_status``, ``RssSampler``); the machine (``loadavg``,
-  ``machine_load``, ``machine_busy``, ``machine_cpu``, ``process_cpu``, ``busiest_others``);
+  ``machine_load``, ``machine_busy``, ``machine_cpu``, ``process_cpu``, ``busiest_others``;
+  some CPUs: ``cpu_list``, ``cores_busy``);
 - **measuring**: ``percentile``/``pct``; many clients (the load generators): ``Phase``,
   ``Operation``/``PostOperation``, ``run_phase``, and interleaved slices
   ``Slices``/``measure``; one client, one request at a time (``run_scim.py``,
@@ -97,10 +100,13 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def write_config(path: str, db: str, port: int, extra: str = "", workers: int = 1) -> None:
-    """The benchmarks' gateway: SQLite PRIMARY ``db``, an API client ``bench`` with the
-    plain secret ``secret`` and ``*``, ``[auth] cache_seconds = 60``; ``extra`` (TOML)
-    appended."""
+def write_config(path: str, db: str, port: int, extra: str = "", workers: int = 1,
+                 url: str | None = None) -> None:
+    """The benchmarks' gateway: SQLite PRIMARY ``db`` (or the database ``url``, e.g. a
+    ``pg_create_database`` one), an API client ``bench`` with the plain secret ``secret``
+    and ``*``, ``[auth] cache_seconds = 60``; ``extra`` (TOML) appended."""
+    if url is None:
+        url = f"sqlite+aiosqlite:///{os.path.abspath(db)}"
     with open(path, "w") as f:
         f.write(f"""# written by bench/run.py
 [server]
@@ -112,7 +118,7 @@ workers = {workers}
 cache_seconds = 60
 
 [userstores.PRIMARY]
-url = "sqlite+aiosqlite:///{os.path.abspath(db)}"
+url = "{url}"
 
 [[clients]]
 name = "bench"
@@ -120,6 +126,16 @@ secret = "secret"
 permissions = ["*"]
 """)
         f.write(extra)
+
+
+def pinned(cmd: list[str], cpus: str | None) -> list[str]:
+    """``cmd`` run with ``taskset -c cpus`` (taskset execs it: the process keeps its pid);
+    ``cpus`` None or empty: not pinned."""
+    if not cpus:
+        return cmd
+    if shutil.which("taskset") is None:
+        raise SystemExit("taskset not found (util-linux): cannot pin to CPUs " + cpus)
+    return ["taskset", "-c", cpus, *cmd]
 
 
 def spawn(cmd: list[str], log: str, env: dict[str, str], cwd: str) -> subprocess.Popen:
@@ -217,6 +233,67 @@ def require_loopback(p: argparse.ArgumentParser, *urls: str) -> None:
     for url in urls:
         if urllib.parse.urlsplit(url).hostname not in LOOPBACK:
             p.error(f"loopback targets only, not {url}")
+
+
+def pg_create_database(url: str, prefix: str = "gwbench") -> str:
+    """A throw-away database ``<prefix>_<random>`` on the PostgreSQL server of ``url``
+    (``postgresql://user@127.0.0.1:5432/postgres``, a loopback server): the gateway's store
+    URL of it (``postgresql+asyncpg://...``). ``pg_drop_database`` removes it."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(url).set(drivername="postgresql")
+    name = f"{prefix}_{secrets.token_hex(6)}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin.render_as_string(hide_password=False), timeout=10)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return admin.set(drivername="postgresql+asyncpg", database=name).render_as_string(
+        hide_password=False)
+
+
+def pg_drop_database(store_url: str) -> None:
+    """Drop a ``pg_create_database`` database (its connections are ended)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    db = make_url(store_url).set(drivername="postgresql")
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(db.set(database="postgres").render_as_string(
+            hide_password=False), timeout=10)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{db.database}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+def pg_backends(store_url: str) -> list[int]:
+    """The pids of the PostgreSQL server processes connected to the database of
+    ``store_url`` (the server runs on this machine: their CPU is in ``/proc``)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    db = make_url(store_url).set(drivername="postgresql")
+
+    async def pids() -> list[int]:
+        conn = await asyncpg.connect(db.set(database="postgres").render_as_string(
+            hide_password=False), timeout=10)
+        try:
+            rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1",
+                                    db.database)
+        finally:
+            await conn.close()
+        return [r["pid"] for r in rows]
+
+    return asyncio.run(pids())
 
 
 def basic_auth(credentials: str) -> str:
@@ -324,6 +401,30 @@ def machine_busy() -> tuple[int, int]:
         fields = [int(x) for x in f.readline().split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     return sum(fields) - idle, sum(fields)
+
+
+def cpu_list(spec: str | None) -> list[int]:
+    """The CPUs of a ``taskset -c`` list (``"1"``, ``"0-1"``, ``"1,3"``; empty: none)."""
+    out: list[int] = []
+    for part in (spec or "").split(","):
+        if part.strip():
+            first, _, last = part.partition("-")
+            out += range(int(first), int(last or first) + 1)
+    return out
+
+
+def cores_busy(cpus: Iterable[int]) -> tuple[int, int]:
+    """(busy, total) jiffies of these CPUs together, from /proc/stat's ``cpuN`` lines."""
+    want = {f"cpu{c}" for c in cpus}
+    busy = total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *values = line.split()
+            if name in want:
+                fields = [int(x) for x in values]
+                total += sum(fields)
+                busy += sum(fields) - fields[3] - fields[4]
+    return busy, total
 
 
 def machine_cpu(busy0: tuple[int, int], busy1: tuple[int, int]) -> tuple[float, float]:
