@@ -9,7 +9,8 @@ domain, as WSO2 does.
   compare without case); a name without a domain is PRIMARY's.
 - Group names of WSO2's hybrid domains (``Internal/everyone``, ``Application/app``)
   are not split: they are PRIMARY groups whose name keeps its prefix, unless a store
-  of that domain is configured.
+  of that domain is configured. They hold users of every store
+  (``gateway/pipeline/hybrid.py``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class Names:
         return self._domains.get(PRIMARY, PRIMARY)
 
     def is_hybrid(self, name: str) -> bool:
-        """A WSO2 hybrid role name (``Internal/everyone``): a PRIMARY group, prefix kept."""
+        """A WSO2 hybrid role name (``Internal/everyone``): a PRIMARY group, prefix kept,
+        that holds users of every store."""
         domain = name.split(SEPARATOR, 1)[0].upper() if SEPARATOR in name else ""
         return domain in HYBRID_DOMAINS and domain not in self._domains
 

@@ -297,7 +297,8 @@ async def test_groups_in_the_secondary_domain(multi_gateway):
 
 async def test_hybrid_role_names_are_primary_groups_that_keep_their_prefix(multi_gateway):
     """WSO2's Internal/ and Application/ roles: groups of PRIMARY, named with the prefix,
-    found by that name, and holding PRIMARY users only."""
+    found by that name, and holding users of any store (tests/test_hybrid_roles.py); other
+    PRIMARY groups hold PRIMARY users only."""
     user = await create(multi_gateway, "/Users", {"userName": "hy"})
     group = await create(multi_gateway, "/Groups", {"displayName": "Internal/auditors",
                                                     "members": [{"value": user["id"]}]})
@@ -311,4 +312,8 @@ async def test_hybrid_role_names_are_primary_groups_that_keep_their_prefix(multi
     other = await create(multi_gateway, "/Users", {"userName": "SECONDARY/hy2"})
     status, body, _ = await scim(multi_gateway, "POST", "/Groups", {
         "displayName": "Application/app1", "members": [{"value": other["id"]}]})
+    assert status == 201, body
+    assert body["members"][0]["display"] == "SECONDARY/hy2"
+    status, body, _ = await scim(multi_gateway, "POST", "/Groups", {
+        "displayName": "plain", "members": [{"value": other["id"]}]})
     assert status == 400, body

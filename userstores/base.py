@@ -22,6 +22,9 @@ class Capabilities:
     # the store keeps passwords itself (LDAP): it gets them in clear (PlainPassword) and
     # checks them (check_password) instead of keeping the gateway's argon2 hashes
     native_passwords: bool = False
+    # groups the pipeline marks hybrid (WSO2's Internal/... and Application/... roles) may
+    # hold users of other stores: member references ``{"value", "domain"}`` (SQL)
+    foreign_members: bool = False
 
 
 @dataclass
@@ -33,8 +36,12 @@ class Record:
     version: int
     created: str  # RFC 3339 UTC
     last_modified: str
-    groups: list[dict] | None = None  # users: [{"value", "display"}] of direct groups
-    members: list[dict] | None = None  # groups: [{"value", "type", "display"}]
+    # users: [{"value", "display", "type"}] of their groups (direct and indirect); the
+    # pipeline adds the hybrid roles of another store with that store's "domain"
+    groups: list[dict] | None = None
+    # groups: [{"value", "type", "display"}]; a user of another store (in a hybrid group)
+    # is {"value", "type", "domain"}, its "display" added by the pipeline
+    members: list[dict] | None = None
     # with Query.keyset: where this record stands in the order (sort value, tie-breaker)
     position: tuple | None = None
 
@@ -246,7 +253,11 @@ class UserStore(abc.ABC):
     # groups ---------------------------------------------------------------
     @abc.abstractmethod
     async def create_group(self, data: dict, members: list[dict], *,
-                           change: Change = WRITE) -> Record: ...
+                           change: Change = WRITE, hybrid: bool = False) -> Record:
+        """A new group with its members. ``hybrid`` (the pipeline's mark of a WSO2 hybrid
+        role, for a store with ``foreign_members``): a member ``{"value", "domain"}`` of
+        another domain is a user of that store, which the pipeline has found there; any
+        other group refuses such members (InvalidValue)."""
 
     @abc.abstractmethod
     async def get_group(self, group_id: str, *, with_members: bool = True) -> Record | None: ...
@@ -262,15 +273,18 @@ class UserStore(abc.ABC):
     @abc.abstractmethod
     async def replace_group(self, group_id: str, data: dict, *, expected_version: int | None,
                             members: list[dict] | None = None,
-                            change: Change = WRITE) -> Record:
-        """Replace attributes and, unless ``members`` is None, the whole member list."""
+                            change: Change = WRITE, hybrid: bool = False) -> Record:
+        """Replace attributes and, unless ``members`` is None, the whole member list
+        (``hybrid``: as create_group's)."""
 
     @abc.abstractmethod
     async def change_members(self, group_id: str, *, expected_version: int | None,
                              add: list[dict] = (), remove: list[str] = (),
                              remove_all: bool = False, data: dict | None = None,
-                             with_members: bool = True, change: Change = WRITE) -> Record:
-        """Add/remove members (and optionally replace attributes) in one transaction.
+                             with_members: bool = True, change: Change = WRITE,
+                             hybrid: bool = False) -> Record:
+        """Add/remove members (and optionally replace attributes) in one transaction
+        (``hybrid``: as create_group's; members are removed by id, whatever their store).
 
         With ``with_members`` False the result does not list the members, so that
         changing one member of a large group never reads the others."""
@@ -281,6 +295,12 @@ class UserStore(abc.ABC):
 
     @abc.abstractmethod
     async def search_groups(self, query: Query) -> Page: ...
+
+    async def foreign_groups_of(self, domain: str, user_ids: list[str]) -> dict[str, list]:
+        """Stores with ``foreign_members``: the groups here holding these users of the
+        store of ``domain``, as ``Record.groups`` lists them (direct: the hybrid roles they
+        were added to; indirect: the groups holding those), by user id."""
+        return {}
 
 
 async def _each(ids: list[str], get) -> dict[str, Record]:

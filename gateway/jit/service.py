@@ -262,7 +262,7 @@ class JitService:
         wanted = {provider.role_map[str(g).lower()].lower()
                   for g in values.get(cfg.roles_claim, []) if str(g).lower() in provider.role_map}
         managed = {v.lower() for v in provider.role_map.values()}
-        current = {qualify(user.domain, g["display"]).lower()
+        current = {qualify(g.get("domain", user.domain), g["display"]).lower()
                    for g in user.record.groups or [] if g.get("type", "direct") == "direct"}
         changed = False
         for role in sorted(managed):

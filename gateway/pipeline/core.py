@@ -59,10 +59,11 @@ from .common import (
     target_of,
 )
 from .groups import GroupOperations
+from .hybrid import HybridRoles
 from .users import UserOperations
 
 
-class Pipeline(UserOperations, AccountOperations, GroupOperations):
+class Pipeline(UserOperations, AccountOperations, GroupOperations, HybridRoles):
     def __init__(self, config: Config, stores: Stores, passwords: Passwords,
                  guard: Guard | None = None, outbound: OutboundService | None = None,
                  schemas: SchemaRegistry | None = None):
@@ -154,7 +155,7 @@ class Pipeline(UserOperations, AccountOperations, GroupOperations):
         since = stamp() if outbound is not None else ""
         token = CHANGE.set(Change(outbox=caller.provision and self.outbox, journal=journal))
         try:
-            result = await self._handlers[type(op)](op)
+            result = await self._completed(await self._handlers[type(op)](op))
         finally:
             CHANGE.reset(token)
         deleted = type(op) in (ops.DeleteUser, ops.DeleteGroup)  # they return what was there

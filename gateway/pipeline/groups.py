@@ -13,6 +13,7 @@ from .. import operations as ops
 from ..auth.principal import Principal
 from ..errors import (
     Forbidden,
+    InvalidValue,
     VersionMismatch,
 )
 from ..model.patch import apply_patch
@@ -42,7 +43,9 @@ class GroupOperations:
         if members:
             await self._may_grant(op.grantor, store, [data["displayName"]])
         self._touching(created_names(data, None) + (["members"] if members else []))
-        rec = await store.create_group(data, members, change=CHANGE.get())
+        hybrid = self._is_hybrid(store, data["displayName"])
+        members = await self._members_of_any_store(store, members, hybrid)
+        rec = await store.create_group(data, members, change=CHANGE.get(), hybrid=hybrid)
         return ops.Entity(ops.GROUP, store.domain, rec)
 
     async def _get_group(self, op: ops.GetGroup) -> ops.Entity:
@@ -61,8 +64,11 @@ class GroupOperations:
         await self._may_grant(op.grantor, store, [current.record.data["displayName"],
                                                   data["displayName"]], op.id)
         self._touching(changed_names(current.record.data, data, None) + ["members"], current)
+        hybrid = self._is_hybrid(store, data["displayName"])
+        members = await self._members_of_any_store(store, members, hybrid)
         rec = await self._writable(store).replace_group(
-            op.id, data, expected_version=op.if_match, members=members, change=CHANGE.get())
+            op.id, data, expected_version=op.if_match, members=members, change=CHANGE.get(),
+            hybrid=hybrid)
         await self._credentials_changed(None)
         return ops.Entity(ops.GROUP, store.domain, rec)
 
@@ -89,6 +95,14 @@ class GroupOperations:
             await self._may_grant(op.grantor, store, [rec.data["displayName"],
                                                       data["displayName"]], op.id)
         add = changes.replace if changes.replace is not None else changes.add
+        hybrid = self._is_hybrid(store, data["displayName"])
+        replacing = changes.remove_all or changes.replace is not None
+        if not hybrid and self._is_hybrid(store, rec.data["displayName"]) and not replacing \
+                and await self._keeps_foreign(op.id, list(changes.remove)):
+            raise InvalidValue(f"'{rec.data['displayName']}' holds users of other stores: a "
+                               "role that is not a hybrid role (Internal/, Application/) "
+                               "cannot keep them")
+        add = await self._members_of_any_store(store, list(add), hybrid)
         self._touching(changed_names(rec.data, data, None)
                        + (["members"] if changes else []), current)
         # members alone are added and removed in the store's transaction, on whatever
@@ -96,9 +110,8 @@ class GroupOperations:
         expected = op.if_match if data == rec.data else rec.version
         new = await self._writable(store).change_members(
             op.id, expected_version=expected, add=add, remove=changes.remove,
-            remove_all=changes.remove_all or changes.replace is not None,
-            data=None if data == rec.data else data, with_members=op.with_members,
-            change=CHANGE.get())
+            remove_all=replacing, data=None if data == rec.data else data,
+            with_members=op.with_members, change=CHANGE.get(), hybrid=hybrid)
         await self._credentials_changed(None)
         return ops.Entity(ops.GROUP, store.domain, new)
 
@@ -108,9 +121,11 @@ class GroupOperations:
         await self._may_grant(op.grantor, store, [current.record.data["displayName"]],
                               op.group_id)
         self._touching(["members"], current)
+        hybrid = self._is_hybrid(store, current.record.data["displayName"])
+        add = await self._members_of_any_store(store, [{"value": i} for i in op.add], hybrid)
         rec = await store.change_members(
-            op.group_id, expected_version=None,
-            add=[{"value": i} for i in op.add], remove=list(op.remove), change=CHANGE.get())
+            op.group_id, expected_version=None, add=add, remove=list(op.remove),
+            change=CHANGE.get(), hybrid=hybrid)
         await self._credentials_changed(None)
         return ops.Entity(ops.GROUP, store.domain, rec)
 
@@ -166,4 +181,12 @@ class GroupOperations:
         return names
 
     def permissions_of(self, entity: ops.Entity) -> frozenset[str]:
-        return self._conferred(entity.domain, [g["display"] for g in entity.record.groups or []])
+        """What ``[roles]`` gives a user by its groups (a hybrid role of a user of another
+        store by its own store's name: ``"domain"``)."""
+        by_domain: dict[str, list[str]] = {}
+        for g in entity.record.groups or []:
+            by_domain.setdefault(g.get("domain", entity.domain), []).append(g["display"])
+        conferred: frozenset[str] = frozenset()
+        for domain, names in by_domain.items():
+            conferred |= self._conferred(domain, names)
+        return conferred

@@ -41,20 +41,37 @@ class UserOperations:
         data, password = canonical(self.schemas.user, op.representation)
         store = self._writable(self._split_name(data, "userName"))
         self._stamp_password(data, password, store)
-        for group_id in op.groups:  # the groups it joins: of its store, grantable
+        own, hybrid = [], []  # the groups it joins: of its store, or hybrid roles; grantable
+        for group_id in op.groups:
             group = await self._find(ops.GROUP, group_id, relations=False)
-            if group.domain != store.domain:
-                raise InvalidValue(f"Group '{group.record.data['displayName']}' is in the user "
-                                   f"store {group.domain}; a user of {store.domain} can only "
-                                   f"join groups of {store.domain}")
-            await self._may_grant(op.grantor, store, [group.record.data["displayName"]],
-                                  group_id)
+            home = self.stores.get(group.domain)
+            name = group.record.data["displayName"]
+            if group.domain == store.domain:
+                own.append(group_id)
+            elif self._is_hybrid(home, name) and self._home() is home:
+                hybrid.append(group_id)
+            else:
+                raise InvalidValue(f"Group '{name}' is in the user store {group.domain}; a "
+                                   f"user of {store.domain} can only join groups of "
+                                   f"{store.domain} and hybrid roles")
+            await self._may_grant(op.grantor, home, [name], group_id)
         self._touching(created_names(data, password) + (["groups"] if op.groups else []))
         rec = await store.create_user(data, await self._hash(password, store),
-                                      groups=list(op.groups), change=CHANGE.get())
+                                      groups=own, change=CHANGE.get())
+        created = ops.Entity(ops.USER, store.domain, rec)
+        if hybrid:  # in another database: after the user, which goes again if they fail
+            try:
+                await self._join_hybrid_roles(created, hybrid)
+            except Exception:
+                await store.delete_user(rec.id, expected_version=None,
+                                        change=Change(outbox=CHANGE.get().outbox))
+                await self._leave_hybrid_roles(created)
+                raise
         if op.groups:
             await self._credentials_changed(None)  # what the groups grant moved
-        return ops.Entity(ops.USER, store.domain, rec)
+        if hybrid:  # read again, with the roles joined
+            return await self._find(ops.USER, rec.id)
+        return created
 
     async def _get_user(self, op: ops.GetUser) -> ops.Entity:
         return await self._find(ops.USER, op.id, op.with_groups)
@@ -115,6 +132,7 @@ class UserOperations:
         store = self._writable(self.stores.get(current.domain))
         self._touching(entity=current)
         await store.delete_user(op.id, expected_version=op.if_match, change=CHANGE.get())
+        await self._leave_hybrid_roles(current)  # of another store: its hybrid roles
         await self.history.forget(store.domain, op.id)
         await self._credentials_changed(op.id)
         return current

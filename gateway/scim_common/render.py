@@ -31,14 +31,15 @@ def resource_json(entity: Entity, rtype: ResourceType, base: str) -> dict:
         if rec.groups is not None:
             out["groups"] = [
                 {"value": g["value"], "$ref": f"{base}/Groups/{g['value']}",
-                 "display": qualify(entity.domain, g["display"]),
+                 "display": qualify(g.get("domain", entity.domain), g["display"]),
                  "type": g.get("type", "direct")}
                 for g in rec.groups
             ]
     elif rec.members is not None:
         out["members"] = [
             {"value": m["value"], "$ref": f"{base}/{m['type']}s/{m['value']}", "type": m["type"],
-             **({"display": qualify(entity.domain, m["display"])} if "display" in m
+             **({"display": qualify(m.get("domain", entity.domain), m["display"])}
+                if "display" in m
                 else {})}
             for m in rec.members
         ]

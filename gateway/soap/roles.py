@@ -1,7 +1,8 @@
 """The role operations of RemoteUserStoreManagerService: roles are the gateway's groups.
 
 A role holds users of its own store only; WSO2's hybrid roles ``Internal/…`` and
-``Application/…`` are groups of PRIMARY that keep their prefix. ``Internal/everyone``
+``Application/…`` are groups of PRIMARY that keep their prefix and hold users of any
+store (the pipeline finds each in its own store). ``Internal/everyone``
 is implicit: every user holds it, it is listed with the roles, and it cannot be created,
 renamed, deleted or have its members changed.
 """
@@ -35,9 +36,25 @@ def _everyone_unchangeable() -> InvalidValue:
 
 
 def roles_of(user: ops.Entity) -> list[str]:
-    """The names of a user's roles (the user read with its groups), as WSO2 lists them."""
-    names = [qualify(user.domain, g["display"]) for g in user.record.groups or []]
+    """The names of a user's roles (the user read with its groups), as WSO2 lists them:
+    hybrid roles holding a user of another store are PRIMARY's (their ``domain``)."""
+    names = [qualify(g.get("domain", user.domain), g["display"])
+             for g in user.record.groups or []]
     return sorted(names, key=str.lower) + [EVERYONE]
+
+
+def is_hybrid_role(call: Call, group: ops.Entity) -> bool:
+    """Whether a role is one of WSO2's hybrid roles, which hold users of every store."""
+    return group.domain.upper() == PRIMARY and call.names.is_hybrid(qualified(group))
+
+
+async def member_ids(call: Call, names: list[str] | None, domain: str,
+                     hybrid: bool) -> list[str]:
+    """The ids of the users named as a role's members: of the role's store, or of any
+    store for a hybrid role."""
+    if not hybrid:
+        return await user_ids(call, names, domain)
+    return [(await need(call, ops.USER, name)).id for name in names or []]
 
 
 async def isExistingRole(call: Call, roleName):  # noqa: N802 - WSO2's operation names
@@ -68,7 +85,7 @@ async def getUserListOfRole(call: Call, roleName):  # noqa: N802
         return [qualified(u) for u in users]
     group = await need(call, ops.GROUP, roleName, relations=True)
     members = [m for m in group.record.members or [] if m.get("type", "User") == "User"]
-    return sorted((qualify(group.domain, m["display"]) for m in members
+    return sorted((qualify(m.get("domain", group.domain), m["display"]) for m in members
                    if m.get("display")), key=str.lower)
 
 
@@ -79,7 +96,8 @@ async def addRole(call: Call, roleName, userList, permissions):  # noqa: N802
     if is_everyone(name):
         raise Conflict(wso2.message(wso2.ROLE_EXISTS, name))
     domain = call.names.split(name, group=True)[0]
-    ids = await user_ids(call, userList, domain)
+    ids = await member_ids(call, userList, domain,
+                           domain.upper() == PRIMARY and call.names.is_hybrid(name))
     try:
         await call.run(ops.CreateGroup({"displayName": name,
                                         "members": [{"value": i} for i in ids]}))
@@ -114,8 +132,9 @@ async def updateUserListOfRole(call: Call, roleName, deletedUsers, newUsers):  #
     if is_everyone(required("A role name", roleName)):
         raise _everyone_unchangeable()
     group = await need(call, ops.GROUP, roleName)
-    add = await user_ids(call, newUsers, group.domain)
-    remove = await user_ids(call, deletedUsers, group.domain)
+    hybrid = is_hybrid_role(call, group)
+    add = await member_ids(call, newUsers, group.domain, hybrid)
+    remove = await member_ids(call, deletedUsers, group.domain, hybrid)
     if add or remove:
         await call.run(ops.ChangeMembers(group.id, add=add, remove=remove))
 
@@ -128,9 +147,10 @@ async def updateRoleListOfUser(call: Call, userName, deletedRoles, newRoles):  #
             if is_everyone(role):  # every user holds it, always: WSO2 refuses either way
                 raise _everyone_unchangeable()
             group = await need(call, ops.GROUP, role)
-            if group.domain != user.domain:
+            if group.domain != user.domain and not is_hybrid_role(call, group):
                 raise InvalidValue(f"Role '{role}' is in the user store {group.domain}; a user "
-                                   f"of {user.domain} can only join roles of {user.domain}")
+                                   f"of {user.domain} can only join roles of {user.domain} "
+                                   "and hybrid roles")
             changes.append((group, adding))
     for group, adding in changes:  # every role checked first: no change made half-way
         await call.run(ops.ChangeMembers(group.id, add=[user.id] if adding else [],

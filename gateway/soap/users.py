@@ -25,7 +25,7 @@ from .call import (
     split_domain,
 )
 from .claims import claims_patch, known_claim, users_with
-from .roles import is_everyone
+from .roles import is_everyone, is_hybrid_role
 from .wildcards import pattern_filter
 
 LIST_LIMIT = 100  # WSO2's MaxUserNameListLength: listUsers without a (positive) limit
@@ -67,9 +67,9 @@ async def addUser(call: Call, userName, credential, roleList, claims, profileNam
         group = await find(call, ops.GROUP, role)
         if group is None:
             raise NotFound(_missing_role(call, role))
-        if group.domain != domain:
+        if group.domain != domain and not is_hybrid_role(call, group):
             raise InvalidValue(f"Role '{role}' is in the user store {group.domain}; a user of "
-                               f"{domain} can only join roles of {domain}")
+                               f"{domain} can only join roles of {domain} and hybrid roles")
         roles.append(group)
     try:  # the user and its roles in one operation: all of it, or nothing
         await call.run(ops.CreateUser(representation, groups=tuple(g.id for g in roles)))

@@ -249,7 +249,8 @@ class LDAPUserStore(UserStore):
         return data["displayName"]
 
     async def create_group(self, data: dict, members: list[dict], *,
-                           change: Change = WRITE) -> Record:
+                           change: Change = WRITE, hybrid: bool = False) -> Record:
+        # no foreign_members: the pipeline gives its groups members of this store only
         self._writable()
         name = self._group_check(data)
 
@@ -283,7 +284,7 @@ class LDAPUserStore(UserStore):
 
     async def replace_group(self, group_id: str, data: dict, *, expected_version: int | None,
                             members: list[dict] | None = None,
-                            change: Change = WRITE) -> Record:
+                            change: Change = WRITE, hybrid: bool = False) -> Record:
         return await self.change_members(group_id, expected_version=expected_version,
                                          data=data, remove_all=members is not None,
                                          add=members or [])
@@ -291,7 +292,7 @@ class LDAPUserStore(UserStore):
     async def change_members(self, group_id: str, *, expected_version: int | None,
                              add=(), remove=(), remove_all: bool = False,
                              data: dict | None = None, with_members: bool = True,
-                             change: Change = WRITE) -> Record:
+                             change: Change = WRITE, hybrid: bool = False) -> Record:
         self._writable()
         if data is not None:
             self._group_check(data)

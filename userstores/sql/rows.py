@@ -10,7 +10,7 @@ Nothing here knows about asyncio.
 from __future__ import annotations
 
 import orjson
-from sqlalchemy import bindparam, delete, exists, func, literal, select, text, update
+from sqlalchemy import and_, bindparam, delete, exists, func, literal, select, text, update
 from sqlalchemy.engine import Connection
 
 from gateway.database.cursor import change, fetch, insert_rows
@@ -61,11 +61,17 @@ def _groups_of_statement(start):
 
 GROUPS_OF = _groups_of_statement(_m.c.member_id.in_(bindparam("ids", expanding=True)))
 GROUPS_OF_ONE = _groups_of_statement(_m.c.member_id == bindparam("id"))
+# the groups holding users of another store (hybrid roles, and the groups holding those)
+FOREIGN_GROUPS_OF = _groups_of_statement(and_(
+    _m.c.member_id.in_(bindparam("ids", expanding=True)),
+    _m.c.member_domain == bindparam("domain")))
 MEMBERS_AMONG = (select(_m.c.member_id).distinct()
                  .where(_m.c.member_id.in_(bindparam("ids", expanding=True))))
+# a member of another store has no name here (the pipeline reads it from its own store)
 _MEMBERS = (select(_m.c.group_seq, _m.c.member_id, _m.c.member_type,
-                   func.coalesce(t.users.c.user_name, _mg.c.display_name))
-            .select_from(_m.outerjoin(t.users, t.users.c.id == _m.c.member_id)
+                   func.coalesce(t.users.c.user_name, _mg.c.display_name), _m.c.member_domain)
+            .select_from(_m.outerjoin(t.users, and_(t.users.c.id == _m.c.member_id,
+                                                    _m.c.member_domain.is_(None)))
                          .outerjoin(_mg, _mg.c.id == _m.c.member_id)))
 MEMBERS_OF = (_MEMBERS.where(_m.c.group_seq.in_(bindparam("seqs", expanding=True)))
               .order_by(_m.c.group_seq, _m.c.member_id))
@@ -111,7 +117,10 @@ def migrate(conn: Connection, domain: str) -> None:
         raise StoreUnavailable(
             f"store {domain}: database schema version {version} is newer than "
             f"this gateway ({t.SCHEMA_VERSION}); upgrade the gateway")
-    # migrations from older versions go here, one step per version
+    elif version < t.SCHEMA_VERSION:  # one step per version
+        if version < 2:  # members of other stores (hybrid roles)
+            conn.execute(text("ALTER TABLE memberships ADD COLUMN member_domain VARCHAR(64)"))
+        conn.execute(update(t.schema_version).values(version=t.SCHEMA_VERSION))
 
 
 def ping(conn: Connection) -> None:
@@ -145,13 +154,29 @@ def groups_of(conn: Connection, user_ids: list[str]) -> dict[str, list]:
     return out
 
 
+def foreign_groups_of(conn: Connection, domain: str, user_ids: list[str]) -> dict[str, list]:
+    """The groups here holding users of the store of ``domain`` (direct: the hybrid roles
+    they were added to; indirect: the groups holding those)."""
+    out: dict[str, list] = {uid: [] for uid in user_ids}
+    for i in range(0, len(user_ids), CHUNK):
+        for member_id, gid, display, depth in conn.execute(FOREIGN_GROUPS_OF, {
+                "ids": user_ids[i:i + CHUNK], "domain": domain.upper()}):
+            out[member_id].append({"value": gid, "display": display,
+                                   "type": "direct" if depth == 0 else "indirect"})
+    return out
+
+
 def members_of(conn: Connection, group_seqs: list[int]) -> dict[int, list]:
+    """Each group's members: ``{"value", "type", "display"}``, and ``"domain"`` (without
+    ``"display"``) for a user of another store."""
     out: dict[int, list] = {s: [] for s in group_seqs}
     rows = (conn.execute(MEMBERS_OF_ONE, {"seq": group_seqs[0]}) if len(group_seqs) == 1
             else conn.execute(MEMBERS_OF, {"seqs": group_seqs}))
-    for seq, mid, mtype, display in rows.all():
+    for seq, mid, mtype, display, domain in rows.all():
         item = {"value": mid, "type": mtype}
-        if display is not None:
+        if domain is not None:
+            item["domain"] = domain
+        elif display is not None:
             item["display"] = display
         out[seq].append(item)
     return out

@@ -43,7 +43,8 @@ class SQLUserStore(UserStore):
         self.schemas = schemas
         self._users = FilterCompiler(schemas.user)
         self._groups = FilterCompiler(schemas.group)
-        self.capabilities = Capabilities(read_only=read_only, bulk_load=True)
+        self.capabilities = Capabilities(read_only=read_only, bulk_load=True,
+                                         foreign_members=True)
         self._pool_size = pool_size
         self._runner: Runner | None = None
 
@@ -178,9 +179,9 @@ class SQLUserStore(UserStore):
 
     # groups --------------------------------------------------------------------------
     async def create_group(self, data: dict, members: list[dict], *,
-                           change: Change = WRITE) -> Record:
+                           change: Change = WRITE, hybrid: bool = False) -> Record:
         return await self._write(groups.create_group, self.schemas.group, data, members,
-                                 self.domain, change=change)
+                                 self.domain, hybrid, change=change)
 
     async def get_group(self, group_id: str, *, with_members: bool = True) -> Record | None:
         return await self._read(groups.get_group, "id", group_id, with_members)
@@ -193,18 +194,23 @@ class SQLUserStore(UserStore):
 
     async def replace_group(self, group_id: str, data: dict, *, expected_version: int | None,
                             members: list[dict] | None = None,
-                            change: Change = WRITE) -> Record:
+                            change: Change = WRITE, hybrid: bool = False) -> Record:
         return await self.change_members(group_id, expected_version=expected_version,
                                          data=data, remove_all=members is not None,
-                                         add=members or [], change=change)
+                                         add=members or [], change=change, hybrid=hybrid)
 
     async def change_members(self, group_id: str, *, expected_version: int | None,
                              add=(), remove=(), remove_all: bool = False,
                              data: dict | None = None, with_members: bool = True,
-                             change: Change = WRITE) -> Record:
+                             change: Change = WRITE, hybrid: bool = False) -> Record:
         return await self._write(groups.change_members, self.schemas.group, group_id,
                                  expected_version, list(add), list(remove), remove_all, data,
-                                 self.domain, with_members, change=change)
+                                 self.domain, with_members, hybrid, change=change)
+
+    async def foreign_groups_of(self, domain: str, user_ids: list[str]) -> dict[str, list]:
+        if not user_ids:
+            return {}
+        return await self._read(rows.foreign_groups_of, domain, list(user_ids))
 
     async def delete_group(self, group_id: str, *, expected_version: int | None,
                            change: Change = WRITE) -> None:

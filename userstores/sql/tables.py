@@ -24,7 +24,8 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 1
+# 2: memberships.member_domain (members of other stores in hybrid roles)
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -78,6 +79,9 @@ memberships = Table(
     Column("group_seq", _SEQ, ForeignKey("groups.seq", ondelete="CASCADE"), primary_key=True),
     Column("member_id", String(36), primary_key=True),
     Column("member_type", String(8), nullable=False),
+    # NULL: a user or group of this store; else the (upper-cased) domain of the store
+    # that holds the member: a user of another store in a WSO2 hybrid role (Internal/...)
+    Column("member_domain", String(64)),
 )
 Index("ix_memberships_member", memberships.c.member_id)
 
