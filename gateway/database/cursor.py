@@ -41,6 +41,34 @@ def fetch(conn: Connection, stmt, params: dict) -> list:
     return [row_type(*r) for r in _on_cursor(conn, sql, args, False, True)]
 
 
+_EXPANDED: dict[tuple[int, str, int], tuple[str, tuple[str, ...], dict, type]] = {}
+
+
+def fetch_in(conn: Connection, stmt, name: str, values: list, params: dict | None = None
+             ) -> list:
+    """``fetch`` for a prebuilt statement with one expanding ``IN`` parameter ``name``
+    (``bindparam(name, expanding=True)``): compiled once per dialect and number of values
+    (SQLAlchemy otherwise rewrites the statement for the list on every execution, about
+    half a millisecond for a page of a hundred ids)."""
+    values = list(values)
+    params = params or {}
+    key = (id(stmt), conn.dialect.name, len(values))
+    compiled = _EXPANDED.get(key)
+    if compiled is None:
+        c = stmt.params({name: values, **params}).compile(
+            dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        row_type = namedtuple("Row", list(stmt.selected_columns.keys()), rename=True)
+        constants = dict(stmt.compile(dialect=conn.dialect).params)
+        compiled = _EXPANDED[key] = (c.string, tuple(c.positiontup or ()), constants,
+                                     row_type)
+    sql, names, defaults, row_type = compiled
+    prefix = f"{name}_"
+    given = {**defaults, **params}  # constants of the statement are bound parameters too
+    args = tuple(values[int(n[len(prefix):]) - 1] if n.startswith(prefix)
+                 and n[len(prefix):].isdigit() else given[n] for n in names)
+    return [row_type(*r) for r in _on_cursor(conn, sql, args, False, True)]
+
+
 def change(conn: Connection, stmt, params: dict) -> int:
     """A prebuilt UPDATE or DELETE (without RETURNING), as ``fetch`` runs a SELECT: the
     number of rows it changed."""

@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import and_, bindparam, delete, exists, func, literal, select, text, update
 from sqlalchemy.engine import Connection
 
-from gateway.database.cursor import change, fetch, insert_rows
+from gateway.database.cursor import change, fetch, fetch_in, insert_rows
 from gateway.database.engine import schema_lock
 from gateway.errors import Conflict, NotFound, StoreUnavailable, VersionMismatch
 from gateway.model.schema import ResourceType
@@ -143,11 +143,11 @@ def write_values(conn: Connection, table, rows: list[dict]) -> None:
 def groups_of(conn: Connection, user_ids: list[str]) -> dict[str, list]:
     out: dict[str, list] = {uid: [] for uid in user_ids}
     if len(user_ids) > 1:  # the walk up nested groups only from members of any group
-        user_ids = [uid for (uid,) in conn.execute(MEMBERS_AMONG, {"ids": user_ids})]
+        user_ids = [uid for (uid,) in fetch_in(conn, MEMBERS_AMONG, "ids", user_ids)]
     if not user_ids:
         return out
     rows = (fetch(conn, GROUPS_OF_ONE, {"id": user_ids[0]}) if len(user_ids) == 1
-            else conn.execute(GROUPS_OF, {"ids": user_ids}).all())
+            else fetch_in(conn, GROUPS_OF, "ids", user_ids))
     for member_id, gid, display, depth in rows:
         out[member_id].append({"value": gid, "display": display,
                                "type": "direct" if depth == 0 else "indirect"})
