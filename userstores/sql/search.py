@@ -20,12 +20,14 @@ def point(conn: Connection, query: Query, kind: str, by: str, value: str) -> Pag
     rows = found[query.offset:query.offset + query.limit] if query.limit > 0 else []
     relations = None
     if query.with_relations and rows:
-        if kind == "User":
-            relations = groups_of(conn, [r.id for r in rows])
+        if kind == "User":  # the walk up the groups only for users in some group
+            relations = {r.id: [] for r in rows}
+            relations.update(groups_of(conn, [r.id for r in rows if r.in_groups]))
         else:
             by_seq = members_of(conn, [r.seq for r in rows])
             relations = {r.id: by_seq[r.seq] for r in rows}
-    records = [record(r, relations[r.id] if relations else None, kind) for r in rows]
+    records = [record(r, relations[r.id] if relations is not None else None, kind)
+               for r in rows]
     return Page(records, len(found) if query.with_total else len(records))
 
 
