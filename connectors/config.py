@@ -12,16 +12,19 @@ how often a delivery is tried (``roles``, ``rule``, ``domains``, ``blocking``,
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from gateway.config_values import string_table, strings, typed
+from gateway.config_values import secret, string_table, strings, typed, unknown
 from gateway.errors import ConfigError
 
 AUTH_KINDS = ("none", "basic", "bearer", "api_key", "wss")
+# the secrets: each may be given as KEY or as KEY_file, a file holding it
+SECRETS = ("password", "token", "api_key", "default_password")
 KEYS = {
     "name", "type", "url", "enabled", "blocking", "auth", "username", "password", "token",
     "api_key_header", "api_key", "roles", "rule", "provision_groups", "provision_passwords",
     "default_password", "attributes", "domains", "timeout_seconds", "max_attempts", "options",
-    "verify_tls",
+    "verify_tls", *(f"{key}_file" for key in SECRETS),
 }
 
 
@@ -36,16 +39,17 @@ class ConnectorConfig:
     blocking: bool = False  # the inbound reply waits for this connector's delivery
     auth: str = "none"  # none, basic, bearer, api_key, wss (WS-Security UsernameToken)
     username: str | None = None
-    password: str | None = None
-    token: str | None = None
+    password: str | None = field(default=None, repr=False)  # secrets: never in a repr
+    token: str | None = field(default=None, repr=False)
     api_key_header: str = "X-API-Key"
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     verify_tls: bool = True
     roles: tuple[str, ...] = ()  # role-based: only members of these roles (groups)
     rule: str | None = None  # rule-based: a SCIM filter the user must match
     provision_groups: bool = True
     provision_passwords: bool = False
-    default_password: str | None = None  # sent on create when no password is provisioned
+    # sent on create when no password is provisioned
+    default_password: str | None = field(default=None, repr=False)
     attributes: tuple[tuple[str, str], ...] = ()  # target attribute -> canonical path
     domains: tuple[str, ...] = ()  # user store domains whose changes go out (empty: all)
     timeout_seconds: float = 10.0
@@ -53,13 +57,14 @@ class ConnectorConfig:
     options: dict = field(default_factory=dict)  # connector-type-specific settings
 
 
-def parse_connector(sec, where: str) -> ConnectorConfig:
-    """One ``[[outbound.connectors]]`` table (``where``: ``outbound.connectors[i]``)."""
+def parse_connector(sec, where: str, base: Path | None = None) -> ConnectorConfig:
+    """One ``[[outbound.connectors]]`` table (``where``: ``outbound.connectors[i]``;
+    ``base``: the folder the ``*_file`` secrets are relative to, default the working
+    folder)."""
+    base = Path.cwd() if base is None else base
     if not isinstance(sec, dict):
         raise ConfigError(f"{where} must be a table")
-    unknown = set(sec) - KEYS
-    if unknown:
-        raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    unknown(sec, where, KEYS)
     name = typed(sec, where, "name", str, None)
     kind = typed(sec, where, "type", str, None)
     url = typed(sec, where, "url", str, None)
@@ -86,16 +91,16 @@ def parse_connector(sec, where: str) -> ConnectorConfig:
         blocking=typed(sec, where, "blocking", bool, False),
         auth=auth,
         username=typed(sec, where, "username", str, None),
-        password=typed(sec, where, "password", str, None),
-        token=typed(sec, where, "token", str, None),
+        password=secret(sec, where, "password", base),
+        token=secret(sec, where, "token", base),
         api_key_header=typed(sec, where, "api_key_header", str, "X-API-Key"),
-        api_key=typed(sec, where, "api_key", str, None),
+        api_key=secret(sec, where, "api_key", base),
         verify_tls=typed(sec, where, "verify_tls", bool, True),
         roles=strings(sec, where, "roles"),
         rule=rule,
         provision_groups=typed(sec, where, "provision_groups", bool, True),
         provision_passwords=typed(sec, where, "provision_passwords", bool, False),
-        default_password=typed(sec, where, "default_password", str, None),
+        default_password=secret(sec, where, "default_password", base),
         attributes=string_table(sec, where, "attributes"),
         domains=tuple(d.upper() for d in strings(sec, where, "domains")),
         timeout_seconds=typed(sec, where, "timeout_seconds", float, 10.0),

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from userstores.registry import Stores
 
-from . import health, http_limits, state
+from . import forwarded, health, http_limits, state
 from .admin.app import create_admin_app
 from .admin.metrics import metrics
 from .auth.authenticator import Authenticator
@@ -36,14 +36,21 @@ ADMIN_USER_ENV = "GATEWAY_ADMIN_USER"
 ADMIN_PASSWORD_ENV = "GATEWAY_ADMIN_PASSWORD"  # noqa: S105 - a variable name
 
 
-async def bootstrap_admin(pipeline: Pipeline, environ=os.environ) -> str | None:
-    """Ensure the administrator exists; returns a generated password (to print once)."""
+def chosen_admin(environ=os.environ) -> tuple[str, str] | None:
+    """The administrator the environment names (``GATEWAY_ADMIN_USER`` and
+    ``GATEWAY_ADMIN_PASSWORD``), or None."""
     user = environ.get(ADMIN_USER_ENV) or None
     password = environ.get(ADMIN_PASSWORD_ENV) or None
     if bool(user) != bool(password):
         log.warning("set both %s and %s to choose the administrator; creating 'admin'",
                     ADMIN_USER_ENV, ADMIN_PASSWORD_ENV)
-        user = password = None
+        return None
+    return (user, password) if user else None
+
+
+async def bootstrap_admin(pipeline: Pipeline, environ=os.environ) -> str | None:
+    """Ensure the administrator exists; returns a generated password (to print once)."""
+    user, password = chosen_admin(environ) or (None, None)
     return await pipeline.ensure_admin(user, password)
 
 
@@ -161,7 +168,11 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
     app = web.Application(client_max_size=max(config.max_body_bytes,
                                                config.bulk_max_payload_bytes),
                           handler_args=http_limits.HANDLER_ARGS,
-                          middlewares=[request_context])
+                          # the request's id first, then the client a trusted proxy
+                          # names (gateway.forwarded), for every adapter below
+                          middlewares=[request_context, *(
+                              [forwarded.middleware(config.trusted_proxies)]
+                              if config.trusted_proxies else [])])
     app[CONFIG] = config
 
     # one context per resource, opened in this order and closed in the reverse one

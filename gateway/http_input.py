@@ -66,7 +66,9 @@ _HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 def public_base(request: web.Request) -> str:
     """The gateway's base URL in the links and addresses it writes (``meta.location``,
     a WSDL's ``soap:address``): ``[server] base_url`` when set, and only then; else the
-    request's own scheme and ``Host`` (a ``Host`` that is no host name is not echoed)."""
+    request's own scheme and ``Host`` (a ``Host`` that is no host name is not echoed), which
+    behind a proxy of ``[server] trusted_proxies`` are the ones the client used
+    (``gateway.forwarded`` hands the adapters a request that says so)."""
     configured = shared(request)[CONFIG].base_url
     if configured:
         return configured.rstrip("/")

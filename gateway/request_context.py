@@ -156,7 +156,8 @@ class AccessLog(AbstractAccessLogger):
              duration_ms, size, principal or "-"), None)
         record.__dict__.update(
             method=request.method, path=path, query=query, status=response.status,
-            duration_ms=duration_ms, bytes=size, principal=principal, remote=request.remote,
+            duration_ms=duration_ms, bytes=size, principal=principal,
+            remote=info.address if info else request.remote,
             protocol=info.protocol if info else protocol_of(path),
             request_id=info.id if info else None)
         self.logger.handle(record)

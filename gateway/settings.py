@@ -41,11 +41,11 @@ def _passwords(raw: Any, base: Path) -> dict[str, Any]:
 
 
 def _userstores(raw: Any, base: Path) -> dict[str, Any]:
-    return {"stores": parse_stores(raw)}
+    return {"stores": parse_stores(raw, base)}
 
 
 def _outbound(raw: Any, base: Path) -> dict[str, Any]:
-    return {"outbound": parse_outbound(raw)}
+    return {"outbound": parse_outbound(raw, base)}
 
 
 def _jit(raw: Any, base: Path) -> dict[str, Any]:

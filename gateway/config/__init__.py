@@ -5,7 +5,13 @@ them all. An environment variable ``GATEWAY__<SECTION>__<KEY>`` (double
 underscores between levels, case-insensitive) overrides ``[section] key``,
 for example ``GATEWAY__SERVER__PORT=9000`` or
 ``GATEWAY__USERSTORES__PRIMARY__URL=postgresql://...``; the value is read as
-a TOML value when it parses as one (numbers, booleans, arrays), else as text.
+a TOML value when it parses as one (numbers, booleans, arrays), else as text (a
+setting that is text gets the variable's text even when it looked like a number).
+An entry of an array of tables is named by its ``name`` or its index:
+``GATEWAY__OUTBOUND__CONNECTORS__HR__TOKEN_FILE=/run/secrets/hr``; the
+environment changes the file's entries, it adds none. Every secret setting ``KEY``
+may be ``KEY_file`` instead (``config_values.secret``); from the environment, either
+form replaces the file's.
 
 This package is the settings layer, below the stores and connectors, so that every
 layer may read ``Config``. It holds the typed settings (``core``: the gateway's own sections;
@@ -24,10 +30,11 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 
-from ..config_values import unknown
+from ..config_values import env_value, unknown
 from ..errors import ConfigError
 from .core import (
     DEFAULT_PORT,
@@ -62,6 +69,13 @@ class Config:
     port: int = DEFAULT_PORT
     workers: int = 1
     base_url: str | None = None
+    # [server]: peers whose Forwarded / X-Forwarded-* headers are believed (none: nobody's)
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    # how long a stopping worker lets the requests it has read finish (SIGTERM)
+    shutdown_grace_seconds: float = 10.0
+    # TLS without a proxy: both or neither (absolute paths, checked readable at load)
+    cert_file: str | None = None
+    key_file: str | None = None
     max_body_bytes: int = 1_048_576
     max_results: int = 1000
     default_count: int = 100
@@ -96,37 +110,87 @@ class Config:
 
 def _env_overrides(raw: dict, environ: dict[str, str]) -> dict[str, str]:
     """Apply the environment's overrides to ``raw``; the dotted key path of each (as the
-    file spells it, e.g. ``userstores.SECONDARY.pool_size``) -> the variable that set it."""
+    parsers spell it, e.g. ``userstores.SECONDARY.pool_size``,
+    ``outbound.connectors[0].token``) -> the variable that set it. A section or table the
+    file does not have and a variable creates is recorded too (what is wrong with it is
+    that variable's doing)."""
     applied: dict[str, str] = {}
-    for key, text in environ.items():
-        if not key.upper().startswith(ENV_PREFIX):
+    for variable, text in sorted(environ.items()):
+        if not variable.upper().startswith(ENV_PREFIX):
             continue
-        parts = [p.lower() for p in key[len(ENV_PREFIX):].split("__") if p]
+        parts = [p.lower() for p in variable[len(ENV_PREFIX):].split("__") if p]
         if not parts:
             continue
-        node = raw
-        path = []
+        node: dict | list = raw
+        path = ""
         for part in parts[:-1]:
-            # user store domains are upper-case by convention; match any case
-            match = next((k for k in node if k.lower() == part), part)
-            node = node.setdefault(match, {})
-            path.append(match)
-            if not isinstance(node, dict):
-                raise ConfigError(f"{key}: {part!r} is not a section")
-        try:
-            value = tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = text
-        last = next((k for k in node if k.lower() == parts[-1]), parts[-1])
-        node[last] = value
-        applied[".".join([*path, last])] = key
+            if isinstance(node, list):
+                index = _entry(node, part, variable, path)
+                node, path = node[index], f"{path}[{index}]"
+                if not isinstance(node, dict):
+                    raise ConfigError(f"{variable}: {path} is not a table")
+                continue
+            key = _key(node, part)
+            path = f"{path}.{key}" if path else key
+            if key not in node:
+                node[key] = {}
+                applied.setdefault(path, variable)
+            node = node[key]
+            if not isinstance(node, dict | list):
+                raise ConfigError(f"{variable}: {path} is a setting, not a section")
+        if isinstance(node, list):
+            array = variable[:variable.rstrip("_").rindex("__")].rstrip("_")
+            raise ConfigError(
+                f"{variable}: {path} is an array of tables: name an entry, by its name or "
+                f"its index, then the key ({array}__<NAME>__<KEY>)")
+        last = _key(node, parts[-1])
+        node[last] = env_value(text)
+        key_path = f"{path}.{last}" if path else last
+        # a secret's override replaces it in either form: KEY_FILE replaces the file's
+        # key (and KEY its key_file); both from the environment is the error it is in a file
+        twin = last.removesuffix("_file") if last.endswith("_file") else f"{last}_file"
+        twin_path = f"{path}.{twin}" if path else twin
+        if twin in node and twin_path in applied:
+            raise ConfigError(f"{variable}: {key_path}: {applied[twin_path]} sets "
+                              f"{twin_path} too; give one of them")
+        node.pop(twin, None)
+        applied[key_path] = variable
     return applied
 
 
-def _source_of(message: str, path, from_env: dict[str, str]) -> str:
+def _key(node: dict, part: str) -> str:
+    """The key of ``node`` a variable's (lower-case) part names: the file's spelling when
+    it has the key in any case (user store domains are upper-case), else the part."""
+    return next((k for k in node if isinstance(k, str) and k.lower() == part), part)
+
+
+def _entry(entries: list, part: str, variable: str, path: str) -> int:
+    """The index of the entry of an array of tables (``outbound.connectors``, ``clients``,
+    ``jit.providers``) a variable's part names: by its ``name`` (any case, ``-`` written
+    ``_``), else by its index."""
+    def norm(text: str) -> str:
+        return text.lower().replace("-", "_")
+
+    for i, entry in enumerate(entries):
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str) \
+                and norm(entry["name"]) == norm(part):
+            return i
+    if part.isdigit() and int(part) < len(entries):
+        return int(part)
+    names = [e["name"] for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)]
+    has = (f"names: {', '.join(names)}; " if names else "") + (
+        f"indexes 0 to {len(entries) - 1}" if entries else "no entry in the file")
+    raise ConfigError(f"{variable}: {path} has no entry {part!r} ({has}); the environment "
+                      "changes the entries of the file, it does not add any")
+
+
+def _source_of(exc: ConfigError, path, from_env: dict[str, str]) -> str | None:
     """Where the setting an error names comes from: the environment variable that set
     it, else the file (None: neither, the defaults)."""
-    lowered = message.lower()
+    for key_path in getattr(exc, "paths", ()):  # config_values.UnknownSetting
+        if key_path in from_env:
+            return from_env[key_path]
+    lowered = str(exc).lower()
     for key_path, variable in sorted(from_env.items(), key=lambda kv: -len(kv[0])):
         if re.search(rf"(?<![\w.]){re.escape(key_path.lower())}(?![\w])", lowered):
             return variable
@@ -180,6 +244,6 @@ def load(path: str | os.PathLike | None = None, environ: dict[str, str] | None =
             fields.update(parse(raw.get(name), base))
     except ConfigError as exc:
         # name the file (or the variable) the wrong setting is in
-        where = _source_of(str(exc), path, from_env)
+        where = _source_of(exc, path, from_env)
         raise ConfigError(f"{where}: {exc}" if where else str(exc)) from exc.__cause__
     return Config(**fields, source=source)

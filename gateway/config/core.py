@@ -9,10 +9,11 @@ layer (user stores, outbound, JIT) are read by those parts (``gateway.settings``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
-from ..config_values import algorithms, jwks, table, typed, unknown
+from ..config_values import algorithms, jwks, secret, table, typed, unknown
 from ..errors import ConfigError
 
 DEFAULT_PORT = 8280
@@ -34,8 +35,8 @@ SELF_SERVICE_ATTRIBUTES = frozenset({
 class ClientConfig:
     name: str
     permissions: tuple[str, ...]
-    secret: str | None = None
-    secret_hash: str | None = None
+    secret: str | None = field(default=None, repr=False)  # never in a repr (logs)
+    secret_hash: str | None = field(default=None, repr=False)
     # what this client's changes do: persist and provision onward (default), or only
     # persist (e.g. a feed from a system that must not get its own changes back)
     provisioning: str = "persist_provision"
@@ -109,18 +110,69 @@ def _array(value, name: str) -> list:
     return value
 
 
+SERVER_KEYS = frozenset({"host", "port", "workers", "base_url", "trusted_proxies",
+                         "shutdown_grace_seconds", "cert_file", "key_file"})
+
+
 def server(value, base: Path) -> dict[str, Any]:
     sec = table(value, "server")
-    unknown(sec, "server", {"host", "port", "workers", "base_url"})
+    unknown(sec, "server", SERVER_KEYS)
     fields = {"host": typed(sec, "server", "host", str, "127.0.0.1"),
               "port": typed(sec, "server", "port", int, DEFAULT_PORT),
               "workers": typed(sec, "server", "workers", int, 1),
-              "base_url": typed(sec, "server", "base_url", str, None)}
+              "base_url": typed(sec, "server", "base_url", str, None),
+              "trusted_proxies": _networks(sec.get("trusted_proxies", [])),
+              "shutdown_grace_seconds": typed(sec, "server", "shutdown_grace_seconds", float,
+                                              10.0)}
     if not 0 < fields["port"] < 65536:
         raise ConfigError(f"server.port: {fields['port']} is not a TCP port")
     if fields["workers"] < 1:
         raise ConfigError(f"server.workers: must be >= 1 (is {fields['workers']})")
+    if fields["shutdown_grace_seconds"] < 0:
+        raise ConfigError("server.shutdown_grace_seconds: must be >= 0 (is "
+                          f"{fields['shutdown_grace_seconds']:g})")
+    cert = typed(sec, "server", "cert_file", str, None) or None
+    key = typed(sec, "server", "key_file", str, None) or None
+    if (cert is None) != (key is None):
+        missing, given = ("key_file", "cert_file") if key is None else ("cert_file", "key_file")
+        raise ConfigError(f"server.{missing}: missing (server.{given} is set; TLS needs "
+                          "both)")
+    fields["cert_file"] = _readable(cert, base, "server.cert_file") if cert else None
+    fields["key_file"] = _readable(key, base, "server.key_file") if key else None
     return fields
+
+
+def _networks(value) -> tuple[IPv4Network | IPv6Network, ...]:
+    """``[server] trusted_proxies``: a list of CIDRs (or one string, commas between them,
+    as an environment variable gives it)."""
+    if isinstance(value, str):
+        value = [v for v in (p.strip() for p in value.split(",")) if v]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError("server.trusted_proxies: must be a list of CIDRs "
+                          '(e.g. ["127.0.0.1/32", "10.0.0.0/8"])')
+    networks = []
+    for text in value:
+        try:
+            networks.append(ip_network(text.strip()))
+        except ValueError as exc:
+            raise ConfigError(f"server.trusted_proxies: {text!r} is not a network in CIDR "
+                              f"notation ({exc})") from None
+    return tuple(networks)
+
+
+def _readable(name: str, base: Path, key: str) -> str:
+    """A file setting (relative to the configuration file's folder), which must be a file
+    this process can read: its absolute path."""
+    path = Path(name).expanduser()
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        raise ConfigError(f"{key}: {path} does not exist or is not a file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{key}: {path} cannot be read ({exc.strerror or exc})") from None
+    return str(path.resolve())
 
 
 def limits(value, base: Path) -> dict[str, Any]:
@@ -239,13 +291,17 @@ def clients(value, base: Path) -> dict[str, Any]:
         where = f"clients[{i}]"
         if not isinstance(sec, dict):
             raise ConfigError(f"{where} must be a table")
-        unknown(sec, where, {"name", "secret", "secret_hash", "permissions", "provisioning"})
+        unknown(sec, where, {"name", "secret", "secret_file", "secret_hash", "secret_hash_file",
+                             "permissions", "provisioning"})
         name = typed(sec, where, "name", str, None)
         if not name:
             raise ConfigError(f"{where}: 'name' is required")
-        secret, secret_hash = sec.get("secret"), sec.get("secret_hash")
-        if bool(secret) == bool(secret_hash):
-            raise ConfigError(f"{where} ({name}): give exactly one of 'secret' or 'secret_hash'")
+        # each may be in the file or in a file of its own (secret_file, secret_hash_file)
+        client_secret = secret(sec, where, "secret", base)
+        secret_hash = secret(sec, where, "secret_hash", base)
+        if bool(client_secret) == bool(secret_hash):
+            raise ConfigError(f"{where} ({name}): give exactly one of 'secret' or 'secret_hash' "
+                              "(or 'secret_file', 'secret_hash_file')")
         if secret_hash and not str(secret_hash).startswith("$argon2"):
             raise ConfigError(f"{where} ({name}): secret_hash must be an argon2 hash "
                               "(make one with: gateway hash-password)")
@@ -254,7 +310,7 @@ def clients(value, base: Path) -> dict[str, Any]:
             raise ConfigError(f"{where} ({name}): provisioning is \"persist_provision\", "
                               "\"persist\" or \"provision\"")
         found.append(ClientConfig(name, _perms(sec.get("permissions", []), where),
-                                  secret, secret_hash, provisioning))
+                                  client_secret, secret_hash, provisioning))
     return {"clients": tuple(found)}
 
 

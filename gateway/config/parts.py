@@ -14,11 +14,24 @@ every layer may read ``Config``; each section is read by the part it configures
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
+
+from .. import redact
 
 if TYPE_CHECKING:  # the connectors' own type: connectors sit above the settings
     from connectors.config import ConnectorConfig
+
+
+def _repr_without_passwords(self) -> str:
+    """The dataclass's repr with the password of every URL in it masked (``gateway.redact``):
+    a store's ``url`` or the outbound ``database`` may hold one."""
+    def shown(value):
+        return redact.text(value) if isinstance(value, str) else value
+
+    return (f"{type(self).__name__}("
+            + ", ".join(f"{f.name}={shown(getattr(self, f.name))!r}"
+                        for f in fields(self) if f.repr) + ")")
 
 
 # --- [userstores.<DOMAIN>] -----------------------------------------------------------------
@@ -29,7 +42,7 @@ class LdapConfig:
     """How an LDAP store reaches and maps its directory (see docs/ldap.md)."""
 
     bind_dn: str = ""
-    bind_password: str = ""
+    bind_password: str = field(default="", repr=False)  # a secret: never in a repr
     users_base: str = ""
     groups_base: str = ""
     flavor: str = "openldap"  # or "ad"
@@ -56,6 +69,8 @@ class StoreConfig:
     # /health/ready needs it to answer (PRIMARY always does)
     required: bool = False
 
+    __repr__ = _repr_without_passwords
+
 
 # --- [outbound] --------------------------------------------------------------------------------
 
@@ -78,6 +93,8 @@ class OutboundConfig:
     blocking_timeout_seconds: float = 10.0
     retention_hours: float = 168.0
     connectors: tuple[ConnectorConfig, ...] = ()
+
+    __repr__ = _repr_without_passwords
 
     @property
     def active(self) -> tuple[ConnectorConfig, ...]:

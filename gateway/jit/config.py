@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import JitConfig, ProviderConfig
-from ..config_values import ASYMMETRIC, algorithms, jwks, string_table, typed
+from ..config_values import ASYMMETRIC, algorithms, jwks, string_table, typed, unknown
 from ..errors import ConfigError
 
 __all__ = ["ASYMMETRIC", "KEYS", "MODES", "JitConfig", "ProviderConfig", "parse_jit"]
@@ -30,9 +30,7 @@ def parse_jit(raw: dict | None, base: Path) -> JitConfig:
         raise ConfigError("[jit] must be a table")
     # replay_cache_size: the size of the per-process replay memory there was; replays
     # are now kept in the state database (gateway.once), and the key is ignored
-    unknown = set(raw) - {"providers", "replay_cache_size"}
-    if unknown:
-        raise ConfigError(f"[jit]: unknown keys {sorted(unknown)}")
+    unknown({k: v for k, v in raw.items() if k != "replay_cache_size"}, "jit", {"providers"})
     providers, names = [], set()
     raw_providers = raw.get("providers", [])
     if not isinstance(raw_providers, list):
@@ -41,9 +39,7 @@ def parse_jit(raw: dict | None, base: Path) -> JitConfig:
         where = f"jit.providers[{i}]"
         if not isinstance(sec, dict):
             raise ConfigError(f"{where} must be a table")
-        unknown = set(sec) - KEYS
-        if unknown:
-            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+        unknown(sec, where, KEYS)
         name, kind = typed(sec, where, "name", str, None), typed(sec, where, "type", str, None)
         issuer, audience = typed(sec, where, "issuer", str, None), typed(sec, where, "audience",
                                                                       str, None)

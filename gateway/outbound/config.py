@@ -8,30 +8,34 @@ types in ``gateway.config`` (``Config`` holds it); each connector's table is rea
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from connectors.config import parse_connector
 
 from ..config import OutboundConfig
-from ..config_values import typed
+from ..config_values import secret, typed, unknown
 from ..errors import ConfigError
 
 __all__ = ["DISPATCHERS", "OUTBOUND_KEYS", "OutboundConfig", "parse_outbound"]
 
 OUTBOUND_KEYS = {
-    "database", "poll_interval_ms", "concurrency", "lease_seconds", "max_attempts",
+    "database", "database_file", "poll_interval_ms", "concurrency", "lease_seconds", "max_attempts",
     "backoff_base_seconds", "backoff_max_seconds", "blocking_timeout_seconds",
     "retention_hours", "connectors", "enabled", "dispatcher", "dispatcher_nice",
 }
 DISPATCHERS = ("process", "inline", "external")
 
 
-def parse_outbound(raw: dict | None) -> OutboundConfig:
+def parse_outbound(raw: dict | None, base: Path | None = None) -> OutboundConfig:
+    """``[outbound]`` as read (None when the file has none); ``base``: the folder
+    ``*_file`` names are relative to (the configuration file's; default the working
+    folder)."""
+    base = Path.cwd() if base is None else base
     raw = raw or {}
     if not isinstance(raw, dict):
         raise ConfigError("[outbound] must be a table")
-    unknown = set(raw) - OUTBOUND_KEYS
-    if unknown:
-        raise ConfigError(f"[outbound]: unknown keys {sorted(unknown)}")
     where = "outbound"
+    unknown(raw, where, OUTBOUND_KEYS)
     connectors = []
     names = set()
     raw_connectors = raw.get("connectors", [])
@@ -39,7 +43,7 @@ def parse_outbound(raw: dict | None) -> OutboundConfig:
         raise ConfigError("[[outbound.connectors]] must be an array of tables")
     for i, sec in enumerate(raw_connectors):
         cw = f"outbound.connectors[{i}]"
-        connector = parse_connector(sec, cw)
+        connector = parse_connector(sec, cw, base)
         if connector.name in names:
             raise ConfigError(f"{cw}: the connector name {connector.name!r} is used twice")
         names.add(connector.name)
@@ -48,7 +52,7 @@ def parse_outbound(raw: dict | None) -> OutboundConfig:
         enabled=typed(raw, where, "enabled", bool, True),
         dispatcher=typed(raw, where, "dispatcher", str, "process"),
         dispatcher_nice=typed(raw, where, "dispatcher_nice", int, 10),
-        database=typed(raw, where, "database", str, None),
+        database=secret(raw, where, "database", base),  # a URL may hold a password
         poll_interval_ms=typed(raw, where, "poll_interval_ms", int, 100),
         concurrency=typed(raw, where, "concurrency", int, 32),
         lease_seconds=typed(raw, where, "lease_seconds", float, 60.0),

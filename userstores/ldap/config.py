@@ -7,24 +7,27 @@ holds it); it is named here too, next to the code it configures.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from gateway.config import LdapConfig
-from gateway.config_values import string_table, strings, typed
+from gateway.config_values import secret, string_table, strings, typed
 from gateway.errors import ConfigError
 
 __all__ = ["KEYS", "LdapConfig", "parse_ldap"]
 
 KEYS = frozenset({
-    "bind_dn", "bind_password", "users_base", "groups_base", "flavor", "start_tls",
-    "tls_verify", "ca_file", "timeout_seconds", "page_size", "user_object_classes",
+    "bind_dn", "bind_password", "bind_password_file", "users_base", "groups_base", "flavor",
+    "start_tls", "tls_verify", "ca_file", "timeout_seconds", "page_size", "user_object_classes",
     "group_object_classes", "attributes", "unmapped", "id_attribute"})
 
 
-def parse_ldap(sec: dict, where: str) -> LdapConfig:
-    """The LDAP settings of the store section ``sec`` (``where``: ``userstores.<DOMAIN>``);
-    its other keys are the store's (``userstores.config``)."""
+def parse_ldap(sec: dict, where: str, base: Path) -> LdapConfig:
+    """The LDAP settings of the store section ``sec`` (``where``: ``userstores.<DOMAIN>``;
+    ``base``: the folder ``bind_password_file`` is relative to); its other keys are the
+    store's (``userstores.config``)."""
     cfg = LdapConfig(
         bind_dn=typed(sec, where, "bind_dn", str, ""),
-        bind_password=typed(sec, where, "bind_password", str, ""),
+        bind_password=secret(sec, where, "bind_password", base) or "",
         users_base=typed(sec, where, "users_base", str, ""),
         groups_base=typed(sec, where, "groups_base", str, ""),
         flavor=typed(sec, where, "flavor", str, "openldap"),
