@@ -19,7 +19,7 @@ import time
 from sqlalchemy import func, select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from gateway.model.query import parse_filter
+from gateway.model.parsing import parse_filter
 from gateway.model.schema import USER
 from userstores.sql import tables as t
 from userstores.sql.filters import FilterCompiler

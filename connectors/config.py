@@ -78,7 +78,7 @@ def parse_connector(sec, where: str, base: Path | None = None) -> ConnectorConfi
         raise ConfigError(f"{where}.options must be a table")
     rule = typed(sec, where, "rule", str, None)
     if rule:
-        from gateway.model.query import parse_filter
+        from gateway.model.parsing import parse_filter
         from gateway.model.registry import DEFAULT
 
         try:

@@ -17,7 +17,8 @@ from userstores.registry import Stores
 from . import operations as ops
 from . import pagination
 from .config import Config
-from .model.query import And, Compare, Node, Not, Or, parse_filter, resolve_sort
+from .model.parsing import parse_filter, resolve_sort
+from .model.query import And, Compare, Node, Not, Or
 from .model.registry import SchemaRegistry
 from .model.schema import ResourceType
 from .names import PRIMARY, qualify

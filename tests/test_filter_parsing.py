@@ -11,7 +11,7 @@ from scim2_models import InvalidFilterException
 from scim2_models.path import ScimFilter
 
 from gateway.errors import InvalidFilter
-from gateway.model import query
+from gateway.model import parsing
 from gateway.model.registry import SchemaRegistry
 
 SIMPLE = ['userName eq "bob"', 'userName EQ "bob"', ' name.givenName sw "B\\"x" ',
@@ -26,7 +26,7 @@ NOT_SIMPLE = ['userName eq "a" and title eq "b"', 'userName eq bob', 'userName e
 
 @pytest.mark.parametrize("text", SIMPLE)
 def test_the_fast_reading_is_the_parsers(text):
-    fast = query._simple(text)
+    fast = parsing._simple(text)
     assert fast is not None
     assert fast == ScimFilter(text).ast
 
@@ -34,9 +34,9 @@ def test_the_fast_reading_is_the_parsers(text):
 @pytest.mark.parametrize("text", NOT_SIMPLE)
 def test_anything_else_goes_to_the_parser(text):
     if text == 'userName eq "a" ':  # trailing blanks are simple too
-        assert query._simple(text) == ScimFilter(text).ast
+        assert parsing._simple(text) == ScimFilter(text).ast
         return
-    assert query._simple(text) is None
+    assert parsing._simple(text) is None
 
 
 def test_random_filters_mean_the_same_either_way():
@@ -52,7 +52,7 @@ def test_random_filters_mean_the_same_either_way():
         value = "".join(rnd.choice(escapes) if rnd.random() < 0.1 else rnd.choice(alphabet)
                         for _ in range(rnd.randrange(0, 12)))
         text = f'{attr} {op} "{value}"'
-        fast = query._simple(text)
+        fast = parsing._simple(text)
         if fast is None:
             continue
         accepted += 1
@@ -67,7 +67,7 @@ def test_random_filters_mean_the_same_either_way():
 def test_the_resolved_tree_is_the_same():
     rtype = SchemaRegistry.build(()).user
     for text in SIMPLE[:6]:
-        assert query.parse_filter(rtype, text) == query._Resolver(rtype).node(
+        assert parsing.parse_filter(rtype, text) == parsing._Resolver(rtype).node(
             ScimFilter(text).ast)
     with pytest.raises(InvalidFilter):
-        query.parse_filter(rtype, 'nosuch eq "x"')
+        parsing.parse_filter(rtype, 'nosuch eq "x"')

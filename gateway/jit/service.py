@@ -23,8 +23,8 @@ import aiohttp
 from .. import operations as ops
 from ..auth.principal import Principal
 from ..errors import ConfigError, Conflict, InvalidValue, NotFound
+from ..model.parsing import parse_path
 from ..model.patch import PatchOperation, apply_patch
-from ..model.query import parse_path
 from ..model.times import stamp
 from ..names import qualify
 from ..once import Once, key_of

@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .match import item_matches, values_of
+from .parsing import parse_path
 from .patch import PatchOperation
-from .query import AttrRef, PathRef, parse_path
+from .query import AttrRef, PathRef
 from .schema import ResourceType
 
 

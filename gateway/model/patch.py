@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from ..errors import InvalidPath, InvalidValue, Mutability, NoTarget
 from .match import item_matches
-from .query import And, AttrRef, Compare, Node, PathRef, parse_path
+from .parsing import parse_path
+from .query import And, AttrRef, Compare, Node, PathRef
 from .schema import IMMUTABLE, READ_ONLY, Attribute, ResourceType
 from .validate import attribute_value, canonical
 

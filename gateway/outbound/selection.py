@@ -13,7 +13,8 @@ from __future__ import annotations
 from connectors.config import ConnectorConfig
 
 from ..model.match import matches
-from ..model.query import Node, parse_filter
+from ..model.parsing import parse_filter
+from ..model.query import Node
 from ..model.schema import ResourceType
 
 

@@ -16,8 +16,8 @@ from ..errors import (
     InvalidValue,
     VersionMismatch,
 )
+from ..model.parsing import parse_filter
 from ..model.patch import apply_patch
-from ..model.query import parse_filter
 from ..model.validate import canonical, check_immutable
 from ..names import qualify
 from .common import (

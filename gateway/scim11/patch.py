@@ -20,8 +20,8 @@ import orjson
 
 from ..errors import InvalidSyntax, InvalidValue
 from ..model.dialects.scim11 import canonical_path, is_delete, to_canonical, without_operation
+from ..model.parsing import parse_path
 from ..model.patch import PatchOperation
-from ..model.query import parse_path
 from ..model.schema import READ_ONLY, ResourceType
 
 ADD, REPLACE, REMOVE = "add", "replace", "remove"

@@ -27,7 +27,7 @@ import re
 from datetime import datetime
 
 from ...errors import InvalidSyntax, InvalidValue
-from ..query import resolve_sort
+from ..parsing import resolve_sort
 from ..schema import (
     CORE_GROUP,
     CORE_USER,
