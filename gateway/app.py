@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -17,6 +18,7 @@ from .auth.authenticator import Authenticator
 from .auth.epoch import LoginEpoch
 from .auth.guard import Guard
 from .config import Config
+from .errors import ConfigError
 from .jit.app import create_jit_app
 from .jit.service import JitService
 from .keys import AUTH, CONFIG, HOME, JIT, ONCE, OUTBOUND, PIPELINE, SCHEMAS, STORES
@@ -34,13 +36,27 @@ log = logging.getLogger("gateway")
 
 ADMIN_USER_ENV = "GATEWAY_ADMIN_USER"
 ADMIN_PASSWORD_ENV = "GATEWAY_ADMIN_PASSWORD"  # noqa: S105 - a variable name
+ADMIN_PASSWORD_FILE_ENV = "GATEWAY_ADMIN_PASSWORD_FILE"  # noqa: S105 - a variable name
 
 
 def chosen_admin(environ=os.environ) -> tuple[str, str] | None:
     """The administrator the environment names (``GATEWAY_ADMIN_USER`` and
-    ``GATEWAY_ADMIN_PASSWORD``), or None."""
+    ``GATEWAY_ADMIN_PASSWORD``, or the password in the file ``GATEWAY_ADMIN_PASSWORD_FILE``
+    names), or None."""
     user = environ.get(ADMIN_USER_ENV) or None
     password = environ.get(ADMIN_PASSWORD_ENV) or None
+    path = environ.get(ADMIN_PASSWORD_FILE_ENV) or None
+    if path is not None:
+        if password is not None:
+            raise ConfigError(f"set {ADMIN_PASSWORD_ENV} or {ADMIN_PASSWORD_FILE_ENV}, not both")
+        try:
+            password = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeError) as exc:
+            raise ConfigError(f"{ADMIN_PASSWORD_FILE_ENV}: cannot read {path}: "
+                              f"{exc.strerror or exc}") from None
+        password = password.removesuffix("\n").removesuffix("\r") or None
+        if password is None:
+            raise ConfigError(f"{ADMIN_PASSWORD_FILE_ENV}: {path} is empty")
     if bool(user) != bool(password):
         log.warning("set both %s and %s to choose the administrator; creating 'admin'",
                     ADMIN_USER_ENV, ADMIN_PASSWORD_ENV)

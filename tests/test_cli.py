@@ -568,3 +568,29 @@ def test_version():
     setup = configparser.ConfigParser()
     setup.read(Path(__file__).resolve().parent.parent / "setup.cfg")
     assert out.stdout.strip() == f"gateway {setup['metadata']['version']}"
+
+
+def test_serve_with_admin_password_from_a_file(tmp_path):
+    """GATEWAY_ADMIN_PASSWORD_FILE: the chosen administrator's password read from a file
+    (one trailing newline dropped); with GATEWAY_ADMIN_PASSWORD too, or unreadable, the
+    start is refused naming the variable."""
+    cfg = write_config(tmp_path, {"PRIMARY": sqlite_url(tmp_path / "gw.db")})
+    secret_file = tmp_path / "admin-password"
+    secret_file.write_text(ADMIN_USER[1] + "\n")
+    env = clean_env(GATEWAY_ADMIN_USER=ADMIN_USER[0],
+                    GATEWAY_ADMIN_PASSWORD_FILE=str(secret_file))
+    with Server(tmp_path, ["--config", str(cfg)], env, "pwfile") as server:
+        assert ADMIN_USER[1] not in server.output()
+        status, body = http(server.port, "/scim2/Users", basic(*ADMIN_USER))
+        assert status == 200, body
+        status, _ = http(server.port, "/scim2/Users", basic(ADMIN_USER[0],
+                                                            ADMIN_USER[1] + "\n"))
+        assert status == 401
+    for extra, says in (({"GATEWAY_ADMIN_PASSWORD": "other"}, "not both"),
+                        ({"GATEWAY_ADMIN_PASSWORD_FILE": str(tmp_path / "missing")},
+                         "cannot read")):
+        result = run(["serve", "--config", str(cfg), "--port", str(free_port())], tmp_path,
+                     {**env, **extra})
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "GATEWAY_ADMIN_PASSWORD_FILE" in result.stderr and says in result.stderr
+        no_traceback(result)
