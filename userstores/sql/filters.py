@@ -24,7 +24,7 @@ from gateway.model.query import (
     Present,
     ValueFilter,
 )
-from gateway.model.schema import DECIMAL, INTEGER, ResourceType
+from gateway.model.schema import DECIMAL, INTEGER, REFERENCE, STRING, ResourceType
 
 from . import tables as t
 from .indexing import INDEX_LENGTH, index_value
@@ -107,6 +107,28 @@ class FilterCompiler:
         if col is self.main.c.external_id:
             return "external", _operand(node.ref, "eq", node.value)
         return None
+
+    def value_point(self, node: Node | None) -> tuple[str, str, str] | None:
+        """For a filter that is one ``eq`` on a string attribute held in the values table
+        (``emails.value``, ``name.familyName``, an extension's string): (attribute key,
+        sub-attribute or "", the value as stored), the same conditions ``compile`` makes;
+        else None."""
+        if not isinstance(node, Compare) or node.op != "eq" or not isinstance(node.value, str):
+            return None
+        ref = node.ref
+        if self._column(ref) is not None or self._relation_attr(ref) is not None \
+                or ref.leaf.type not in (STRING, REFERENCE):
+            return None
+        if ref.sub is not None:
+            sub = ref.sub.name
+        elif not ref.attr.is_complex:
+            sub = ""
+        else:
+            return None
+        value = _operand(ref, "eq", node.value)
+        if not isinstance(value, str) or len(value) >= INDEX_LENGTH:
+            return None
+        return ref.key, sub, value
 
     def compile(self, node: Node) -> ColumnElement:
         if isinstance(node, And):

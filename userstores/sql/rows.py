@@ -30,10 +30,10 @@ CHUNK = 500
 _m, _g = t.memberships, t.groups
 _mg = t.groups.alias("mg")
 # a user and whether it belongs to any group (when not, its groups need no walk)
-_USER = select(t.users, exists().where(_m.c.member_id == t.users.c.id).label("in_groups"))
-USER_BY = {"id": _USER.where(t.users.c.id == bindparam("v")),
-           "name": _USER.where(t.users.c.user_name_ci == bindparam("v")),
-           "external": _USER.where(t.users.c.external_id == bindparam("v"))
+USER = select(t.users, exists().where(_m.c.member_id == t.users.c.id).label("in_groups"))
+USER_BY = {"id": USER.where(t.users.c.id == bindparam("v")),
+           "name": USER.where(t.users.c.user_name_ci == bindparam("v")),
+           "external": USER.where(t.users.c.external_id == bindparam("v"))
            .order_by(t.users.c.seq)}
 GROUP_BY = {"id": select(t.groups).where(t.groups.c.id == bindparam("v")),
             "name": select(t.groups).where(t.groups.c.display_name_ci == bindparam("v")),

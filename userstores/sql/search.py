@@ -10,7 +10,7 @@ from userstores.base import Page, Query
 
 from . import tables as t
 from .filters import FilterCompiler
-from .rows import GROUP_BY, USER_BY, groups_of, members_of, record
+from .rows import GROUP_BY, USER, USER_BY, groups_of, members_of, record
 
 
 def point(conn: Connection, query: Query, kind: str, by: str, value: str) -> Page:
@@ -39,6 +39,52 @@ _PAGE = {(table.name, descending): select(table).order_by(
 # no WHERE at all: SQLite counts a whole table from its smallest index only then
 # (``WHERE 1 = 1`` reads every row: 20 times slower)
 _COUNT = {table.name: select(func.count()).select_from(table) for table in (t.users, t.groups)}
+
+
+def _by_value(table, values):
+    return table.c.seq.in_(select(values.c.entity).where(
+        values.c.attr == bindparam("a"), values.c.sub == bindparam("s"),
+        values.c.value == bindparam("x")))
+
+
+_USERS_BY_VALUE = _by_value(t.users, t.user_values)
+_GROUPS_BY_VALUE = _by_value(t.groups, t.group_values)
+_VALUE_PAGE = {
+    "User": USER.where(_USERS_BY_VALUE)
+    .order_by(t.users.c.seq).limit(bindparam("lim")).offset(bindparam("off")),
+    "Group": select(t.groups).where(_GROUPS_BY_VALUE)
+    .order_by(t.groups.c.seq).limit(bindparam("lim")).offset(bindparam("off")),
+}
+_VALUE_COUNT = {
+    "User": select(func.count()).select_from(t.users).where(_USERS_BY_VALUE),
+    "Group": select(func.count()).select_from(t.groups).where(_GROUPS_BY_VALUE),
+}
+
+
+def by_value(conn: Connection, query: Query, kind: str, attr: str, sub: str, value: str
+             ) -> Page:
+    """``search`` for a filter that is one ``eq`` on a string of the values table
+    (``FilterCompiler.value_point``): prebuilt statements instead of a compiled search."""
+    key = {"a": attr, "s": sub, "x": value}
+    rows = []
+    total = None
+    if query.limit > 0:
+        rows = fetch(conn, _VALUE_PAGE[kind], {**key, "lim": query.limit, "off": query.offset})
+        if len(rows) < query.limit and (rows or query.offset == 0):
+            total = query.offset + len(rows)
+    if query.with_total and total is None:
+        total = fetch(conn, _VALUE_COUNT[kind], key)[0][0]
+    relations = None
+    if query.with_relations and rows:
+        if kind == "User":  # the walk up the groups only for users in some group
+            relations = {r.id: [] for r in rows}
+            relations.update(groups_of(conn, [r.id for r in rows if r.in_groups]))
+        else:
+            by_seq = members_of(conn, [r.seq for r in rows])
+            relations = {r.id: by_seq[r.seq] for r in rows}
+    records = [record(r, relations[r.id] if relations is not None else None, kind)
+               for r in rows]
+    return Page(records, total if query.with_total else len(records))
 
 
 def search(conn: Connection, query: Query, compiler: FilterCompiler) -> Page:

@@ -175,6 +175,9 @@ class SQLUserStore(UserStore):
         point = self._point(query, self._users)
         if point is not None:  # one user, or a few: a read like get_user's
             return await self._read_point(search.point, query, "User", *point)
+        by_value = self._by_value(query, self._users)
+        if by_value is not None:
+            return await self._read(search.by_value, query, "User", *by_value)
         return await self._read(search.search, query, self._users)
 
     # groups --------------------------------------------------------------------------
@@ -220,7 +223,19 @@ class SQLUserStore(UserStore):
         point = self._point(query, self._groups)
         if point is not None:  # a group's members may be many: not on the event loop
             return await self._read(search.point, query, "Group", *point)
+        by_value = self._by_value(query, self._groups)
+        if by_value is not None:
+            return await self._read(search.by_value, query, "Group", *by_value)
         return await self._read(search.search, query, self._groups)
+
+    @staticmethod
+    def _by_value(query: Query, compiler: FilterCompiler) -> tuple[str, str, str] | None:
+        """The attribute, sub-attribute and value of a search that is one ``eq`` on a
+        string of the values table (in the default order, by offset), else None."""
+        if query.sort is not None or query.descending or query.after is not None \
+                or query.keyset:
+            return None
+        return compiler.value_point(query.filter)
 
     @staticmethod
     def _point(query: Query, compiler: FilterCompiler) -> tuple[str, str] | None:
