@@ -22,6 +22,7 @@ from .errors import ConfigError
 from .jit.app import create_jit_app
 from .jit.service import JitService
 from .keys import AUTH, CONFIG, HOME, JIT, ONCE, OUTBOUND, PIPELINE, SCHEMAS, STORES
+from .metrics import snapshots as metric_snapshots
 from .model.registry import SchemaRegistry
 from .once import Once
 from .outbound.service import OutboundService
@@ -193,6 +194,7 @@ def create_app(config: Config, *, bootstrap: bool = True, dispatch: bool = True
 
     # one context per resource, opened in this order and closed in the reverse one
     app.cleanup_ctx.extend([
+        metric_snapshots,  # a worker's counters for the others (gateway.metrics)
         _stores(config), _state(config), _outbound(config, dispatch), _pipeline(config),
         _jit(config), _bootstrap(bootstrap)])
     app.add_routes(health.ROUTES)

@@ -1,4 +1,4 @@
-"""The ``gateway`` command: serve, config check, hash-password, import."""
+"""The ``gateway`` command: serve, config check, hash-password, import, export."""
 
 from __future__ import annotations
 
@@ -177,7 +177,10 @@ def _serve(cfg: Config, access_log: bool, dispatch: bool, bootstrap: bool = True
     if cfg.workers == 1:
         _run_worker(cfg, False, access_log, dispatch, bootstrap)
         return 0
-    return Workers(cfg, access_log, dispatch, bootstrap).run()
+    from . import metrics
+
+    with metrics.run_directory():  # where the workers add up their metrics
+        return Workers(cfg, access_log, dispatch, bootstrap).run()
 
 
 # a worker that died is started again after 0.5 s, then 1, 2, 4 ... up to 30 s while it
@@ -487,17 +490,101 @@ def cmd_hash_password(args) -> int:
     return 0
 
 
+class Progress:
+    """One line on standard error, written over with ``\\r`` (count, rate, elapsed), only
+    when standard error is a terminal; ``end()`` finishes the line."""
+
+    def __init__(self, what: str, stream=None):
+        self.what = what
+        self.stream = stream or sys.stderr
+        self.on = self.stream.isatty()
+        self.started = time.monotonic()
+        self.shown = 0.0
+        self.width = 0
+
+    def __call__(self, count: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.on or (not force and now - self.shown < 0.2):
+            return
+        self.shown = now
+        elapsed = now - self.started
+        text = (f"{self.what}: {count:,} users  {count / max(elapsed, 1e-9):,.0f}/s  "
+                f"{int(elapsed) // 60:d}:{elapsed % 60:04.1f}")
+        self.stream.write("\r" + text.ljust(self.width))
+        self.width = len(text)
+        self.stream.flush()
+
+    def end(self) -> None:
+        if self.on and self.width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
 def cmd_import(args) -> int:
-    from .importer import import_users
+    from .importer import ImportStopped, import_users
 
     cfg = _config(args)
     logs.configure(cfg.logging)
+    progress = Progress("imported")
     try:
-        count, seconds = asyncio.run(import_users(cfg, args.file, args.domain, args.batch))
+        done = asyncio.run(import_users(cfg, args.file, args.domain, args.batch,
+                                        args.skip_existing, progress))
+    except ImportStopped as exc:
+        progress.end()
+        done = exc.done
+        print(f"import failed: {exc.detail}", file=sys.stderr)
+        where = f" (through line {done.through_line})" if done.users else ""
+        first, last = exc.batch or (0, 0)
+        lines = f"line {first}" if first == last else f"lines {first}-{last}"
+        unwritten = f"; nothing of {lines} was written" if exc.batch else ""
+        print(f"imported before the failure: {done.users} users{where}"
+              f"{unwritten}", file=sys.stderr)
+        print("to resume: correct or remove that line and run the same import again with "
+              "--skip-existing", file=sys.stderr)
+        return 1
     except (GatewayError, ConfigError, OSError) as exc:
+        progress.end()
         print(f"import failed: {getattr(exc, 'detail', exc)}", file=sys.stderr)
         return 1
-    print(f"imported {count} users in {seconds:.1f}s ({count / max(seconds, 1e-9):.0f}/s)")
+    progress(done.users, force=True)
+    progress.end()
+    extra = "".join([f", skipped {done.skipped} existing" if done.skipped else "",
+                     f", skipped {done.groups} group lines (groups are not imported)"
+                     if done.groups else ""])
+    print(f"imported {done.users} users in {done.seconds:.1f}s "
+          f"({done.users / max(done.seconds, 1e-9):.0f}/s){extra}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .exporter import export
+
+    cfg = _config(args)
+    logs.configure(cfg.logging)
+    progress = Progress("exported")
+    to_stdout = args.output in (None, "-")
+    target = None if to_stdout else args.output
+    partial = f"{target}.partial" if target else None
+    try:
+        with contextlib.ExitStack() as stack:
+            out = sys.stdout.buffer if to_stdout else stack.enter_context(open(partial, "wb"))
+            done = asyncio.run(export(cfg, out, args.domain, args.groups, progress))
+            out.flush()
+        if partial:
+            os.replace(partial, target)
+    except (GatewayError, ConfigError, OSError) as exc:
+        progress.end()
+        if partial:
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+        print(f"export failed: {getattr(exc, 'detail', exc)}", file=sys.stderr)
+        return 1
+    progress(done.users + done.groups, force=True)
+    progress.end()
+    groups = f" and {done.groups} groups" if args.groups else ""
+    print(f"exported {done.users} users{groups} in {done.seconds:.1f}s "
+          f"({(done.users + done.groups) / max(done.seconds, 1e-9):.0f}/s)"
+          f"{'' if to_stdout else ' to ' + target}", file=sys.stderr)
     return 0
 
 
@@ -551,7 +638,18 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", help="one SCIM 2.0 User JSON object per line ('-' for stdin)")
     imp.add_argument("--domain", default="PRIMARY", help="user store domain (default PRIMARY)")
     imp.add_argument("--batch", type=int, default=5000, help="users per transaction")
+    imp.add_argument("--skip-existing", action="store_true",
+                     help="leave out users whose userName is already taken (to resume an "
+                     "import that stopped) instead of stopping at the first")
     imp.set_defaults(func=cmd_import)
+
+    exp = sub.add_parser("export", help="every user (and group) as SCIM 2.0 JSON Lines")
+    common(exp)
+    exp.add_argument("--domain", help="only this user store (default: every store)")
+    exp.add_argument("--output", "-o", default="-", help="file to write ('-', the default: "
+                     "standard output)")
+    exp.add_argument("--groups", action="store_true", help="the groups too, after the users")
+    exp.set_defaults(func=cmd_export)
     return parser
 
 

@@ -5,9 +5,9 @@ A middleware of the root application sets :data:`REQUEST` for every request (and
 it on the request, ``INFO``, for the access log written after the reply). The id is
 the caller's ``X-Request-Id`` when it is a short token (so a client's or a proxy's id
 follows the request through), else a new random one; either way it is sent back in
-``X-Request-Id``. Work done outside a request (the dispatcher, ``gateway import``)
-sees None. Every log line written while a request is served carries its id
-(``gateway.config.logs``).
+``X-Request-Id``; the request and its time are counted (``gateway.metrics``). Work done
+outside a request (the dispatcher, ``gateway import``) sees None. Every log line
+written while a request is served carries its id (``gateway.config.logs``).
 
 ``AccessLog`` writes one line per request: method, path (query values that may hold a
 secret masked), status, duration, bytes sent, the authenticated principal's name (never
@@ -16,6 +16,7 @@ a credential) and the request id.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -23,11 +24,13 @@ import re
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
+from time import perf_counter
 from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from . import metrics
 from .redact import MASK
 
 HEADER = "X-Request-Id"
@@ -94,13 +97,21 @@ async def request_context(request: web.Request, handler):
     info = RequestInfo(request_id_of(request), request.remote, protocol_of(request.path))
     request[INFO] = info
     token = REQUEST.set(info)
+    start = perf_counter()
+    status = 500  # what aiohttp answers for an exception that is not an HTTP one
     try:
         response = await handler(request)
+        status = response.status
     except web.HTTPException as exc:
+        status = exc.status
         exc.headers[HEADER] = info.id
+        raise
+    except asyncio.CancelledError:  # the client went away
+        status = 499
         raise
     finally:
         REQUEST.reset(token)
+        metrics.request_done(info.protocol, request.method, status, perf_counter() - start)
     if not response.prepared:
         response.headers[HEADER] = info.id
     return response

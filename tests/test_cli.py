@@ -548,6 +548,87 @@ def test_import_from_stdin(tmp_path):
     assert "imported 2 users" in result.stdout
 
 
+async def _names(cfg: Path, aiohttp_client, prefix: str) -> list[str]:
+    client = await aiohttp_client(create_app(load(cfg, environ={})))
+    status, body, _ = await scim(
+        client, "GET", f'/Users?filter=userName sw "{prefix}"&sortBy=userName&count=1000',
+        auth=basic(*ADMIN_USER))
+    assert status == 200, body
+    return [u["userName"] for u in body["Resources"]]
+
+
+async def test_import_duplicate_names_its_line_and_user(tmp_path, store_url, aiohttp_client,
+                                                        admin_env):
+    """A user whose name is taken stops the import naming its line and userName; the
+    batches before it are kept, nothing of its batch is written; --skip-existing resumes."""
+    cfg = write_config(tmp_path, {"PRIMARY": await store_url("dup")})
+    names = [f"dup{i:02d}" for i in range(1, 13)]
+    names[6] = "dup02"  # line 7 repeats line 2 (written with the first batch)
+    data = tmp_path / "users.jsonl"
+    data.write_text("".join(json.dumps({"userName": n}) + "\n" for n in names))
+    result = run(["import", str(data), "--config", str(cfg), "--batch", "4"], tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    no_traceback(result)
+    assert "import failed: line 7: user 'dup02' already exists" in result.stderr
+    assert "imported before the failure: 4 users (through line 4)" in result.stderr
+    assert "nothing of lines 5-8 was written" in result.stderr
+    assert "\r" not in result.stderr  # no terminal: no progress line
+    assert await _names(cfg, aiohttp_client, "dup") == names[:4]
+
+    # resumed: the users already there are left out, the others written
+    result = run(["import", str(data), "--config", str(cfg), "--batch", "4",
+                  "--skip-existing"], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "imported 7 users" in result.stdout and "skipped 5 existing" in result.stdout
+    assert await _names(cfg, aiohttp_client, "dup") == sorted(set(names))
+
+
+async def test_import_duplicate_within_a_batch(tmp_path, store_url, aiohttp_client,
+                                               admin_env):
+    cfg = write_config(tmp_path, {"PRIMARY": await store_url("dupin")})
+    names = ["in1", "in2", "in3", "in4", "in5", "in4", "in7"]
+    data = tmp_path / "users.jsonl"
+    data.write_text("".join(json.dumps({"userName": n}) + "\n" for n in names))
+    result = run(["import", str(data), "--config", str(cfg), "--batch", "3"], tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "line 6: user 'in4' already exists (line 4 has it too)" in result.stderr
+    assert await _names(cfg, aiohttp_client, "in") == ["in1", "in2", "in3"]
+
+
+def test_import_taken_unique_value_names_line_user_and_value(tmp_path):
+    acme = "urn:example:params:scim:schemas:extension:acme:2.0:User"
+    cfg = write_config(tmp_path, {"PRIMARY": sqlite_url(tmp_path / "p.db")}, f"""
+[[extensions]]
+id = "{acme}"
+name = "AcmeUser"
+resource = "User"
+
+[[extensions.attributes]]
+name = "badgeNumber"
+type = "string"
+uniqueness = "server"
+""")
+    data = tmp_path / "users.jsonl"
+    data.write_text("".join(json.dumps({"userName": f"b{i}", acme: {"badgeNumber": badge}})
+                            + "\n" for i, badge in enumerate(["B1", "B2", "B3", "B1"], 1)))
+    result = run(["import", str(data), "--config", str(cfg), "--batch", "2"], tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    no_traceback(result)
+    assert f"line 4: user 'b4': {acme}:badgeNumber 'B1' is taken" in result.stderr
+    assert users_in(tmp_path / "p.db") == ["b1", "b2"]
+
+
+def test_import_refused_user_names_line_and_user(tmp_path):
+    cfg = write_config(tmp_path, {"PRIMARY": sqlite_url(tmp_path / "p.db")})
+    data = tmp_path / "users.jsonl"
+    data.write_text('{"userName": "ok1"}\n{"userName": "bad", "active": "perhaps"}\n')
+    result = run(["import", str(data), "--config", str(cfg)], tmp_path)
+    assert result.returncode == 1
+    no_traceback(result)
+    assert "line 2 (user 'bad')" in result.stderr
+    assert users_in(tmp_path / "p.db") == []  # its batch: all or none
+
+
 @pytest.mark.parametrize("args", [["import"], ["config"], []])
 def test_usage_errors_exit_2(tmp_path, args):
     result = run(args, tmp_path)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+
+from gateway import metrics
 from gateway.config import Config, StoreConfig
 from gateway.errors import ConfigError, InvalidValue
 from gateway.model.registry import DEFAULT, SchemaRegistry
@@ -11,6 +14,20 @@ from .base import UserStore
 
 __all__ = ["PRIMARY", "SEPARATOR", "Stores", "build_store"]
 
+# the calls of the store interface that are timed, per domain (gateway.metrics)
+TIMED = tuple(name for name, f in vars(UserStore).items()
+              if not name.startswith("_") and name not in ("open", "close")
+              and inspect.iscoroutinefunction(f))
+
+
+def _timed(store: UserStore) -> UserStore:
+    """The store, its calls timed and their errors counted (``gateway_userstore_*``): each
+    call of the interface wrapped on the instance, once."""
+    for name in TIMED:
+        method = getattr(store, name, None)
+        if name not in vars(store) and inspect.iscoroutinefunction(method):
+            setattr(store, name, metrics.timed(method, store.domain, name))
+    return store
 
 
 def build_store(cfg: StoreConfig, schemas: SchemaRegistry = DEFAULT) -> UserStore:
@@ -29,6 +46,7 @@ def build_store(cfg: StoreConfig, schemas: SchemaRegistry = DEFAULT) -> UserStor
 
 class Stores:
     def __init__(self, stores: list[UserStore]):
+        stores = [_timed(s) for s in stores]
         self._by_domain = {s.domain.upper(): s for s in stores}
         self.all = stores
         self.names = Names(s.domain for s in stores)

@@ -39,6 +39,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from .. import metrics
 from ..audit import Event
 from ..config import Config, IssuerConfig
 from ..errors import ClientError, Unauthorized
@@ -48,10 +49,12 @@ from ..operations import CheckPassword, GetUserByName
 from ..passwords import Passwords
 from ..request_context import authenticated
 from .epoch import LoginEpoch
+from .guard import Throttled
 from .principal import SYSTEM, Principal
 
 MAX_CACHE = 10_000
 DIGEST_WINDOW = 300  # seconds a PasswordDigest's creation time may be off (either way)
+LOCKED_TOKEN = "Invalid bearer token: its account is disabled or locked"  # noqa: S105
 
 
 class Authenticator:
@@ -120,7 +123,18 @@ class Authenticator:
     async def authenticate(self, header: str | None, source: str | None = None) -> Principal:
         """The principal a request's ``Authorization`` header names; ``source`` (the
         caller's address) is what failed logins are throttled by besides the name."""
-        principal = await self._authenticate(header, source)
+        scheme = header.strip().partition(" ")[0].lower() if header else "none"
+        if scheme not in ("basic", "bearer"):
+            scheme = "other" if header else "none"
+        try:
+            principal = await self._authenticate(header, source)
+        except Throttled:
+            metrics.authenticated(scheme, "throttled")
+            raise
+        except Unauthorized as exc:
+            metrics.authenticated(scheme, "locked" if exc.detail == LOCKED_TOKEN else "failure")
+            raise
+        metrics.authenticated(scheme, "success")
         authenticated(principal.name)
         return principal
 
@@ -169,7 +183,7 @@ class Authenticator:
         except ClientError:  # no such user (a service's token), or no such name at all
             return principal
         if sign_in_refusal(entity.record.data) is not None:
-            raise Unauthorized("Invalid bearer token: its account is disabled or locked")
+            raise Unauthorized(LOCKED_TOKEN)
         return replace(principal, user_id=entity.id)
 
     async def _basic_once(self, key: bytes, credentials: str, source: str | None
@@ -220,7 +234,12 @@ class Authenticator:
 
     async def digest(self, name: str, digest: str, nonce: bytes, created: str) -> Principal:
         """A WS-Security PasswordDigest: Base64(SHA-1(nonce + created + secret))."""
-        principal = await self._digest(name, digest, nonce, created)
+        try:
+            principal = await self._digest(name, digest, nonce, created)
+        except Unauthorized:
+            metrics.authenticated("digest", "failure")
+            raise
+        metrics.authenticated("digest", "success")
         authenticated(principal.name)
         return principal
 
