@@ -13,21 +13,28 @@ from .filters import FilterCompiler
 from .rows import GROUP_BY, USER, USER_BY, groups_of, members_of, record
 
 
+def _records(conn: Connection, rows: list, kind: str, with_relations: bool) -> list:
+    """The records of a page's rows, with their groups (users) or members (groups) when
+    asked; a user's groups are walked only when it belongs to some (``in_groups``, where
+    the statement reads it)."""
+    if not with_relations or not rows:
+        return [record(r, None, kind) for r in rows]
+    if kind == "User":
+        relations = {r.id: [] for r in rows}
+        relations.update(groups_of(conn, [r.id for r in rows
+                                          if getattr(r, "in_groups", True)]))
+    else:
+        by_seq = members_of(conn, [r.seq for r in rows])
+        relations = {r.id: by_seq[r.seq] for r in rows}
+    return [record(r, relations[r.id], kind) for r in rows]
+
+
 def point(conn: Connection, query: Query, kind: str, by: str, value: str) -> Page:
     """``search`` for a filter that is one ``eq`` on a column with an index of its own
     (``FilterCompiler.point``): prebuilt statements, and the total is the rows found."""
     found = fetch(conn, (USER_BY if kind == "User" else GROUP_BY)[by], {"v": value})
     rows = found[query.offset:query.offset + query.limit] if query.limit > 0 else []
-    relations = None
-    if query.with_relations and rows:
-        if kind == "User":  # the walk up the groups only for users in some group
-            relations = {r.id: [] for r in rows}
-            relations.update(groups_of(conn, [r.id for r in rows if r.in_groups]))
-        else:
-            by_seq = members_of(conn, [r.seq for r in rows])
-            relations = {r.id: by_seq[r.seq] for r in rows}
-    records = [record(r, relations[r.id] if relations is not None else None, kind)
-               for r in rows]
+    records = _records(conn, rows, kind, query.with_relations)
     return Page(records, len(found) if query.with_total else len(records))
 
 
@@ -74,16 +81,7 @@ def by_value(conn: Connection, query: Query, kind: str, attr: str, sub: str, val
             total = query.offset + len(rows)
     if query.with_total and total is None:
         total = fetch(conn, _VALUE_COUNT[kind], key)[0][0]
-    relations = None
-    if query.with_relations and rows:
-        if kind == "User":  # the walk up the groups only for users in some group
-            relations = {r.id: [] for r in rows}
-            relations.update(groups_of(conn, [r.id for r in rows if r.in_groups]))
-        else:
-            by_seq = members_of(conn, [r.seq for r in rows])
-            relations = {r.id: by_seq[r.seq] for r in rows}
-    records = [record(r, relations[r.id] if relations is not None else None, kind)
-               for r in rows]
+    records = _records(conn, rows, kind, query.with_relations)
     return Page(records, total if query.with_total else len(records))
 
 
@@ -124,14 +122,7 @@ def search(conn: Connection, query: Query, compiler: FilterCompiler) -> Page:
         else:
             total = conn.execute(select(func.count()).select_from(table).where(where)
                                  ).scalar_one()
-    relations = None
-    if query.with_relations and rows:
-        if kind == "User":
-            relations = groups_of(conn, [r.id for r in rows])
-        else:
-            by_seq = members_of(conn, [r.seq for r in rows])
-            relations = {r.id: by_seq[r.seq] for r in rows}
-    records = [record(r, relations[r.id] if relations else None, kind) for r in rows]
+    records = _records(conn, rows, kind, query.with_relations)
     if query.keyset:
         for rec, row in zip(records, rows, strict=True):
             rec.position = (row._key, row.seq)
