@@ -172,13 +172,13 @@ class SQLUserStore(UserStore):
         await self._write(users.delete_user, user_id, expected_version, change=change)
 
     async def search_users(self, query: Query) -> Page:
-        point = self._point(query, self._users)
-        if point is not None:  # one user, or a few: a read like get_user's
-            return await self._read_point(search.point, query, "User", *point)
-        by_value = self._by_value(query, self._users)
-        if by_value is not None:
-            return await self._read(search.by_value, query, "User", *by_value)
-        return await self._read(search.search, query, self._users)
+        lookup = self._lookup(query, self._users)
+        if lookup is None:
+            return await self._read(search.search, query, self._users)
+        fn, args = lookup
+        # one user by a unique index, or a few: a read like get_user's, on the event loop
+        read = self._read_point if fn is search.point else self._read
+        return await read(fn, query, "User", *args)
 
     # groups --------------------------------------------------------------------------
     async def create_group(self, data: dict, members: list[dict], *,
@@ -220,31 +220,28 @@ class SQLUserStore(UserStore):
         await self._write(groups.delete_group, group_id, expected_version, change=change)
 
     async def search_groups(self, query: Query) -> Page:
-        point = self._point(query, self._groups)
-        if point is not None:  # a group's members may be many: not on the event loop
-            return await self._read(search.point, query, "Group", *point)
-        by_value = self._by_value(query, self._groups)
+        lookup = self._lookup(query, self._groups)
+        if lookup is None:
+            return await self._read(search.search, query, self._groups)
+        fn, args = lookup  # a group's members may be many: never on the event loop
+        return await self._read(fn, query, "Group", *args)
+
+    @staticmethod
+    def _lookup(query: Query, compiler: FilterCompiler) -> tuple | None:
+        """For a search in the default order (by offset) whose filter is one ``eq``
+        lookup: the prebuilt read that answers it and its arguments (``search.point``
+        for a column with an index of its own, ``search.by_value`` for a string of the
+        values table); else None."""
+        if query.sort is not None or query.descending or query.after is not None \
+                or query.keyset:
+            return None
+        point = compiler.point(query.filter)
+        if point is not None:
+            return search.point, point
+        by_value = compiler.value_point(query.filter)
         if by_value is not None:
-            return await self._read(search.by_value, query, "Group", *by_value)
-        return await self._read(search.search, query, self._groups)
-
-    @staticmethod
-    def _by_value(query: Query, compiler: FilterCompiler) -> tuple[str, str, str] | None:
-        """The attribute, sub-attribute and value of a search that is one ``eq`` on a
-        string of the values table (in the default order, by offset), else None."""
-        if query.sort is not None or query.descending or query.after is not None \
-                or query.keyset:
-            return None
-        return compiler.value_point(query.filter)
-
-    @staticmethod
-    def _point(query: Query, compiler: FilterCompiler) -> tuple[str, str] | None:
-        """The lookup of a search that is one ``eq`` on an indexed column (in the default
-        order, by offset), else None."""
-        if query.sort is not None or query.descending or query.after is not None \
-                or query.keyset:
-            return None
-        return compiler.point(query.filter)
+            return search.by_value, by_value
+        return None
 
 
 def _without_outbox(fn):
